@@ -1,0 +1,130 @@
+//! The `rigger` command line: parsing, dispatch and exit codes
+//! (0 ok, 1 some work failed, 64 bad config or usage).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use super::{daemon, one_shot, validate};
+use crate::config::{Config, CONFIG_ENV};
+use crate::telemetry::{self, LogFormat};
+
+/// Exit code for bad configuration or usage (BSD `EX_USAGE`; systemd's
+/// `RestartPreventExitStatus=64` keeps a broken config from restart-looping).
+pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "rigger", version, about = "GitOps agent: git repositories → Backstage catalog → store")]
+struct Cli {
+    /// Config file (YAML). Defaults to ./rigger.yaml.
+    #[arg(long, global = true, env = CONFIG_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log output format; filter with RUST_LOG.
+    #[arg(long, global = true, value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: sync every source on its interval and serve HTTP.
+    Run,
+    /// One full sync pass over every source, then exit.
+    Sync {
+        /// Required: run one pass and exit (the daemon is `rigger run`).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check catalog files the way the agent reads them; no config needed.
+    Validate {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: validate::Format,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Load and validate the config, resolve its secrets, and print a redacted summary.
+    Check,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { EXIT_USAGE } else { 0 };
+            drop(err.print());
+            return ExitCode::from(code);
+        }
+    };
+    telemetry::init_logging(cli.log_format);
+    if let Command::Validate { paths, format } = &cli.command {
+        return match validate::run(paths, *format, &mut std::io::stdout().lock()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(EXIT_FAILED),
+            Err(err) => {
+                eprintln!("rigger validate: {err}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("rigger.yaml"));
+    let config = match Config::load(&config_path) {
+        Ok(config) => Arc::new(config),
+        Err(err) => {
+            eprintln!("rigger: {err}");
+            if cli.config.is_none() {
+                eprintln!("rigger: pass --config FILE or set {CONFIG_ENV}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rigger: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(dispatch(cli.command, config, &config_path))
+}
+
+async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path::Path) -> ExitCode {
+    match command {
+        Command::Run => match one_shot::context(config).await {
+            Ok(ctx) => report(daemon::run(ctx).await),
+            Err(code) => code,
+        },
+        Command::Sync { once: true } => one_shot::sync_once(config).await,
+        Command::Sync { once: false } => {
+            eprintln!("rigger sync: pass --once (the long-running daemon is `rigger run`)");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Command::Migrate => one_shot::migrate(config).await,
+        Command::Config { action: ConfigAction::Check } => one_shot::config_check(&config, config_path),
+        Command::Validate { .. } => ExitCode::SUCCESS,
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "rigger stopped on an error");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `rigger run`: serve HTTP, sync every source on its jittered interval (and on file changes for
+//! local sources), and stop within the grace period on SIGTERM/SIGINT.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn, Instrument};
+
+use super::sync::{refresh_entity_gauge, sync_source, Context};
+use crate::config::{SourceConfig, SourceKind};
+use crate::serve::{self, Readiness};
+use crate::source::watch;
+
+/// Longest wait between attempts to reach the database at start-up.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
+
+pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let readiness = Arc::new(Readiness::default());
+    let state = serve::State { store: ctx.store.clone(), metrics: ctx.metrics.clone(), readiness: readiness.clone() };
+    let (addr, server) = serve::bind(ctx.config.server.listen, state, cancel.clone()).await?;
+    info!(%addr, "serving health, metrics and the catalog API");
+    let server = tokio::spawn(server);
+
+    spawn_signal_handler(cancel.clone(), ctx.interrupt.clone());
+    if !migrate_until_ready(&ctx, &cancel).await {
+        return shut_down(tracker, server, &ctx).await;
+    }
+    readiness.set_migrated();
+
+    let triggers: Vec<Arc<Notify>> = ctx.config.sources.iter().map(|_| Arc::new(Notify::new())).collect();
+    let _watchers = start_watchers(&ctx, &triggers);
+    initial_pass(&ctx).await;
+    readiness.set_first_pass_done();
+    info!("initial sync pass finished; ready");
+
+    for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
+        let (ctx, source, cancel) = (ctx.clone(), source.clone(), cancel.clone());
+        let span = tracing::info_span!("source", source = %source.name);
+        tracker.spawn(source_loop(ctx, source, trigger, cancel).instrument(span));
+    }
+    cancel.cancelled().await;
+    shut_down(tracker, server, &ctx).await
+}
+
+async fn shut_down(
+    tracker: TaskTracker,
+    server: tokio::task::JoinHandle<Result<(), serve::ServeError>>,
+    ctx: &Context,
+) -> anyhow::Result<()> {
+    tracker.close();
+    let grace = ctx.config.sync.shutdown_grace;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!(?grace, "sync tasks did not finish within the grace period; abandoning them");
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(joined) => joined.context("HTTP server task")??,
+        Err(_) => warn!("HTTP server did not drain within the grace period"),
+    }
+    ctx.store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+fn spawn_signal_handler(cancel: CancellationToken, interrupt: Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received; shutting down"),
+            () = terminate => info!("SIGTERM received; shutting down"),
+        }
+        interrupt.store(true, Ordering::Relaxed);
+        cancel.cancel();
+    });
+}
+
+/// Keeps trying to reach and migrate the database; HTTP is already up and `/readyz` says why
+/// we are not ready. Returns false when shutdown came first.
+async fn migrate_until_ready(ctx: &Context, cancel: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match ctx.store.migrate().await {
+            Ok(()) => {
+                ctx.metrics.store_up.set(1);
+                return true;
+            }
+            Err(err) => {
+                ctx.metrics.store_up.set(0);
+                ctx.metrics.retries.with_label_values(&["migrate"]).inc();
+                warn!(error = %err, retry_in = ?delay, "database not ready");
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(MAX_CONNECT_BACKOFF);
+    }
+}
+
+async fn initial_pass(ctx: &Context) {
+    let mut passes = tokio::task::JoinSet::new();
+    for source in ctx.config.sources.clone() {
+        let ctx = ctx.clone();
+        let span = tracing::info_span!("source", source = %source.name);
+        passes.spawn(async move { drop(sync_source(&ctx, &source).await) }.instrument(span));
+    }
+    while passes.join_next().await.is_some() {}
+    refresh_entity_gauge(ctx).await;
+}
+
+async fn source_loop(ctx: Context, source: SourceConfig, trigger: Arc<Notify>, cancel: CancellationToken) {
+    loop {
+        let wait = jittered(source.interval);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+            () = trigger.notified() => info!("change detected"),
+        }
+        // A pass in flight finishes (bounded by the grace period) rather than being torn mid-write.
+        drop(sync_source(&ctx, &source).await);
+        refresh_entity_gauge(&ctx).await;
+    }
+}
+
+/// Spreads sources sharing an interval over time: ±10 % of the interval.
+fn jittered(interval: Duration) -> Duration {
+    let spread = interval.as_secs_f64() * 0.1;
+    let offset = (fastrand::f64() * 2.0 - 1.0) * spread;
+    Duration::from_secs_f64((interval.as_secs_f64() + offset).max(0.1))
+}
+
+fn start_watchers(ctx: &Context, triggers: &[Arc<Notify>]) -> Vec<watch::Watcher> {
+    let mut watchers = Vec::new();
+    for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
+        if let SourceKind::Local(local) = &source.kind {
+            match watch::watch(&local.path, trigger.clone()) {
+                Ok(watcher) => watchers.push(watcher),
+                Err(err) => {
+                    warn!(source = %source.name, error = %err, "cannot watch directory; relying on the poll interval")
+                }
+            }
+        }
+    }
+    watchers
+}

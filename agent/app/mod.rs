@@ -1,0 +1,9 @@
+//! Wiring: the command line, the daemon's supervision and shutdown, and the sync pass that
+//! connects source → catalog → store. The only place that knows every stage.
+
+pub mod cli;
+mod daemon;
+mod one_shot;
+pub mod retry;
+pub mod sync;
+pub mod validate;

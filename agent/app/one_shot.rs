@@ -1,0 +1,146 @@
+//! The commands that do one thing and exit: `sync --once`, `migrate`, `config check`.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::cli::{EXIT_FAILED, EXIT_USAGE};
+use super::sync::{refresh_entity_gauge, sync_source, Context, Pass};
+use crate::config::{Config, DatabaseConfig, SourceKind};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Builds the shared context: resolves the database secret and opens the store lazily, so the
+/// daemon can start (and report not-ready) while the database is still down.
+pub async fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
+    let url = config.database.resolve().map_err(|err| {
+        eprintln!("rigger: database.url: {err}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    let store = Store::open_lazy(url.expose()).map_err(|err| {
+        eprintln!("rigger: {err}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    Ok(Context { config, store, metrics: Metrics::new(), interrupt: Arc::new(AtomicBool::new(false)) })
+}
+
+pub async fn migrate(config: Arc<Config>) -> ExitCode {
+    let ctx = match context(config).await {
+        Ok(ctx) => ctx,
+        Err(code) => return code,
+    };
+    match ctx.store.migrate().await {
+        Ok(()) => {
+            println!("migrations applied ({:?})", ctx.store.backend());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("rigger migrate: {err}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// One pass over every source. Exit 1 when any source failed or any document is in error.
+pub async fn sync_once(config: Arc<Config>) -> ExitCode {
+    let ctx = match context(config).await {
+        Ok(ctx) => ctx,
+        Err(code) => return code,
+    };
+    if let Err(err) = ctx.store.migrate().await {
+        eprintln!("rigger sync: {err}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let mut failed = false;
+    for source in &ctx.config.sources {
+        let span = tracing::info_span!("source", source = %source.name);
+        let _entered = span.enter();
+        match sync_source(&ctx, source).await {
+            Ok(pass) => {
+                failed |= pass.failed_documents() > 0;
+                println!("{}", summary(&source.name, &pass));
+                if let Pass::Synced { errors, .. } = &pass {
+                    for error in errors {
+                        println!("  error: {error}");
+                    }
+                }
+            }
+            Err(err) => {
+                failed = true;
+                println!("{}: failed: {err}", source.name);
+            }
+        }
+    }
+    refresh_entity_gauge(&ctx).await;
+    ctx.store.close().await;
+    if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn summary(name: &str, pass: &Pass) -> String {
+    match pass {
+        Pass::Unchanged { revision } => format!("{name}: unchanged at {revision}"),
+        Pass::Synced { revision, changes, errors } => format!(
+            "{name}: synced {}: {} added, {} updated, {} deleted, {} unchanged, {} error(s)",
+            revision.as_deref().unwrap_or("working tree"),
+            changes.added,
+            changes.updated,
+            changes.deleted,
+            changes.unchanged,
+            errors.len()
+        ),
+    }
+}
+
+/// Validates the config, resolves every secret (without printing it) and prints a summary.
+pub fn config_check(config: &Config, path: &std::path::Path) -> ExitCode {
+    let mut problems = Vec::new();
+    for (at, secret) in config.secret_refs() {
+        match secret.resolve() {
+            Ok(_) => println!("secret {at}: {secret} (set)"),
+            Err(err) => problems.push(format!("{at}: {err}")),
+        }
+    }
+    let database = match &config.database {
+        DatabaseConfig::Url(url) => redact_url(url),
+        DatabaseConfig::Secret(secret) => format!("from {secret}"),
+    };
+    println!("database: {database}");
+    println!("server.listen: {}", config.server.listen);
+    for source in &config.sources {
+        let kind = match &source.kind {
+            SourceKind::Git(git) => {
+                format!("git {} ({})", redact_url(&git.url), git.branch.as_deref().unwrap_or("remote HEAD"))
+            }
+            SourceKind::Github(gh) => format!("github org {}", gh.org),
+            SourceKind::Local(local) => format!("local {}", local.path.display()),
+        };
+        println!("source {}: {kind}, every {}", source.name, humantime::format_duration(source.interval));
+    }
+    if config.kubernetes.is_some() {
+        println!("kubernetes: configured (cluster reconcile is not implemented in this version; catalog only)");
+    }
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            eprintln!("{}: {problem}", path.display());
+        }
+        ExitCode::from(EXIT_USAGE)
+    }
+}
+
+/// Hides a password embedded in a URL.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,41 @@
+//! The one retry policy: capped, jittered exponential backoff, driven by each error's
+//! `is_transient()`, every retry counted in `rigger_retries_total{operation}`.
+
+use std::future::Future;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::config::RetryConfig;
+use crate::telemetry::Metrics;
+
+/// Errors that know whether trying again could help.
+pub trait Transient: std::fmt::Display {
+    fn is_transient(&self) -> bool;
+}
+
+/// Runs `attempt` until it succeeds, fails permanently, or the attempts run out.
+pub async fn retry<T, E, F, Fut>(
+    policy: RetryConfig,
+    metrics: &Metrics,
+    operation: &'static str,
+    attempt: F,
+) -> Result<T, E>
+where
+    E: Transient,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.initial)
+        .with_max_delay(policy.max)
+        .with_max_times(policy.max_attempts.saturating_sub(1) as usize)
+        .with_jitter();
+    attempt
+        .retry(backoff)
+        .when(Transient::is_transient)
+        .notify(|err, delay| {
+            metrics.retries.with_label_values(&[operation]).inc();
+            tracing::warn!(operation, error = %err, retry_in = ?delay, "transient failure, retrying");
+        })
+        .await
+}

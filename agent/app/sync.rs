@@ -1,0 +1,257 @@
+//! One sync pass for one source: snapshot → catalog → store, with retries, metrics and history.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::retry::{retry, Transient};
+use crate::catalog::{self, Ingest, Limits};
+use crate::config::{Config, SecretError, SourceConfig, SourceKind};
+use crate::source::git::{GitError, GitRemote};
+use crate::source::local::LocalDir;
+use crate::source::{Snapshot, TreeError};
+use crate::store::{Changes, Store, StoreError, SyncRun};
+use crate::telemetry::Metrics;
+
+/// What a sync needs, shared by every pass.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Set on shutdown; long blocking git work polls it.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("cannot read the source directory: {0}")]
+    ReadDirectory(#[from] TreeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("secret for source {source_name}: {error}")]
+    Secret { source_name: String, error: SecretError },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("a blocking task failed: {0}")]
+    Join(String),
+}
+
+impl Transient for SyncError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Git(e) => e.is_transient(),
+            Self::Store(e) => e.is_transient(),
+            Self::ReadDirectory(_) | Self::Secret { .. } | Self::Unsupported(_) | Self::Join(_) => false,
+        }
+    }
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        StoreError::is_transient(self)
+    }
+}
+
+/// How a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// The remote still pointed at the synced commit: no fetch, no writes.
+    Unchanged { revision: String },
+    /// The snapshot was read and written. `errors` lists `path[#index]: message` per problem.
+    Synced { revision: Option<String>, changes: Changes, errors: Vec<String> },
+}
+
+impl Pass {
+    pub fn failed_documents(&self) -> usize {
+        match self {
+            Self::Unchanged { .. } => 0,
+            Self::Synced { errors, .. } => errors.len(),
+        }
+    }
+}
+
+/// Syncs one source and records the outcome in metrics and the sync history.
+pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, SyncError> {
+    let started = crate::store::now_millis();
+    let timer = ctx.metrics.sync_duration.with_label_values(&[source.name.as_str()]).start_timer();
+    let result = run_pass(ctx, source, started).await;
+    let outcome = match &result {
+        Ok(Pass::Unchanged { .. }) => {
+            timer.stop_and_discard();
+            "unchanged"
+        }
+        Ok(_) => "success",
+        Err(_) => "failure",
+    };
+    ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), outcome]).inc();
+    match &result {
+        Ok(pass) => {
+            let now = i64::try_from(started / 1000).unwrap_or_default();
+            ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
+            if let Pass::Synced { errors, .. } = pass {
+                let gauge = ctx.metrics.location_errors.with_label_values(&[source.name.as_str()]);
+                gauge.set(i64::try_from(errors.len()).unwrap_or(i64::MAX));
+            }
+        }
+        Err(err) => record_failure(ctx, source, started, err).await,
+    }
+    result
+}
+
+/// A failed pass is remembered (error on the source, a history row) when the error is new.
+async fn record_failure(ctx: &Context, source: &SourceConfig, started: i64, err: &SyncError) {
+    warn!(source = %source.name, error = %err, "sync failed; the catalog keeps its last good state");
+    let message = err.to_string();
+    let revision = ctx.store.source_revision(&source.name).await.ok().flatten();
+    if let Ok(true) = ctx.store.record_source(&source.name, revision.as_deref(), Some(&message)).await {
+        let run = SyncRun {
+            source: source.name.clone(),
+            revision,
+            started_at: started,
+            finished_at: crate::store::now_millis(),
+            changes: Changes::default(),
+            errors: 0,
+            error: Some(message),
+        };
+        if let Err(e) = ctx.store.record_run(&run).await {
+            warn!(source = %source.name, error = %e, "cannot record the failed run");
+        }
+    }
+}
+
+async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<Pass, SyncError> {
+    let policy = ctx.config.sync.retry;
+    let last = retry(policy, &ctx.metrics, "store", || ctx.store.source_revision(&source.name)).await?;
+    let snapshot = match &source.kind {
+        SourceKind::Git(git) => {
+            let token = match &git.token {
+                Some(secret) => Some(secret.resolve().map_err(|error| SyncError::Secret { source_name: source.name.clone(), error })?),
+                None => None,
+            };
+            let remote = GitRemote {
+                source: source.name.clone(),
+                url: git.url.clone(),
+                branch: git.branch.clone(),
+                catalog_path: git.catalog_path.clone(),
+                token,
+            };
+            match fetch_git(ctx, remote, last.clone()).await? {
+                Fetched::Unchanged(revision) => return Ok(Pass::Unchanged { revision }),
+                Fetched::Snapshot(snapshot) => snapshot,
+            }
+        }
+        SourceKind::Local(local) => {
+            let dir = LocalDir { source: source.name.clone(), root: local.path.clone(), catalog_path: local.catalog_path.clone() };
+            dir.snapshot()?
+        }
+        SourceKind::Github(gh) => {
+            return Err(SyncError::Unsupported(format!(
+                "GitHub organisation discovery (org {}) is not implemented in this version; list repositories as git sources",
+                gh.org
+            )))
+        }
+    };
+    let revision = snapshot.revision.clone();
+    let limits = Limits { max_depth: ctx.config.sync.location_depth, ..Limits::default() };
+    let ingest = tokio::task::spawn_blocking(move || catalog::ingest(&snapshot, limits))
+        .await
+        .map_err(|e| SyncError::Join(e.to_string()))?;
+    let (changes, errors) = write(ctx, &source.name, &ingest).await?;
+    let error_summary = (!errors.is_empty()).then(|| format!("{} document(s) or file(s) in error", errors.len()));
+    let source_changed = retry(policy, &ctx.metrics, "store", || {
+        ctx.store.record_source(&source.name, revision.as_deref(), error_summary.as_deref())
+    })
+    .await?;
+    if changes.entity_writes() > 0 || source_changed || last != revision {
+        let run = SyncRun {
+            source: source.name.clone(),
+            revision: revision.clone(),
+            started_at: started,
+            finished_at: crate::store::now_millis(),
+            changes,
+            errors: errors.len() as u64,
+            error: None,
+        };
+        retry(policy, &ctx.metrics, "store", || ctx.store.record_run(&run)).await?;
+    }
+    info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
+        updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
+    Ok(Pass::Synced { revision, changes, errors })
+}
+
+enum Fetched {
+    Unchanged(String),
+    Snapshot(Snapshot),
+}
+
+async fn fetch_git(ctx: &Context, remote: GitRemote, last: Option<String>) -> Result<Fetched, SyncError> {
+    let cache = ctx.config.cache_dir.clone();
+    let tip = retry(ctx.config.sync.retry, &ctx.metrics, "git_fetch", || {
+        let (remote, cache, last, interrupt) = (remote.clone(), cache.clone(), last.clone(), ctx.interrupt.clone());
+        async move {
+            tokio::task::spawn_blocking(move || remote.fetch(&cache, last.as_deref(), &interrupt))
+                .await
+                .map_err(|e| SyncError::Join(e.to_string()))?
+                .map_err(SyncError::from)
+        }
+    })
+    .await?;
+    let result = if tip.fetched { "fetched" } else { "unchanged" };
+    ctx.metrics.git_fetches.with_label_values(&[remote.source.as_str(), result]).inc();
+    if !tip.fetched && last.as_deref() == Some(tip.commit.as_str()) {
+        return Ok(Fetched::Unchanged(tip.commit));
+    }
+    let snapshot = tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
+        .await
+        .map_err(|e| SyncError::Join(e.to_string()))??;
+    Ok(Fetched::Snapshot(snapshot))
+}
+
+/// Writes every location (one transaction each), then prunes locations the walk no longer
+/// reaches — only when the walk was complete, so a broken Location file deletes nothing.
+async fn write(ctx: &Context, source: &str, ingest: &Ingest) -> Result<(Changes, Vec<String>), SyncError> {
+    let policy = ctx.config.sync.retry;
+    let mut total = Changes::default();
+    let mut errors = Vec::new();
+    for location in &ingest.locations {
+        let (changes, conflicts) =
+            retry(policy, &ctx.metrics, "store", || ctx.store.apply_location(source, location)).await?;
+        total.absorb(changes);
+        for error in location.errors.iter().chain(&conflicts) {
+            let at = error.index.map_or_else(|| location.path.clone(), |i| format!("{} document {i}", location.path));
+            warn!(source, file = %location.path, document = ?error.index, error = %error.message, "catalog error");
+            errors.push(format!("{at}: {}", error.message));
+        }
+    }
+    if ingest.is_complete() {
+        let reached: Vec<String> = ingest.locations.iter().map(|l| l.key.clone()).collect();
+        let pruned = retry(policy, &ctx.metrics, "store", || ctx.store.prune_locations(source, &reached)).await?;
+        total.absorb(pruned);
+    }
+    ctx.metrics.conflicts.with_label_values(&[source]).inc_by(total.conflicts);
+    for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
+        ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
+    }
+    Ok((total, errors))
+}
+
+/// Refreshes the per-kind entity gauge from the store.
+pub async fn refresh_entity_gauge(ctx: &Context) {
+    match ctx.store.entity_counts().await {
+        Ok(counts) => {
+            ctx.metrics.store_up.set(1);
+            ctx.metrics.entities.reset();
+            for (kind, count) in counts {
+                ctx.metrics.entities.with_label_values(&[kind.as_str()]).set(count);
+            }
+        }
+        Err(err) => {
+            ctx.metrics.store_up.set(0);
+            warn!(error = %err, "cannot count entities");
+        }
+    }
+}

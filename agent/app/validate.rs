@@ -1,0 +1,208 @@
+//! `rigger validate PATH...`: the catalog's verdict on each YAML document, for developers' CI.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::catalog::{envelope, parse, EntityRef};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…::…`).
+    Github,
+}
+
+/// The verdict on one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub file: String,
+    pub index: usize,
+    /// 1-based line where the document starts, for annotations.
+    pub line: usize,
+    pub entity_ref: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Validates every file (directories are searched for `*.yaml`/`*.yml`), writes the verdicts
+/// and returns whether all documents passed.
+pub fn run(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io::Result<bool> {
+    let mut all_ok = true;
+    for file in expand(paths) {
+        for verdict in validate_file(&file) {
+            all_ok &= verdict.error.is_none();
+            writeln!(out, "{}", render(&verdict, format)).or_else(ignore_broken_pipe)?;
+        }
+    }
+    Ok(all_ok)
+}
+
+fn ignore_broken_pipe(err: std::io::Error) -> std::io::Result<()> {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            collect_yaml(path, &mut files);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_yaml(&path, files);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+}
+
+pub fn validate_file(path: &Path) -> Vec<Verdict> {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => {
+            let error = Some(format!("cannot read {file}: {err}"));
+            return vec![Verdict { file, index: 0, line: 1, entity_ref: None, error }];
+        }
+    };
+    validate_text(&file, &text)
+}
+
+pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
+    let starts = document_lines(text);
+    parse::documents(text)
+        .into_iter()
+        .map(|doc| {
+            let line = starts.get(doc.index).copied().unwrap_or(1);
+            let (entity_ref, error) = match doc.parsed {
+                Err(error) => (None, Some(error)),
+                Ok(mut value) => {
+                    let best_ref = lenient_ref(&value);
+                    match envelope::check(&mut value) {
+                        Ok(entity_ref) => (Some(entity_ref.to_string()), None),
+                        Err(error) => (best_ref, Some(error)),
+                    }
+                }
+            };
+            Verdict { file: file.to_owned(), index: doc.index, line, entity_ref, error }
+        })
+        .collect()
+}
+
+/// A ref for the error report when kind and name are at least strings.
+fn lenient_ref(value: &Value) -> Option<String> {
+    let kind = value.get("kind")?.as_str()?;
+    let metadata = value.get("metadata")?;
+    let name = metadata.get("name")?.as_str()?;
+    let namespace = metadata.get("namespace").and_then(Value::as_str).unwrap_or("default");
+    (!kind.is_empty() && !name.is_empty()).then(|| EntityRef::new(kind, namespace, name).to_string())
+}
+
+/// The 1-based line on which each document starts (a `---` line opens a new one).
+fn document_lines(text: &str) -> Vec<usize> {
+    let mut starts = vec![1];
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") && i > 0 {
+            starts.push(i + 2);
+        } else if line.starts_with("---") && i == 0 {
+            starts[0] = 2;
+        }
+    }
+    starts
+}
+
+fn render(verdict: &Verdict, format: Format) -> String {
+    match format {
+        Format::Json => json!({
+            "file": verdict.file,
+            "index": verdict.index,
+            "ok": verdict.error.is_none(),
+            "ref": verdict.entity_ref,
+            "error": verdict.error,
+        })
+        .to_string(),
+        Format::Human => match &verdict.error {
+            None => {
+                format!("ok    {}#{} {}", verdict.file, verdict.index, verdict.entity_ref.as_deref().unwrap_or("-"))
+            }
+            Some(error) => format!(
+                "error {}#{} {}: {error}",
+                verdict.file,
+                verdict.index,
+                verdict.entity_ref.as_deref().unwrap_or("-")
+            ),
+        },
+        Format::Github => match &verdict.error {
+            None => format!(
+                "::notice file={},line={}::{} is valid",
+                verdict.file,
+                verdict.line,
+                verdict.entity_ref.as_deref().unwrap_or("document")
+            ),
+            Some(error) => format!(
+                "::error file={},line={}::document {}: {}",
+                verdict.file,
+                verdict.line,
+                verdict.index,
+                escape_github(error)
+            ),
+        },
+    }
+}
+
+/// Workflow commands end at a newline; GitHub's escapes keep multi-line messages intact.
+fn escape_github(message: &str) -> String {
+    message.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_follow_the_contract() {
+        let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: foo }\n---\nkind: Component\nmetadata: { name: bar }\n";
+        let verdicts = validate_text("c.yaml", text);
+        let lines: Vec<String> = verdicts.iter().map(|v| render(v, Format::Json)).collect();
+        let first: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            first,
+            json!({"file": "c.yaml", "index": 0, "ok": true, "ref": "component:default/foo", "error": null})
+        );
+        let second: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(second["ok"], false);
+        assert_eq!(second["ref"], "component:default/bar");
+        assert_eq!(second["error"], "apiVersion must have a value");
+    }
+
+    #[test]
+    fn github_format_points_at_the_document_line() {
+        let text = "kind: A\n---\nkind: B\n";
+        let verdicts = validate_text("c.yaml", text);
+        assert_eq!(verdicts[1].line, 3);
+        assert!(render(&verdicts[1], Format::Github).starts_with("::error file=c.yaml,line=3::document 1: "));
+    }
+
+    #[test]
+    fn ref_is_null_when_none_can_be_formed() {
+        let verdicts = validate_text("c.yaml", "- a list\n");
+        assert_eq!(verdicts[0].entity_ref, None);
+        assert!(verdicts[0].error.is_some());
+    }
+}

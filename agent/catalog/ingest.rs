@@ -1,0 +1,245 @@
+//! Walks a snapshot from its root catalog file through `Location` targets and turns every
+//! document into an entity or an error. Pure: the only input is the snapshot's file tree.
+
+use std::collections::{HashSet, VecDeque};
+
+use serde_json::{Map, Value};
+
+use super::entity_ref::EntityRef;
+use super::location::{derived_annotations, location_ref, resolve_target, Reached};
+use super::{envelope, parse};
+use crate::source::{Origin, Snapshot};
+
+pub const ANNOTATION_LOCATION: &str = "backstage.io/managed-by-location";
+pub const ANNOTATION_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+
+/// Bounds on a walk, so a hostile or mistaken repository cannot make it unbounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `Location` hops allowed below the root file.
+    pub max_depth: u32,
+    /// Largest catalog file read, in bytes.
+    pub max_file_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 10 hops is far beyond real trees; 1 MiB is ~10k entities' worth of YAML in one file.
+        Self { max_depth: 10, max_file_bytes: 1024 * 1024 }
+    }
+}
+
+/// An entity as ingested: envelope checked, namespace defaulted, location annotations set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub entity_ref: EntityRef,
+    pub body: Value,
+}
+
+/// A problem with one file or one document of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentError {
+    /// The document's position in the file; `None` when the whole file failed.
+    pub index: Option<usize>,
+    pub message: String,
+}
+
+/// What one catalog file produced.
+#[derive(Debug, Clone)]
+pub struct LocationOutcome {
+    /// The location reference, e.g. `url:https://github.com/o/r/blob/main/catalog-info.yaml`.
+    pub key: String,
+    /// Repository-relative path of the file.
+    pub path: String,
+    pub entities: Vec<Entity>,
+    pub errors: Vec<DocumentError>,
+    /// False when the file could not be read at all: nothing is known about its entities.
+    pub read: bool,
+}
+
+impl LocationOutcome {
+    pub fn is_clean(&self) -> bool {
+        self.read && self.errors.is_empty()
+    }
+}
+
+/// Everything one snapshot produced, one entry per catalog file reached.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub locations: Vec<LocationOutcome>,
+}
+
+impl Ingest {
+    /// True when every file was read and every document understood, so the set of locations
+    /// reached is known to be complete (and an unreached stored location is really gone).
+    pub fn is_complete(&self) -> bool {
+        self.locations.iter().all(LocationOutcome::is_clean)
+    }
+}
+
+struct Pending {
+    path: String,
+    depth: u32,
+    reached: Reached,
+}
+
+/// Reads the snapshot's tree, starting at its root catalog file.
+pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
+    let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
+    let mut queue = VecDeque::from([Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root }]);
+    let mut visited = HashSet::new();
+    let mut locations = Vec::new();
+    while let Some(pending) = queue.pop_front() {
+        // A file reached twice (a diamond or a cycle) is read once; that is what bounds cycles.
+        if !visited.insert(pending.path.clone()) {
+            continue;
+        }
+        let file = FileContext {
+            origin: &snapshot.origin,
+            origin_key: &origin_key,
+            key: location_ref(&snapshot.origin, &pending.path, pending.reached),
+            path: &pending.path,
+        };
+        let (mut outcome, targets) = read_location(snapshot, &file, limits);
+        for (index, target) in targets {
+            if pending.depth + 1 > limits.max_depth {
+                let message = format!("Location target {target} exceeds the maximum depth of {}", limits.max_depth);
+                outcome.errors.push(DocumentError { index: Some(index), message });
+            } else {
+                queue.push_back(Pending { path: target, depth: pending.depth + 1, reached: Reached::Target });
+            }
+        }
+        locations.push(outcome);
+    }
+    Ingest { locations }
+}
+
+struct FileContext<'a> {
+    origin: &'a Origin,
+    origin_key: &'a str,
+    key: String,
+    path: &'a str,
+}
+
+/// Reads one catalog file. Returns its outcome and the `Location` targets it declares, each with
+/// the index of the declaring document.
+fn read_location(
+    snapshot: &Snapshot,
+    file: &FileContext<'_>,
+    limits: Limits,
+) -> (LocationOutcome, Vec<(usize, String)>) {
+    let mut outcome = LocationOutcome {
+        key: file.key.clone(),
+        path: file.path.to_owned(),
+        entities: Vec::new(),
+        errors: Vec::new(),
+        read: false,
+    };
+    let text = match read_text(snapshot, file.path, limits) {
+        Ok(text) => text,
+        Err(message) => {
+            outcome.errors.push(DocumentError { index: None, message });
+            return (outcome, Vec::new());
+        }
+    };
+    outcome.read = true;
+    let mut targets = Vec::new();
+    let mut seen = HashSet::new();
+    for doc in parse::documents(&text) {
+        let result = doc.parsed.and_then(|value| entity_from(value, file));
+        match result {
+            Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {
+                for target in declared {
+                    match target {
+                        Ok(path) => targets.push((doc.index, path)),
+                        Err(message) => outcome.errors.push(DocumentError { index: Some(doc.index), message }),
+                    }
+                }
+                outcome.entities.push(entity);
+            }
+            Ok((entity, _)) => outcome.errors.push(DocumentError {
+                index: Some(doc.index),
+                message: format!("duplicate entity {} in the same file", entity.entity_ref),
+            }),
+            Err(message) => outcome.errors.push(DocumentError { index: Some(doc.index), message }),
+        }
+    }
+    (outcome, targets)
+}
+
+fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, String> {
+    let bytes = match snapshot.files.read(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(format!("{path} not found in {}", snapshot.repo)),
+        Err(err) => return Err(err.to_string()),
+    };
+    if bytes.len() > limits.max_file_bytes {
+        return Err(format!(
+            "{path} is {} bytes, larger than the limit of {} bytes",
+            bytes.len(),
+            limits.max_file_bytes
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{path} is not valid UTF-8"))
+}
+
+type Targets = Vec<Result<String, String>>;
+
+fn entity_from(mut value: Value, file: &FileContext<'_>) -> Result<(Entity, Targets), String> {
+    let entity_ref = envelope::check(&mut value)?;
+    annotate(&mut value, file)?;
+    let targets = if entity_ref.kind == "location" { location_targets(&value, file)? } else { Vec::new() };
+    Ok((Entity { entity_ref, body: value }, targets))
+}
+
+/// Stamps the managed-by annotations (always ours) and the derived URL annotations (authors'
+/// values win, as in Backstage's AnnotateLocationEntityProcessor).
+fn annotate(value: &mut Value, file: &FileContext<'_>) -> Result<(), String> {
+    let metadata = value.get_mut("metadata").and_then(Value::as_object_mut).ok_or("metadata must have a value")?;
+    let annotations = metadata.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+    let annotations =
+        annotations.as_object_mut().ok_or("\"metadata.annotations\" is not valid; expected a mapping of strings")?;
+    for (key, value) in derived_annotations(file.origin, file.path, &file.key) {
+        annotations.entry(key).or_insert(Value::String(value));
+    }
+    annotations.insert(ANNOTATION_LOCATION.into(), Value::String(file.key.clone()));
+    annotations.insert(ANNOTATION_ORIGIN_LOCATION.into(), Value::String(file.origin_key.to_owned()));
+    Ok(())
+}
+
+/// `spec.target` and `spec.targets` of a Location, resolved inside the repository.
+fn location_targets(value: &Value, file: &FileContext<'_>) -> Result<Targets, String> {
+    let spec = value.get("spec").and_then(Value::as_object);
+    let Some(spec) = spec else { return Ok(Vec::new()) };
+    let expected_type = match file.origin {
+        Origin::Git { .. } => "url",
+        Origin::Local { .. } => "file",
+    };
+    if let Some(kind) = spec.get("type").and_then(Value::as_str) {
+        if kind != expected_type {
+            return Err(format!(
+                "Location spec.type {kind:?} is not supported here; this source reads {expected_type:?} locations"
+            ));
+        }
+    }
+    let mut raw = Vec::new();
+    match spec.get("target") {
+        None => {}
+        Some(Value::String(t)) => raw.push(t.clone()),
+        Some(_) => return Err("\"spec.target\" is not valid; expected a string".to_owned()),
+    }
+    match spec.get("targets") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let t = item.as_str().ok_or("\"spec.targets\" is not valid; expected a list of strings")?;
+                raw.push(t.to_owned());
+            }
+        }
+        Some(_) => return Err("\"spec.targets\" is not valid; expected a list of strings".to_owned()),
+    }
+    Ok(raw.iter().map(|t| resolve_target(file.path, t)).collect())
+}
+
+#[cfg(test)]
+mod tests;

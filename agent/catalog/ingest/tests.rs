@@ -1,0 +1,106 @@
+use std::sync::Arc;
+
+use super::*;
+use crate::source::MemoryTree;
+
+fn snapshot(tree: MemoryTree) -> Snapshot {
+    Snapshot {
+        source: "test".into(),
+        repo: "acme/platform".into(),
+        revision: Some("abc".into()),
+        origin: Origin::Git { web_url: "https://github.com/acme/platform".into(), branch: "main".into(), github: true },
+        catalog_path: "catalog-info.yaml".into(),
+        files: Arc::new(tree),
+    }
+}
+
+const COMPONENT: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc\nspec: { type: service, lifecycle: production, owner: team-a }\n";
+
+fn refs(outcome: &LocationOutcome) -> Vec<String> {
+    outcome.entities.iter().map(|e| e.entity_ref.to_string()).collect()
+}
+
+#[test]
+fn location_targets_are_followed_and_annotated() {
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: root }\nspec:\n  targets: [./a/catalog-info.yaml, ./b/catalog-info.yaml]\n";
+    let tree = MemoryTree::default()
+        .with("catalog-info.yaml", root)
+        .with("a/catalog-info.yaml", COMPONENT)
+        .with("b/catalog-info.yaml", &COMPONENT.replace("svc", "other"));
+    let ingest = ingest(&snapshot(tree), Limits::default());
+    assert!(ingest.is_complete(), "{:?}", ingest.locations);
+    assert_eq!(ingest.locations.len(), 3);
+    let a = &ingest.locations[1];
+    assert_eq!(refs(a), vec!["component:default/svc"]);
+    let annotations = &a.entities[0].body["metadata"]["annotations"];
+    assert_eq!(annotations[ANNOTATION_LOCATION], "url:https://github.com/acme/platform/tree/main/a/catalog-info.yaml");
+    assert_eq!(
+        annotations[ANNOTATION_ORIGIN_LOCATION],
+        "url:https://github.com/acme/platform/blob/main/catalog-info.yaml"
+    );
+    assert_eq!(annotations["backstage.io/source-location"], "url:https://github.com/acme/platform/tree/main/a/");
+}
+
+#[test]
+fn one_bad_document_does_not_drop_its_siblings() {
+    let text = format!("{COMPONENT}---\n- not a mapping\n---\napiVersion: v1\nkind: Component\nmetadata: {{}}\n");
+    let ingest = ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", &text)), Limits::default());
+    let root = &ingest.locations[0];
+    assert_eq!(refs(root), vec!["component:default/svc"]);
+    let indexes: Vec<_> = root.errors.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, vec![Some(1), Some(2)]);
+    assert!(!ingest.is_complete());
+}
+
+#[test]
+fn missing_root_file_is_an_unread_location() {
+    let ingest = ingest(&snapshot(MemoryTree::default()), Limits::default());
+    let root = &ingest.locations[0];
+    assert!(!root.read);
+    assert_eq!(root.errors[0].message, "catalog-info.yaml not found in acme/platform");
+}
+
+#[test]
+fn escaping_targets_are_errors_on_the_location_document() {
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: root }\nspec: { targets: [../../etc/passwd, /abs.yaml] }\n";
+    let ingest = ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", root)), Limits::default());
+    assert_eq!(ingest.locations.len(), 1);
+    assert_eq!(ingest.locations[0].errors.len(), 2);
+    assert_eq!(refs(&ingest.locations[0]), vec!["location:default/root"]);
+}
+
+#[test]
+fn cycles_terminate_and_depth_is_bounded() {
+    let loc = |name: &str, target: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {{ name: {name} }}\nspec: {{ target: {target} }}\n")
+    };
+    let tree = MemoryTree::default()
+        .with("catalog-info.yaml", &loc("root", "./a.yaml"))
+        .with("a.yaml", &loc("a", "./b.yaml"))
+        .with("b.yaml", &loc("b", "./catalog-info.yaml"));
+    let ingest = ingest(&snapshot(tree.clone()), Limits::default());
+    assert_eq!(ingest.locations.len(), 3);
+    assert!(ingest.is_complete());
+
+    let shallow = Limits { max_depth: 1, ..Limits::default() };
+    let ingest = super::ingest(&snapshot(tree), shallow);
+    assert_eq!(ingest.locations.len(), 2);
+    assert!(ingest.locations[1].errors[0].message.contains("maximum depth of 1"));
+}
+
+#[test]
+fn duplicate_ref_in_one_file_is_an_error() {
+    let text = format!("{COMPONENT}---\n{}", COMPONENT.replace("svc", "SVC"));
+    let ingest = ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", &text)), Limits::default());
+    assert_eq!(ingest.locations[0].entities.len(), 1);
+    assert!(ingest.locations[0].errors[0].message.contains("duplicate entity component:default/svc"));
+}
+
+#[test]
+fn authors_derived_annotations_win_but_managed_by_is_ours() {
+    let text = "apiVersion: v1\nkind: Component\nmetadata:\n  name: x\n  annotations:\n    backstage.io/view-url: https://docs.example/x\n    backstage.io/managed-by-location: url:https://spoof\n";
+    let ingest = ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", text)), Limits::default());
+    let annotations = &ingest.locations[0].entities[0].body["metadata"]["annotations"];
+    assert_eq!(annotations["backstage.io/view-url"], "https://docs.example/x");
+    assert_eq!(annotations[ANNOTATION_LOCATION], "url:https://github.com/acme/platform/blob/main/catalog-info.yaml");
+}

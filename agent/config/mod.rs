@@ -1,0 +1,178 @@
+//! Configuration in two stages: `raw` mirrors the YAML file, `validate` turns it into a typed
+//! [`Config`] and reports every problem at once, each with its dotted path.
+
+mod raw;
+mod secret;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secret::{Secret, SecretError, SecretRef};
+
+/// Environment variable naming the config file when `--config` is absent.
+pub const CONFIG_ENV: &str = "RIGGER_CONFIG";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
+    pub webhooks: Option<WebhooksConfig>,
+    pub sources: Vec<SourceConfig>,
+    pub kubernetes: Option<KubernetesConfig>,
+    /// Where git sources keep their bare clones.
+    pub cache_dir: PathBuf,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    Url(String),
+    Secret(SecretRef),
+}
+
+impl DatabaseConfig {
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            Self::Url(url) => Ok(Secret::from_config(url.clone())),
+            Self::Secret(secret) => secret.resolve(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    pub github_secret: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Bounded, used as a metric label: `^[a-z0-9][a-z0-9-]*$`, at most 63 characters.
+    pub name: String,
+    pub interval: Duration,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Git(GitSourceConfig),
+    Github(GithubSourceConfig),
+    Local(LocalSourceConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct GitSourceConfig {
+    /// A URL (`file://`, `http(s)://`, `ssh://`, scp-like `git@host:path`) or an absolute path.
+    pub url: String,
+    /// `None` follows the remote's `HEAD`.
+    pub branch: Option<String>,
+    pub catalog_path: String,
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GithubSourceConfig {
+    pub org: String,
+    pub token: Option<SecretRef>,
+    pub api_url: String,
+    pub catalog_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalSourceConfig {
+    pub path: PathBuf,
+    pub catalog_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub retry: RetryConfig,
+    /// How long in-flight work may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How many `Location` hops a tree may have below its root file.
+    pub location_depth: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+/// One problem in the config file, at a dotted path such as `sources[1].interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {} problem(s):\n{}", .problems.len(), render(.problems))]
+    Invalid { file: PathBuf, problems: Vec<Problem> },
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it are resolved against the
+    /// file's own directory, so the same file works from any working directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let base = std::path::absolute(&base).unwrap_or(base);
+        Self::parse(&text, &base).map_err(|problems| ConfigError::Invalid { file: path.to_owned(), problems })
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<Self, Vec<Problem>> {
+        validate::parse(text, base)
+    }
+
+    /// Every secret reference in the config, with its dotted path, for `config check`.
+    pub fn secret_refs(&self) -> Vec<(String, SecretRef)> {
+        let mut refs = Vec::new();
+        if let DatabaseConfig::Secret(secret) = &self.database {
+            refs.push(("database.url".to_owned(), secret.clone()));
+        }
+        if let Some(secret) = self.webhooks.as_ref().and_then(|w| w.github_secret.as_ref()) {
+            refs.push(("webhooks.github.secret".to_owned(), secret.clone()));
+        }
+        for (i, source) in self.sources.iter().enumerate() {
+            let token = match &source.kind {
+                SourceKind::Git(git) => git.token.as_ref().map(|t| (format!("sources[{i}].git.token"), t)),
+                SourceKind::Github(gh) => gh.token.as_ref().map(|t| (format!("sources[{i}].github.token"), t)),
+                SourceKind::Local(_) => None,
+            };
+            refs.extend(token.map(|(path, t)| (path, t.clone())));
+        }
+        refs
+    }
+}

@@ -1,0 +1,100 @@
+//! The config file as written: plain serde structs, every leaf kept loose (durations and URLs as
+//! strings) so that stage two can report every problem at once with its dotted path.
+
+use serde::Deserialize;
+
+use super::secret::SecretRef;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub server: RawServer,
+    pub webhooks: Option<RawWebhooks>,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    pub kubernetes: Option<RawKubernetes>,
+    pub cache_dir: Option<String>,
+    #[serde(default)]
+    pub sync: RawSync,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawDatabase {
+    pub url: Option<DatabaseUrl>,
+}
+
+/// A database URL may be written inline (fine for `sqlite://…` or a password-less Postgres) or read
+/// from a secret when it carries credentials.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DatabaseUrl {
+    Inline(String),
+    Secret(SecretRef),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawServer {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhooks {
+    pub github: Option<RawGithubWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGithubWebhook {
+    pub secret: SecretRef,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSource {
+    pub name: Option<String>,
+    pub interval: Option<String>,
+    pub git: Option<RawGit>,
+    pub github: Option<RawGithub>,
+    pub local: Option<RawLocal>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGit {
+    pub url: String,
+    pub branch: Option<String>,
+    pub catalog_path: Option<String>,
+    pub token: Option<SecretRef>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGithub {
+    pub org: String,
+    pub token: Option<SecretRef>,
+    pub api_url: Option<String>,
+    pub catalog_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLocal {
+    pub path: String,
+    pub catalog_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawKubernetes {
+    pub kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSync {
+    pub retry: Option<RawRetry>,
+    pub shutdown_grace: Option<String>,
+    pub location_depth: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub initial: Option<String>,
+    pub max: Option<String>,
+}

@@ -1,0 +1,102 @@
+//! Secrets are never written inline: the config names an environment variable or a file, and the
+//! value is read only when it is needed. The resolved value never prints itself.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Where a secret lives: `{ env: NAME }` or `{ file: PATH }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => write!(f, "env:{name}"),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("cannot read secret file {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret {0} is empty")]
+    Empty(SecretRef),
+}
+
+impl SecretRef {
+    /// Reads the secret. Trailing newlines of secret files are dropped, as Kubernetes secret mounts
+    /// and `echo` both add them.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        let value = match self {
+            Self::Env(name) => std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?,
+            Self::File(path) => std::fs::read_to_string(path)
+                .map_err(|source| SecretError::ReadFile { path: path.clone(), source })?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty(self.clone()));
+        }
+        Ok(Secret(value))
+    }
+}
+
+/// A resolved secret value. `Debug` and `Display` redact it so it cannot leak through logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value the config held inline (e.g. a password-less database URL).
+    pub(crate) fn from_config(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_output_is_redacted() {
+        let secret = Secret("hunter2".into());
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_env_secret_names_the_variable() {
+        let err = SecretRef::Env("RIGGER_TEST_SURELY_UNSET".into()).resolve().unwrap_err();
+        assert_eq!(err.to_string(), "environment variable RIGGER_TEST_SURELY_UNSET is not set");
+    }
+
+    #[test]
+    fn file_secret_drops_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "abc\n").unwrap();
+        assert_eq!(SecretRef::File(path).resolve().unwrap().expose(), "abc");
+    }
+}

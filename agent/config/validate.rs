@@ -1,0 +1,324 @@
+//! Stage two: raw YAML structs → typed [`Config`], collecting every problem with its path.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::{DatabaseUrl, RawConfig, RawRetry, RawSource, RawSync};
+use super::{
+    Config, DatabaseConfig, GitSourceConfig, GithubSourceConfig, KubernetesConfig, LocalSourceConfig, Problem,
+    RetryConfig, ServerConfig, SourceConfig, SourceKind, SyncConfig, WebhooksConfig,
+};
+
+const DEFAULT_DATABASE: &str = "sqlite://rigger.db";
+const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+const DEFAULT_CATALOG_PATH: &str = "catalog-info.yaml";
+const DEFAULT_GITHUB_API: &str = "https://api.github.com";
+/// A minute keeps a developer's merge visible quickly while costing one ref advertisement.
+const DEFAULT_GIT_INTERVAL: Duration = Duration::from_secs(60);
+/// Backstage's own discovery default is 3 h; we poll orgs more often but far less than repos.
+const DEFAULT_GITHUB_INTERVAL: Duration = Duration::from_secs(300);
+/// Local directories are also watched with notify; the poll is only the safety net.
+const DEFAULT_LOCAL_INTERVAL: Duration = Duration::from_secs(60);
+/// Backstage has no hard limit; ten hops is far beyond any real tree and stops runaway chains.
+const DEFAULT_LOCATION_DEPTH: u32 = 10;
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { path: path.into(), message: message.into() });
+    }
+}
+
+pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems::default();
+    let raw = deserialize(text, &mut problems);
+    let config = raw.map(|raw| build(raw, base, &mut problems));
+    match config {
+        Some(config) if problems.0.is_empty() => Ok(config),
+        _ => Err(problems.0),
+    }
+}
+
+/// Deserializes the file, reporting every unknown key (not only the first) and the path of a
+/// structural error.
+fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
+    if text.trim().is_empty() {
+        return Some(RawConfig::default());
+    }
+    let mut unknown = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(dotted(&path));
+    let ignored = serde_ignored::Deserializer::new(de, &mut on_unknown);
+    let result: Result<RawConfig, _> = serde_path_to_error::deserialize(ignored);
+    for path in unknown {
+        problems.push(path, "unknown key");
+    }
+    match result {
+        Ok(raw) => Some(raw),
+        Err(err) => {
+            let path = err.path().to_string();
+            let path = if path == "." { "(root)".to_owned() } else { path };
+            problems.push(path, err.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn dotted(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
+        P::Map { parent, key } => {
+            let parent = dotted(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => dotted(parent),
+    }
+}
+
+fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
+    let database = match raw.database.url {
+        None => DatabaseConfig::Url(resolve_sqlite(DEFAULT_DATABASE, base)),
+        Some(DatabaseUrl::Secret(secret)) => DatabaseConfig::Secret(resolve_secret(secret, base)),
+        Some(DatabaseUrl::Inline(url)) => {
+            check_database_url(&url, problems);
+            DatabaseConfig::Url(resolve_sqlite(&url, base))
+        }
+    };
+    let listen = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+        problems.push("server.listen", format!("expected host:port such as 127.0.0.1:7070, found {listen:?}"));
+        DEFAULT_LISTEN.parse().expect("default listen address parses")
+    });
+    let webhooks =
+        raw.webhooks.map(|w| WebhooksConfig { github_secret: w.github.map(|g| resolve_secret(g.secret, base)) });
+    let sources = build_sources(raw.sources, base, problems);
+    let kubernetes = raw.kubernetes.map(|k| KubernetesConfig { kubeconfig: k.kubeconfig.map(|p| base.join(p)) });
+    let cache_dir = base.join(raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
+    let sync = build_sync(raw.sync, problems);
+    Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync }
+}
+
+fn check_database_url(url: &str, problems: &mut Problems) {
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|scheme| url.starts_with(scheme)) {
+        problems.push("database.url", format!("expected sqlite://PATH or postgres://…, found {url:?}"));
+    }
+}
+
+/// `sqlite://rigger.db` is relative to the config file, like every other path in it.
+fn resolve_sqlite(url: &str, base: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://") else { return url.to_owned() };
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.starts_with('/') || path == ":memory:" {
+        return url.to_owned();
+    }
+    let absolute = base.join(path);
+    match query {
+        Some(query) => format!("sqlite://{}?{query}", absolute.display()),
+        None => format!("sqlite://{}", absolute.display()),
+    }
+}
+
+fn resolve_secret(secret: super::SecretRef, base: &Path) -> super::SecretRef {
+    match secret {
+        super::SecretRef::File(path) => super::SecretRef::File(base.join(path)),
+        env @ super::SecretRef::Env(_) => env,
+    }
+}
+
+fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> Vec<SourceConfig> {
+    let mut names = std::collections::HashSet::new();
+    let mut sources = Vec::new();
+    for (i, source) in raw.into_iter().enumerate() {
+        let at = format!("sources[{i}]");
+        let name = source.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            problems.push(format!("{at}.name"), "required");
+        } else if !is_bounded_name(&name) {
+            problems.push(
+                format!("{at}.name"),
+                format!("must match ^[a-z0-9][a-z0-9-]*$ and be at most 63 characters, found {name:?}"),
+            );
+        } else if !names.insert(name.clone()) {
+            problems.push(format!("{at}.name"), format!("duplicate source name {name:?}"));
+        }
+        if let Some(kind) = build_kind(source, &at, base, problems) {
+            let (kind, default_interval, interval) = kind;
+            let interval =
+                interval.map_or(default_interval, |text| duration(&text, &format!("{at}.interval"), problems));
+            sources.push(SourceConfig { name, interval, kind });
+        }
+    }
+    sources
+}
+
+type KindWithInterval = (SourceKind, Duration, Option<String>);
+
+fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems) -> Option<KindWithInterval> {
+    let interval = source.interval;
+    let catalog = |path: Option<String>, key: &str, problems: &mut Problems| {
+        let path = path.unwrap_or_else(|| DEFAULT_CATALOG_PATH.to_owned());
+        if path.is_empty() || path.starts_with('/') || path.split('/').any(|s| s == "..") {
+            problems.push(format!("{at}.{key}.catalog_path"), "must be a relative path inside the repository");
+        }
+        path
+    };
+    match (source.git, source.github, source.local) {
+        (Some(git), None, None) => {
+            if git.url.trim().is_empty() {
+                problems.push(format!("{at}.git.url"), "required");
+            }
+            let url = resolve_git_url(&git.url, base);
+            let catalog_path = catalog(git.catalog_path, "git", problems);
+            let token = git.token.map(|t| resolve_secret(t, base));
+            let kind = SourceKind::Git(GitSourceConfig { url, branch: git.branch, catalog_path, token });
+            Some((kind, DEFAULT_GIT_INTERVAL, interval))
+        }
+        (None, Some(gh), None) => {
+            if gh.org.trim().is_empty() {
+                problems.push(format!("{at}.github.org"), "required");
+            }
+            let catalog_path = catalog(gh.catalog_path, "github", problems);
+            let api_url = gh.api_url.unwrap_or_else(|| DEFAULT_GITHUB_API.to_owned());
+            if url::Url::parse(&api_url).is_err() {
+                problems.push(format!("{at}.github.api_url"), format!("not a URL: {api_url:?}"));
+            }
+            let token = gh.token.map(|t| resolve_secret(t, base));
+            let kind = SourceKind::Github(GithubSourceConfig { org: gh.org, token, api_url, catalog_path });
+            Some((kind, DEFAULT_GITHUB_INTERVAL, interval))
+        }
+        (None, None, Some(local)) => {
+            let catalog_path = catalog(local.catalog_path, "local", problems);
+            let kind = SourceKind::Local(LocalSourceConfig { path: base.join(local.path), catalog_path });
+            Some((kind, DEFAULT_LOCAL_INTERVAL, interval))
+        }
+        _ => {
+            problems.push(at.to_owned(), "exactly one of git, github or local is required");
+            None
+        }
+    }
+}
+
+/// A plain path (not a URL) is a local repository, relative to the config file.
+fn resolve_git_url(url: &str, base: &Path) -> String {
+    let is_url = url.contains("://") || (url.contains('@') && url.contains(':'));
+    if is_url || url.is_empty() {
+        url.to_owned()
+    } else {
+        let path = base.join(url);
+        let path = path.canonicalize().unwrap_or(path);
+        path.display().to_string()
+    }
+}
+
+fn is_bounded_name(name: &str) -> bool {
+    name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn build_sync(raw: RawSync, problems: &mut Problems) -> SyncConfig {
+    let retry = raw.retry.map_or_else(default_retry, |r| build_retry(r, problems));
+    let shutdown_grace =
+        raw.shutdown_grace.map_or(Duration::from_secs(10), |t| duration(&t, "sync.shutdown_grace", problems));
+    let location_depth = raw.location_depth.unwrap_or(DEFAULT_LOCATION_DEPTH);
+    if location_depth == 0 {
+        problems.push("sync.location_depth", "must be at least 1");
+    }
+    SyncConfig { retry, shutdown_grace, location_depth }
+}
+
+fn default_retry() -> RetryConfig {
+    RetryConfig { max_attempts: 5, initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+}
+
+fn build_retry(raw: RawRetry, problems: &mut Problems) -> RetryConfig {
+    let defaults = default_retry();
+    let initial = raw.initial.map_or(defaults.initial, |t| duration(&t, "sync.retry.initial", problems));
+    let max = raw.max.map_or(defaults.max, |t| duration(&t, "sync.retry.max", problems));
+    if initial > max {
+        problems.push("sync.retry.initial", "must not exceed sync.retry.max");
+    }
+    RetryConfig { max_attempts: raw.max_attempts.unwrap_or(defaults.max_attempts), initial, max }
+}
+
+fn duration(text: &str, path: &str, problems: &mut Problems) -> Duration {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            problems.push(path, "must be greater than zero");
+            Duration::from_secs(1)
+        }
+        Err(_) => {
+            problems.push(path, format!("expected a duration such as 30s or 5m, found {text:?}"));
+            Duration::from_secs(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        parse(text, Path::new("/etc/rigger")).unwrap_err().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn empty_file_gives_sqlite_defaults() {
+        let config = parse("", Path::new("/etc/rigger")).unwrap();
+        assert!(matches!(config.database, DatabaseConfig::Url(ref u) if u == "sqlite:///etc/rigger/rigger.db"));
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:7070");
+        assert!(config.sources.is_empty());
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_path() {
+        let found = problems("databse: {}\nsources:\n  - name: a\n    local: { path: x, colour: red }\n");
+        assert!(found.contains(&"databse: unknown key".to_owned()), "{found:?}");
+        assert!(found.contains(&"sources[0].local.colour: unknown key".to_owned()), "{found:?}");
+    }
+
+    #[test]
+    fn semantic_problems_are_collected_together() {
+        let text = "server: { listen: nowhere }\nsources:\n  - name: Bad_Name\n    interval: soon\n    local: { path: x }\n  - name: b\n";
+        let found = problems(text);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("server.listen:")));
+        assert!(found.iter().any(|p| p.starts_with("sources[0].name:")));
+        assert!(found.iter().any(|p| p.starts_with("sources[0].interval:")));
+        assert!(found.iter().any(|p| p.starts_with("sources[1]: exactly one")));
+    }
+
+    #[test]
+    fn inline_secret_literal_is_rejected() {
+        let found = problems("sources:\n  - name: a\n    git: { url: 'https://x/y.git', token: abc }\n");
+        assert!(found.iter().any(|p| p.starts_with("sources[0].git.token")), "{found:?}");
+    }
+
+    #[test]
+    fn durations_and_relative_paths_are_typed() {
+        let text = "sources:\n  - name: demo\n    interval: 30s\n    local: { path: ../examples }\n";
+        let config = parse(text, Path::new("/srv/rigger/config")).unwrap();
+        assert_eq!(config.sources[0].interval, Duration::from_secs(30));
+        let SourceKind::Local(local) = &config.sources[0].kind else { panic!("local source") };
+        assert_eq!(local.path, PathBuf::from("/srv/rigger/config/../examples"));
+    }
+
+    #[test]
+    fn duplicate_source_names_are_rejected() {
+        let found = problems("sources:\n  - { name: a, local: { path: x } }\n  - { name: a, local: { path: y } }\n");
+        assert_eq!(found, vec!["sources[1].name: duplicate source name \"a\"".to_owned()]);
+    }
+}

@@ -1,0 +1,23 @@
+//! Rigger: a GitOps agent for a Backstage-based developer platform.
+//!
+//! ```text
+//!  triggers: poll timer · notify (local dirs) · startup
+//!       │
+//!  source ──Snapshot{repo, commit, files}──▶ catalog ──entities + per-document errors──▶ store
+//!  (gix, local dirs, notify)                (parse, envelope, locations, annotations)    (sqlx: one
+//!                                                                                          transaction per
+//!                                                                                          location, history)
+//!                                                                                              │
+//!  serve (axum): /healthz /readyz /metrics · Backstage catalog API  ◀── reads ───────────────┘
+//! ```
+//!
+//! Data flows one way. `catalog` is pure and knows nothing of git or SQL; `serve` only reads the
+//! store; `app` wires the stages, supervises them and owns shutdown.
+
+pub mod app;
+pub mod catalog;
+pub mod config;
+pub mod serve;
+pub mod source;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,45 @@
+//! `/healthz` (the process is alive), `/readyz` (it can do its job), `/metrics`.
+
+use std::time::Duration;
+
+use axum::extract::State as AxumState;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use super::State;
+
+/// Readiness must answer quickly even when the database hangs.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 only when the store answers, migrations ran and the first sync pass finished.
+pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
+    let store = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+    };
+    state.metrics.store_up.set(i64::from(store.is_ok()));
+    let migrated = state.readiness.migrated();
+    let synced = state.readiness.first_pass_done();
+    let ready = store.is_ok() && migrated && synced;
+    let body = json!({
+        "ready": ready,
+        "checks": {
+            "store": { "ok": store.is_ok(), "error": store.err() },
+            "migrations": { "ok": migrated },
+            "initial_sync": { "ok": synced },
+        }
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+pub async fn metrics(AxumState(state): AxumState<State>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}

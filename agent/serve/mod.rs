@@ -1,0 +1,56 @@
+//! HTTP for people and machines: health, readiness, metrics and the Backstage-compatible catalog
+//! read API. It reads the store and shared state; it never calls git or an API server.
+
+mod catalog_api;
+mod health;
+mod state;
+
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+pub use state::{Readiness, State};
+
+/// The whole HTTP surface.
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/catalog/entities", get(catalog_api::list_entities))
+        .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Binds the listener now (so a taken port fails start-up loudly) and returns the serving future,
+/// which ends when `cancel` fires and in-flight requests are done.
+pub async fn bind(
+    addr: SocketAddr,
+    state: State,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, impl std::future::Future<Output = Result<(), ServeError>>), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+    let app = router(state);
+    let serve = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+            .map_err(ServeError::Serve)
+    };
+    Ok((local, serve))
+}

@@ -1,0 +1,171 @@
+//! Git repositories through gix: keep a bare clone per source in the cache directory, ask the
+//! remote for its ref first and fetch only when it moved, and read files straight from the
+//! object database at the synced commit — no working tree.
+
+mod remote_url;
+mod tree;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use gix::protocol::handshake::Ref;
+use gix::remote::Direction;
+
+pub use remote_url::{web_url, RemoteUrl};
+use tree::GitTree;
+
+use super::{Origin, Snapshot};
+use crate::config::Secret;
+
+/// What a git source tracks.
+#[derive(Debug, Clone)]
+pub struct GitRemote {
+    /// The configured source name; names the cache directory and labels metrics.
+    pub source: String,
+    pub url: String,
+    /// `None` follows the remote's `HEAD`.
+    pub branch: Option<String>,
+    pub catalog_path: String,
+    /// Sent as the HTTPS password (GitHub accepts tokens this way).
+    pub token: Option<Secret>,
+}
+
+/// The remote's tip, and whether getting it needed a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    pub commit: String,
+    /// The branch name, resolved from the remote's `HEAD` when none was configured.
+    pub branch: String,
+    /// False when the remote still pointed at the commit we already had: no pack was fetched.
+    pub fetched: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot open the git cache {path}: {message}")]
+    OpenCache { path: PathBuf, message: String },
+    #[error("cannot fetch {url}: {message}")]
+    FetchRemote { url: String, message: String },
+    #[error("{url} has no branch {branch}")]
+    MissingBranch { url: String, branch: String },
+    #[error("cannot read commit {commit}: {message}")]
+    ReadCommit { commit: String, message: String },
+    #[error("fetch of {url} was interrupted")]
+    Interrupted { url: String },
+}
+
+impl GitError {
+    /// Network trouble is worth retrying; a missing branch or a broken cache is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::FetchRemote { .. })
+    }
+}
+
+impl GitRemote {
+    fn cache_path(&self, cache_dir: &Path) -> PathBuf {
+        cache_dir.join(format!("{}.git", self.source))
+    }
+
+    /// Contacts the remote and brings the cache up to its tip. Blocking: run it off the async
+    /// runtime. `last` is the commit of the last successful sync.
+    pub fn fetch(&self, cache_dir: &Path, last: Option<&str>, interrupt: &AtomicBool) -> Result<Tip, GitError> {
+        let path = self.cache_path(cache_dir);
+        let repo = open_or_init(&path)?;
+        let fetch_err =
+            |err: &dyn std::fmt::Display| GitError::FetchRemote { url: self.url.clone(), message: format!("{err:#}") };
+        let spec = match &self.branch {
+            Some(branch) => format!("+refs/heads/{branch}:refs/remotes/origin/{branch}"),
+            None => "+HEAD:refs/remotes/origin/HEAD".to_owned(),
+        };
+        let remote = repo
+            .remote_at(self.url.as_str())
+            .and_then(|r| r.with_refspecs(Some(spec.as_str()), Direction::Fetch))
+            .map_err(|e| fetch_err(&e))?;
+        let connection = remote.connect(Direction::Fetch).map_err(|e| fetch_err(&e))?;
+        let token = self.token.clone();
+        let connection = connection.with_credentials(move |action| credentials(token.as_ref(), action));
+        let prepare = connection
+            .prepare_fetch(gix::progress::Discard, gix::remote::ref_map::Options::default())
+            .map_err(|e| fetch_err(&e))?;
+        let (commit, branch) = self.remote_tip(prepare.ref_map())?;
+        let have = last == Some(commit.to_string().as_str()) && repo.has_object(commit);
+        if have {
+            // Dropping `prepare` ends the conversation: one ref advertisement, no pack.
+            return Ok(Tip { commit: commit.to_string(), branch, fetched: false });
+        }
+        if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(GitError::Interrupted { url: self.url.clone() });
+        }
+        prepare.receive(gix::progress::Discard, interrupt).map_err(|e| fetch_err(&e))?;
+        Ok(Tip { commit: commit.to_string(), branch, fetched: true })
+    }
+
+    fn remote_tip(&self, map: &gix::remote::fetch::RefMap) -> Result<(gix::ObjectId, String), GitError> {
+        let wanted = self.branch.as_deref().map_or_else(|| "HEAD".to_owned(), |b| format!("refs/heads/{b}"));
+        let missing = || GitError::MissingBranch {
+            url: self.url.clone(),
+            branch: self.branch.clone().unwrap_or_else(|| "HEAD".into()),
+        };
+        let found = map.remote_refs.iter().find(|r| r.unpack().0 == wanted.as_bytes()).ok_or_else(missing)?;
+        let (commit, target) = match found {
+            Ref::Direct { object, .. } | Ref::Peeled { object, .. } => (*object, None),
+            Ref::Symbolic { target, object, .. } => (*object, Some(target)),
+            Ref::Unborn { .. } => return Err(missing()),
+        };
+        let branch = match (&self.branch, target) {
+            (Some(branch), _) => branch.clone(),
+            (None, Some(target)) => String::from_utf8_lossy(target).trim_start_matches("refs/heads/").to_owned(),
+            // An old server that does not advertise HEAD's target: name it by what we asked for.
+            (None, None) => "HEAD".to_owned(),
+        };
+        Ok((commit, branch))
+    }
+
+    /// A snapshot of the cached repository at `tip`.
+    pub fn snapshot(&self, cache_dir: &Path, tip: &Tip) -> Result<Snapshot, GitError> {
+        let path = self.cache_path(cache_dir);
+        let repo = open_or_init(&path)?;
+        let files = GitTree::at_commit(repo, &tip.commit)?;
+        let remote = RemoteUrl::parse(&self.url);
+        Ok(Snapshot {
+            source: self.source.clone(),
+            repo: remote.display_name(),
+            revision: Some(tip.commit.clone()),
+            origin: Origin::Git { web_url: remote.web_url(), branch: tip.branch.clone(), github: remote.is_github() },
+            catalog_path: self.catalog_path.clone(),
+            files: Arc::new(files),
+        })
+    }
+}
+
+fn open_or_init(path: &Path) -> Result<gix::Repository, GitError> {
+    let err = |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
+    if path.exists() {
+        gix::open(path).map_err(|e| err(&e))
+    } else {
+        std::fs::create_dir_all(path).map_err(|e| err(&e))?;
+        gix::init_bare(path).map_err(|e| err(&e))
+    }
+}
+
+/// Answers git's credential requests with the configured token, and nothing otherwise: a daemon
+/// must never fall back to prompting.
+fn credentials(
+    token: Option<&Secret>,
+    action: gix::credentials::helper::Action,
+) -> gix::Result<Option<gix::credentials::protocol::Outcome>> {
+    match (token, action) {
+        (Some(token), gix::credentials::helper::Action::Get(context)) => {
+            Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: "x-access-token".to_owned(),
+                    password: token.expose().to_owned(),
+                    oauth_refresh_token: None,
+                },
+                next: context.into(),
+            }))
+        }
+        _ => Ok(None),
+    }
+}

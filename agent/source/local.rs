@@ -1,0 +1,78 @@
+//! A plain directory as a source: for sidecar use beside git-sync and for demos. Files are read
+//! from disk, confined to the directory (symlinks may not lead out of it).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{FileTree, Origin, Snapshot, TreeError};
+
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    pub source: String,
+    pub root: PathBuf,
+    pub catalog_path: String,
+}
+
+impl LocalDir {
+    /// A snapshot of the directory as it is now. Files are read lazily by the catalog.
+    pub fn snapshot(&self) -> Result<Snapshot, TreeError> {
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| TreeError::Read { path: self.root.display().to_string(), message: e.to_string() })?;
+        Ok(Snapshot {
+            source: self.source.clone(),
+            repo: root.display().to_string(),
+            revision: None,
+            origin: Origin::Local { root: root.clone() },
+            catalog_path: self.catalog_path.clone(),
+            files: Arc::new(DirTree { root }),
+        })
+    }
+}
+
+struct DirTree {
+    root: PathBuf,
+}
+
+impl FileTree for DirTree {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
+        let joined = self.root.join(path);
+        let resolved = match joined.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TreeError::Read { path: path.to_owned(), message: e.to_string() }),
+        };
+        if !resolved.starts_with(&self.root) {
+            return Err(TreeError::Escapes { path: path.to_owned() });
+        }
+        if !resolved.is_file() {
+            return Ok(None);
+        }
+        read_file(&resolved, path).map(Some)
+    }
+}
+
+fn read_file(resolved: &Path, path: &str) -> Result<Vec<u8>, TreeError> {
+    std::fs::read(resolved).map_err(|e| TreeError::Read { path: path.to_owned(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_files_and_refuses_symlinks_that_leave_the_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.yaml"), "x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("catalog-info.yaml"), "a: 1").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.yaml"), dir.path().join("link.yaml")).unwrap();
+        let local =
+            LocalDir { source: "demo".into(), root: dir.path().into(), catalog_path: "catalog-info.yaml".into() };
+        let snapshot = local.snapshot().unwrap();
+        assert_eq!(snapshot.files.read("catalog-info.yaml").unwrap().unwrap(), b"a: 1");
+        assert!(snapshot.files.read("missing.yaml").unwrap().is_none());
+        assert!(matches!(snapshot.files.read("link.yaml"), Err(TreeError::Escapes { .. })));
+    }
+}

@@ -1,0 +1,9 @@
+//! Sources know repositories and revisions, nothing about Backstage: they produce a
+//! [`Snapshot`] — the files of one repository at one commit — for the catalog to read.
+
+pub mod git;
+pub mod local;
+mod snapshot;
+pub mod watch;
+
+pub use snapshot::{FileTree, MemoryTree, Origin, Snapshot, TreeError};

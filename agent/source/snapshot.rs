@@ -1,0 +1,75 @@
+//! What a source hands to the catalog: the files of one repository at one revision, and enough
+//! about where they came from to write Backstage's location annotations. No git types leak out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The files of a repository (or directory) at one revision.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// The configured source name (bounded; a metric label).
+    pub source: String,
+    /// The repository's display name (`owner/name`, or the directory path).
+    pub repo: String,
+    /// The commit id for git sources; `None` for plain directories.
+    pub revision: Option<String>,
+    pub origin: Origin,
+    /// The root catalog file, repository-relative.
+    pub catalog_path: String,
+    pub files: Arc<dyn FileTree>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("source", &self.source)
+            .field("repo", &self.repo)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a snapshot's files live, for forming location references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A git repository at a branch. `web_url` is the browsable base without `.git`
+    /// (`https://github.com/acme/platform`); `github` enables GitHub's edit URLs.
+    Git { web_url: String, branch: String, github: bool },
+    /// A plain directory; locations are `file:` references below `root`.
+    Local { root: PathBuf },
+}
+
+/// Read access to a snapshot's files by normalised repository-relative path (`a/b.yaml`; no
+/// leading `/`, no `.` or `..` segments — the catalog normalises before asking).
+pub trait FileTree: Send + Sync {
+    /// `Ok(None)` when no regular file exists at `path`.
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("{path} is a symbolic link; links are not followed")]
+    Symlink { path: String },
+    #[error("{path} resolves outside the source directory")]
+    Escapes { path: String },
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+/// An in-memory tree, for tests and for `rigger validate`.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTree(pub std::collections::BTreeMap<String, Vec<u8>>);
+
+impl MemoryTree {
+    #[must_use]
+    pub fn with(mut self, path: &str, content: &str) -> Self {
+        self.0.insert(path.to_owned(), content.as_bytes().to_vec());
+        self
+    }
+}
+
+impl FileTree for MemoryTree {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
+        Ok(self.0.get(path).cloned())
+    }
+}

@@ -1,0 +1,151 @@
+//! The catalog of record: SQLite (embedded default) or PostgreSQL through sqlx's `Any` driver,
+//! so both backends run the same queries. One transaction per location; an unchanged entity
+//! costs no write; a location that fails keeps its last good entities.
+
+pub mod diff;
+mod read;
+mod write;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use read::{LocationRow, StoredEntity, SyncRunRow};
+pub use write::{Changes, SyncRun};
+
+/// How long a connection attempt may take before the store counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed ({step}): {source}")]
+    Query {
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored entity {entity_ref} is not valid JSON: {source}")]
+    Corrupt {
+        entity_ref: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    /// Connection trouble is transient; a broken migration or corrupt row is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect(_) => true,
+            Self::Query { source, .. } => {
+                matches!(
+                    source,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || is_busy(source)
+            }
+            Self::Migrate(_) | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// SQLite's "database is locked" clears by itself once the other writer commits.
+fn is_busy(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.message().contains("locked") || e.message().contains("busy"))
+}
+
+fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+    let url = match backend {
+        Backend::Sqlite if !url.contains("mode=") => {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        }
+        _ => url.to_owned(),
+    };
+    let options = url.parse().map_err(StoreError::Connect)?;
+    Ok((backend, options))
+}
+
+fn pool_options(backend: Backend) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;").await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+pub(crate) fn query_err(step: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { step, source }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// A pool that connects on first use, so the daemon starts while the database is down.
+    pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
+        let (backend, options) = options(url)?;
+        let pool = pool_options(backend).connect_lazy_with(options);
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens a pool. SQLite files are created on first use; SQLite runs in WAL mode with a busy
+    /// timeout so the HTTP readers and the one writer do not trip over each other.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let (backend, options) = options(url)?;
+        let pool = pool_options(backend).connect_with(options).await.map_err(StoreError::Connect)?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations for this backend; idempotent.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("agent/store/migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("agent/store/migrations/postgres"),
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(query_err("ping"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Unix time in milliseconds, the unit of every timestamp column.
+pub fn now_millis() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}

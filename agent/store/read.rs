@@ -1,0 +1,166 @@
+//! Reading the catalog back, for the HTTP API, metrics and tests.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{query_err, Store, StoreError};
+
+/// An entity as stored, with its identity.
+#[derive(Debug, Clone)]
+pub struct StoredEntity {
+    pub entity_ref: String,
+    pub uid: String,
+    pub etag: String,
+    pub source: String,
+    pub location_key: String,
+    pub body: Value,
+    pub updated_at: i64,
+}
+
+impl StoredEntity {
+    /// The entity as Backstage's API serves it: `metadata.uid`, `metadata.etag` and `relations`.
+    pub fn to_api(&self) -> Value {
+        let mut entity = self.body.clone();
+        if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("uid".into(), Value::String(self.uid.clone()));
+            metadata.insert("etag".into(), Value::String(self.etag.clone()));
+        }
+        if let Some(root) = entity.as_object_mut() {
+            root.entry("relations").or_insert_with(|| Value::Array(Vec::new()));
+        }
+        entity
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationRow {
+    pub location_key: String,
+    pub source: String,
+    pub path: String,
+    pub state: String,
+    pub errors: Option<Value>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRunRow {
+    pub id: i64,
+    pub source: String,
+    pub revision: Option<String>,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub added: i64,
+    pub updated: i64,
+    pub deleted: i64,
+    pub unchanged: i64,
+    pub errors: i64,
+    pub error: Option<String>,
+}
+
+const ENTITY_COLUMNS: &str = "entity_ref, uid, hash, source, location_key, body, updated_at";
+
+fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
+    let entity_ref: String = row.get(0);
+    let body: String = row.get(5);
+    let body =
+        serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { entity_ref: entity_ref.clone(), source })?;
+    Ok(StoredEntity {
+        entity_ref,
+        uid: row.get(1),
+        etag: row.get(2),
+        source: row.get(3),
+        location_key: row.get(4),
+        body,
+        updated_at: row.get(6),
+    })
+}
+
+impl Store {
+    /// All entities, optionally of one kind, in ref order.
+    pub async fn entities(&self, kind: Option<&str>) -> Result<Vec<StoredEntity>, StoreError> {
+        let rows = match kind {
+            Some(kind) => {
+                sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE kind = $1 ORDER BY entity_ref"))
+                    .bind(kind.to_lowercase())
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities ORDER BY entity_ref"))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(query_err("list entities"))?;
+        rows.iter().map(entity_from_row).collect()
+    }
+
+    /// One entity by canonical ref (`kind:namespace/name`, any case).
+    pub async fn entity(&self, entity_ref: &str) -> Result<Option<StoredEntity>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_ref = $1"))
+            .bind(entity_ref.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("get entity"))?;
+        row.as_ref().map(entity_from_row).transpose()
+    }
+
+    /// Entity counts per kind (as written in the entities, e.g. `Component`).
+    pub async fn entity_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT kind, COUNT(*) FROM entities GROUP BY kind ORDER BY kind")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("count entities"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn locations(&self) -> Result<Vec<LocationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT location_key, source, path, state, errors, updated_at FROM locations ORDER BY location_key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list locations"))?;
+        Ok(rows
+            .iter()
+            .map(|r| LocationRow {
+                location_key: r.get(0),
+                source: r.get(1),
+                path: r.get(2),
+                state: r.get(3),
+                errors: r.get::<Option<String>, _>(4).and_then(|e| serde_json::from_str(&e).ok()),
+                updated_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// The newest sync runs first.
+    pub async fn sync_runs(&self, limit: i64) -> Result<Vec<SyncRunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, revision, started_at, finished_at, added, updated, deleted, unchanged, errors, error \
+             FROM sync_runs ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list sync runs"))?;
+        Ok(rows
+            .iter()
+            .map(|r| SyncRunRow {
+                id: r.get(0),
+                source: r.get(1),
+                revision: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                added: r.get(5),
+                updated: r.get(6),
+                deleted: r.get(7),
+                unchanged: r.get(8),
+                errors: r.get(9),
+                error: r.get(10),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,315 @@
+//! Writing one location's entities in one transaction, and the per-source bookkeeping.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use sqlx::{Any, Row, Transaction};
+
+use super::diff::{self, Stored};
+use super::{now_millis, query_err, Store, StoreError};
+use crate::catalog::{DocumentError, Entity, LocationOutcome};
+
+/// What a write did, for metrics, logs and the sync history.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub conflicts: u64,
+}
+
+impl Changes {
+    pub fn entity_writes(&self) -> u64 {
+        self.added + self.updated + self.deleted
+    }
+
+    pub fn absorb(&mut self, other: Changes) {
+        self.added += other.added;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.unchanged += other.unchanged;
+        self.conflicts += other.conflicts;
+    }
+}
+
+/// One row of sync history.
+#[derive(Debug, Clone)]
+pub struct SyncRun {
+    pub source: String,
+    pub revision: Option<String>,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub changes: Changes,
+    /// Documents or files that failed.
+    pub errors: u64,
+    /// Why the whole pass failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The content hash of an entity body; doubles as its etag. serde_json's map is ordered by key,
+/// so the serialisation (and the hash) does not depend on the key order in the YAML file.
+pub fn content_hash(body: &Value) -> String {
+    hex::encode(Sha1::digest(body.to_string().as_bytes()))
+}
+
+impl Store {
+    /// The revision the source was last synced at successfully.
+    pub async fn source_revision(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT revision FROM sources WHERE name = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("read source revision"))?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
+    }
+
+    /// Writes one location in one transaction: inserts new entities, updates changed ones,
+    /// deletes ones the file no longer declares (only when it was read cleanly), and records the
+    /// location's state. Returns the changes and any conflicts found, as document errors.
+    pub async fn apply_location(
+        &self,
+        source: &str,
+        outcome: &LocationOutcome,
+    ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let desired: BTreeMap<String, (&Entity, String)> =
+            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), (e, content_hash(&e.body)))).collect();
+        let stored = load_stored(&mut tx, &outcome.key, desired.keys()).await?;
+        let hashes = desired.iter().map(|(r, (_, h))| (r.clone(), h.clone())).collect();
+        let plan = diff::plan(&outcome.key, &hashes, &stored, outcome.is_clean());
+        let now = now_millis();
+        for entity_ref in &plan.insert {
+            let (entity, hash) = &desired[entity_ref];
+            insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await?;
+        }
+        for entity_ref in &plan.update {
+            let (entity, hash) = &desired[entity_ref];
+            sqlx::query(
+                "UPDATE entities SET body = $1, hash = $2, updated_at = $3 WHERE entity_ref = $4 AND location_key = $5",
+            )
+            .bind(entity.body.to_string())
+            .bind(hash.as_str())
+            .bind(now)
+            .bind(entity_ref.as_str())
+            .bind(outcome.key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("update entity"))?;
+        }
+        for entity_ref in &plan.delete {
+            sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
+                .bind(entity_ref.as_str())
+                .bind(outcome.key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("delete entity"))?;
+        }
+        let conflicts: Vec<DocumentError> = plan
+            .conflicts
+            .iter()
+            .map(|(entity_ref, owner)| DocumentError {
+                index: None,
+                message: format!("entity {entity_ref} is already managed by {owner}; {} is ignored until that location stops declaring it", outcome.key),
+            })
+            .collect();
+        let mut errors = outcome.errors.clone();
+        errors.extend(conflicts.iter().cloned());
+        record_location(&mut tx, source, outcome, &errors, now).await?;
+        tx.commit().await.map_err(query_err("commit"))?;
+        let changes = Changes {
+            added: plan.insert.len() as u64,
+            updated: plan.update.len() as u64,
+            deleted: plan.delete.len() as u64,
+            unchanged: plan.unchanged as u64,
+            conflicts: plan.conflicts.len() as u64,
+        };
+        Ok((changes, conflicts))
+    }
+
+    /// Deletes the locations of `source` that the last complete walk no longer reached, with
+    /// their entities. Call only when the walk was complete: that is the positive evidence.
+    pub async fn prune_locations(&self, source: &str, reached: &[String]) -> Result<Changes, StoreError> {
+        let rows = sqlx::query("SELECT location_key FROM locations WHERE source = $1")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list locations"))?;
+        let mut changes = Changes::default();
+        for row in rows {
+            let key: String = row.get(0);
+            if reached.contains(&key) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+            let deleted = sqlx::query("DELETE FROM entities WHERE location_key = $1")
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("delete location entities"))?;
+            sqlx::query("DELETE FROM locations WHERE location_key = $1")
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("delete location"))?;
+            tx.commit().await.map_err(query_err("commit"))?;
+            changes.deleted += deleted.rows_affected();
+        }
+        Ok(changes)
+    }
+
+    /// Remembers the source's revision and error. Writes only when either changed.
+    pub async fn record_source(
+        &self,
+        source: &str,
+        revision: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let current = sqlx::query("SELECT revision, error FROM sources WHERE name = $1")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("read source"))?;
+        if let Some(row) = current {
+            let (rev, err): (Option<String>, Option<String>) = (row.get(0), row.get(1));
+            if rev.as_deref() == revision && err.as_deref() == error {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO sources (name, revision, synced_at, error) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, synced_at = excluded.synced_at, error = excluded.error",
+        )
+        .bind(source)
+        .bind(revision)
+        .bind(now_millis())
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("record source"))?;
+        Ok(true)
+    }
+
+    pub async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO sync_runs (source, revision, started_at, finished_at, added, updated, deleted, unchanged, errors, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(run.source.as_str())
+        .bind(run.revision.as_deref())
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(count(run.changes.added))
+        .bind(count(run.changes.updated))
+        .bind(count(run.changes.deleted))
+        .bind(count(run.changes.unchanged))
+        .bind(count(run.errors))
+        .bind(run.error.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("record sync run"))?;
+        Ok(())
+    }
+}
+
+/// The rows this location owns plus the rows of every ref it wants (which may belong to others).
+async fn load_stored<'a>(
+    tx: &mut Transaction<'_, Any>,
+    location_key: &str,
+    wanted: impl Iterator<Item = &'a String>,
+) -> Result<BTreeMap<String, Stored>, StoreError> {
+    let mut stored = BTreeMap::new();
+    let owned = sqlx::query("SELECT entity_ref, hash, location_key FROM entities WHERE location_key = $1")
+        .bind(location_key)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(query_err("load location entities"))?;
+    for row in owned {
+        stored.insert(row.get(0), Stored { hash: row.get(1), location_key: row.get(2) });
+    }
+    for entity_ref in wanted {
+        if stored.contains_key(entity_ref) {
+            continue;
+        }
+        let row = sqlx::query("SELECT hash, location_key FROM entities WHERE entity_ref = $1")
+            .bind(entity_ref.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_err("load entity"))?;
+        if let Some(row) = row {
+            stored.insert(entity_ref.clone(), Stored { hash: row.get(0), location_key: row.get(1) });
+        }
+    }
+    Ok(stored)
+}
+
+async fn insert_entity(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    entity: &Entity,
+    hash: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let r = &entity.entity_ref;
+    sqlx::query(
+        "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(r.to_string())
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(r.kind.as_str())
+    .bind(r.namespace.as_str())
+    .bind(r.name.as_str())
+    .bind(source)
+    .bind(location_key)
+    .bind(entity.body.to_string())
+    .bind(hash)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("insert entity"))?;
+    Ok(())
+}
+
+/// Upserts the location's state, but only when state or errors changed.
+async fn record_location(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    outcome: &LocationOutcome,
+    errors: &[DocumentError],
+    now: i64,
+) -> Result<(), StoreError> {
+    let state = if errors.is_empty() { "ok" } else { "error" };
+    let errors_json = (!errors.is_empty()).then(|| {
+        Value::Array(errors.iter().map(|e| json!({"index": e.index, "message": e.message})).collect()).to_string()
+    });
+    let current = sqlx::query("SELECT state, errors FROM locations WHERE location_key = $1")
+        .bind(outcome.key.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(query_err("read location"))?;
+    if let Some(row) = current {
+        let (s, e): (String, Option<String>) = (row.get(0), row.get(1));
+        if s == state && e == errors_json {
+            return Ok(());
+        }
+    }
+    sqlx::query(
+        "INSERT INTO locations (location_key, source, path, state, errors, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (location_key) DO UPDATE SET source = excluded.source, path = excluded.path, state = excluded.state, \
+         errors = excluded.errors, updated_at = excluded.updated_at",
+    )
+    .bind(outcome.key.as_str())
+    .bind(source)
+    .bind(outcome.path.as_str())
+    .bind(state)
+    .bind(errors_json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("record location"))?;
+    Ok(())
+}
