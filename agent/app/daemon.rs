@@ -16,6 +16,8 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::serve::{self, Readiness};
 use crate::source::watch;
 
+/// Long enough to coalesce a save or a checkout, short enough to feel immediate.
+const DEBOUNCE: Duration = Duration::from_millis(500);
 /// Longest wait between attempts to reach the database at start-up.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -131,11 +133,26 @@ async fn source_loop(ctx: Context, source: SourceConfig, trigger: Arc<Notify>, c
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
-            () = trigger.notified() => info!("change detected"),
+            () = trigger.notified() => {
+                settle(&trigger, &cancel).await;
+                info!("change detected");
+            }
         }
         // A pass in flight finishes (bounded by the grace period) rather than being torn mid-write.
         drop(sync_source(&ctx, &source).await);
         refresh_entity_gauge(&ctx).await;
+    }
+}
+
+/// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a
+/// git-sync checkout becomes one pass.
+async fn settle(trigger: &Notify, cancel: &CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(DEBOUNCE) => return,
+            () = trigger.notified() => {}
+        }
     }
 }
 

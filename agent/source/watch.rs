@@ -1,28 +1,31 @@
-//! File-change triggers for local directories: notify, debounced so that an editor's burst of
-//! writes (or git-sync's symlink swap) becomes one rescan.
+//! File-change triggers for local directories. Only events that change content count (create,
+//! modify, remove): reading the files during a sync must not trigger the next sync. Bursts are
+//! coalesced by the caller's debounce (see `app::daemon`).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult, Debouncer};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::Notify;
-
-/// Long enough to coalesce a save or a checkout, short enough to feel immediate.
-const DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watcher {
-    _debouncer: Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    _inner: RecommendedWatcher,
 }
 
-/// Watches `path` recursively and wakes `trigger` after each debounced burst of changes.
-pub fn watch(path: &Path, trigger: Arc<Notify>) -> Result<Watcher, notify_debouncer_mini::notify::Error> {
-    let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
-        if result.is_ok() {
-            trigger.notify_one();
+/// Watches `path` recursively and wakes `trigger` on every content change.
+pub fn watch(path: &Path, trigger: Arc<Notify>) -> Result<Watcher, notify::Error> {
+    let mut inner = notify::recommended_watcher(move |result: notify::Result<Event>| {
+        if let Ok(event) = result {
+            if changes_content(&event) {
+                trigger.notify_one();
+            }
         }
     })?;
-    debouncer.watcher().watch(path, RecursiveMode::Recursive)?;
-    Ok(Watcher { _debouncer: debouncer })
+    inner.watch(path, RecursiveMode::Recursive)?;
+    Ok(Watcher { _inner: inner })
+}
+
+fn changes_content(event: &Event) -> bool {
+    event.kind.is_create() || event.kind.is_modify() || event.kind.is_remove()
 }
