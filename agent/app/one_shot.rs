@@ -21,7 +21,9 @@ pub async fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         eprintln!("rigger: {err}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    Ok(Context { config, store, metrics: Metrics::new(), interrupt: Arc::new(AtomicBool::new(false)) })
+    let metrics = Metrics::new();
+    metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
+    Ok(Context { config, store, metrics, interrupt: Arc::new(AtomicBool::new(false)) })
 }
 
 pub async fn migrate(config: Arc<Config>) -> ExitCode {

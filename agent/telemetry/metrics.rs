@@ -62,7 +62,7 @@ impl Metrics {
         let store_up =
             IntGauge::new("rigger_store_up", "1 when the last store round trip succeeded.").expect("valid gauge");
         registry.register(Box::new(store_up.clone())).expect("unique gauge");
-        Self {
+        let metrics = Self {
             sync_runs: counter("rigger_sync_runs_total", "Sync passes by source and outcome.", &["source", "outcome"]),
             sync_last_success: gauge(
                 "rigger_sync_last_success_timestamp_seconds",
@@ -86,6 +86,22 @@ impl Metrics {
             sync_duration,
             store_up,
             registry,
+        };
+        for operation in ["insert", "update", "delete"] {
+            metrics.entity_writes.with_label_values(&[operation]).inc_by(0);
+        }
+        metrics
+    }
+
+    /// Creates every per-source series at zero, so dashboards and alerts see `0`, not "absent",
+    /// before a source's first failure.
+    pub fn init_sources<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            for outcome in ["success", "unchanged", "failure"] {
+                self.sync_runs.with_label_values(&[name, outcome]).inc_by(0);
+            }
+            self.location_errors.with_label_values(&[name]).set(0);
+            self.conflicts.with_label_values(&[name]).inc_by(0);
         }
     }
 

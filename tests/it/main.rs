@@ -1,1 +1,4 @@
+//! Integration tests: one binary (ripgrep's layout), modules per behaviour.
 
+mod backbone;
+mod support;

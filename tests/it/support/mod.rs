@@ -1,0 +1,35 @@
+//! Fixtures shared by the integration tests: real git repositories, git over HTTP, databases,
+//! and the `rigger` binary as a process.
+
+pub mod db;
+pub mod git;
+pub mod http_git;
+pub mod rigger;
+
+/// A catalog file with several documents and a Location with two targets.
+pub const ROOT_CATALOG: &str = r"apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: web
+  description: The website.
+spec: { type: website, lifecycle: production, owner: team-a }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-a
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Location
+metadata:
+  name: services
+spec:
+  targets: [./services/billing/catalog-info.yaml, ./services/search/catalog-info.yaml]
+";
+
+pub fn component(name: &str, description: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec: {{ type: service, lifecycle: production, owner: team-a }}\n"
+    )
+}

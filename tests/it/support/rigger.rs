@@ -1,0 +1,106 @@
+//! Driving the `rigger` binary as a process: config files, one-shot commands, and the daemon
+//! observed only through HTTP and its exit status.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous: a debug build on a busy 2-core machine; polling returns as soon as it is true.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn rigger() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rigger"));
+    command.env("RUST_LOG", "warn").env_remove("RIGGER_CONFIG");
+    command
+}
+
+/// Writes a config file with the given database, listen address and `sources:` YAML.
+pub fn write_config(dir: &Path, db_url: &str, listen: &str, sources: &str) -> PathBuf {
+    let path = dir.join("rigger.yaml");
+    let text = format!(
+        "database:\n  url: {db_url}\nserver:\n  listen: {listen}\ncache_dir: cache\nsync:\n  retry: {{ max_attempts: 2, initial: 50ms, max: 100ms }}\n  shutdown_grace: 5s\nsources:\n{sources}"
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+pub fn run(config: &Path, args: &[&str]) -> Output {
+    rigger().arg("--config").arg(config).args(args).output().expect("rigger runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A free loopback port (bound and released; the daemon binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub struct Daemon {
+    child: Child,
+    pub base: String,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, port: u16) -> Self {
+        let child = rigger()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("rigger run starts");
+        Self { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Polls `path` until it answers `status`, or panics at the deadline.
+    pub async fn wait_for(&mut self, path: &str, status: u16) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}{path}", self.base)).await {
+                if response.status().as_u16() == status {
+                    return;
+                }
+            }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                panic!("rigger run exited early with {exit}");
+            }
+            assert!(started.elapsed() < DEADLINE, "{path} did not answer {status} within {DEADLINE:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}{path}", self.base)).await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.base)).await.expect("GET").text().await.expect("text body")
+    }
+
+    /// Sends SIGTERM and waits (with the deadline) for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(started.elapsed() < DEADLINE, "rigger did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
