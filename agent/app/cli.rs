@@ -22,7 +22,7 @@ struct Cli {
     /// Config file (YAML). Defaults to ./rigger.yaml.
     #[arg(long, global = true, env = CONFIG_ENV, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Log output format; filter with RUST_LOG.
+    /// Log output format; filter with `RUST_LOG`.
     #[arg(long, global = true, value_enum, default_value = "pretty")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path::Path) -> ExitCode {
     match command {
-        Command::Run => match one_shot::context(config).await {
+        Command::Run => match one_shot::context(config) {
             Ok(ctx) => report(daemon::run(ctx).await),
             Err(code) => code,
         },

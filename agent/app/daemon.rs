@@ -61,9 +61,10 @@ async fn shut_down(
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(?grace, "sync tasks did not finish within the grace period; abandoning them");
     }
-    match tokio::time::timeout(grace, server).await {
-        Ok(joined) => joined.context("HTTP server task")??,
-        Err(_) => warn!("HTTP server did not drain within the grace period"),
+    if let Ok(joined) = tokio::time::timeout(grace, server).await {
+        joined.context("HTTP server task")??;
+    } else {
+        warn!("HTTP server did not drain within the grace period");
     }
     ctx.store.close().await;
     info!("stopped");
@@ -170,7 +171,7 @@ fn start_watchers(ctx: &Context, triggers: &[Arc<Notify>]) -> Vec<watch::Watcher
             match watch::watch(&local.path, trigger.clone()) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(err) => {
-                    warn!(source = %source.name, error = %err, "cannot watch directory; relying on the poll interval")
+                    warn!(source = %source.name, error = %err, "cannot watch directory; relying on the poll interval");
                 }
             }
         }

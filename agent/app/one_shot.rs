@@ -12,7 +12,7 @@ use crate::telemetry::Metrics;
 
 /// Builds the shared context: resolves the database secret and opens the store lazily, so the
 /// daemon can start (and report not-ready) while the database is still down.
-pub async fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
+pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
     let url = config.database.resolve().map_err(|err| {
         eprintln!("rigger: database.url: {err}");
         ExitCode::from(EXIT_USAGE)
@@ -27,7 +27,7 @@ pub async fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
 }
 
 pub async fn migrate(config: Arc<Config>) -> ExitCode {
-    let ctx = match context(config).await {
+    let ctx = match context(config) {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };
@@ -45,7 +45,7 @@ pub async fn migrate(config: Arc<Config>) -> ExitCode {
 
 /// One pass over every source. Exit 1 when any source failed or any document is in error.
 pub async fn sync_once(config: Arc<Config>) -> ExitCode {
-    let ctx = match context(config).await {
+    let ctx = match context(config) {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };

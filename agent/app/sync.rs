@@ -90,7 +90,7 @@ pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, S
     ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), outcome]).inc();
     match &result {
         Ok(pass) => {
-            let now = i64::try_from(started / 1000).unwrap_or_default();
+            let now = started / 1000;
             ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
             if let Pass::Synced { errors, .. } = pass {
                 let gauge = ctx.metrics.location_errors.with_label_values(&[source.name.as_str()]);

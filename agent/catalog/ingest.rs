@@ -170,17 +170,13 @@ fn read_location(
 fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, String> {
     let bytes = match snapshot.files.read(path) {
         Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(format!("{path} not found in {}", snapshot.repo)),
+        Ok(None) => return Err(format!("not found in {} at this revision", snapshot.repo)),
         Err(err) => return Err(err.to_string()),
     };
     if bytes.len() > limits.max_file_bytes {
-        return Err(format!(
-            "{path} is {} bytes, larger than the limit of {} bytes",
-            bytes.len(),
-            limits.max_file_bytes
-        ));
+        return Err(format!("file is {} bytes, larger than the limit of {} bytes", bytes.len(), limits.max_file_bytes));
     }
-    String::from_utf8(bytes).map_err(|_| format!("{path} is not valid UTF-8"))
+    String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_owned())
 }
 
 type Targets = Vec<Result<String, String>>;

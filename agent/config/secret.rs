@@ -8,10 +8,30 @@ use serde::Deserialize;
 
 /// Where a secret lives: `{ env: NAME }` or `{ file: PATH }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "RawSecretRef")]
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+}
+
+/// The mapping as written; exactly one key must be present.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretRef {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl TryFrom<RawSecretRef> for SecretRef {
+    type Error = String;
+
+    fn try_from(raw: RawSecretRef) -> Result<Self, Self::Error> {
+        match (raw.env, raw.file) {
+            (Some(name), None) if !name.is_empty() => Ok(Self::Env(name)),
+            (None, Some(path)) => Ok(Self::File(path)),
+            _ => Err("expected exactly one of { env: NAME } or { file: PATH }".to_owned()),
+        }
+    }
 }
 
 impl fmt::Display for SecretRef {
@@ -60,9 +80,10 @@ impl SecretRef {
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value the config held inline (e.g. a password-less database URL).
-    pub(crate) fn from_config(value: String) -> Self {
-        Self(value)
+    /// Wraps a value the config held inline (e.g. a password-less database URL), or one a
+    /// caller obtained elsewhere.
+    pub fn from_config(value: impl Into<String>) -> Self {
+        Self(value.into())
     }
 
     pub fn expose(&self) -> &str {
@@ -79,6 +100,16 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_refs_parse_from_mappings_only() {
+        let env: SecretRef = serde_yaml::from_str("{ env: TOKEN }").unwrap();
+        assert_eq!(env, SecretRef::Env("TOKEN".into()));
+        let file: SecretRef = serde_yaml::from_str("file: /run/secrets/token").unwrap();
+        assert_eq!(file, SecretRef::File("/run/secrets/token".into()));
+        assert!(serde_yaml::from_str::<SecretRef>("hunter2").is_err(), "inline literals are refused");
+        assert!(serde_yaml::from_str::<SecretRef>("{ env: A, file: b }").is_err());
+    }
 
     #[test]
     fn secret_debug_output_is_redacted() {

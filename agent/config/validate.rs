@@ -61,7 +61,10 @@ fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
         Err(err) => {
             let path = err.path().to_string();
             let path = if path == "." { "(root)".to_owned() } else { path };
-            problems.push(path, err.into_inner().to_string());
+            let message = err.into_inner().to_string();
+            // serde_yaml prefixes its own path; ours is already in front.
+            let message = message.strip_prefix(&format!("{path}: ")).unwrap_or(&message).to_owned();
+            problems.push(path, message);
             None
         }
     }

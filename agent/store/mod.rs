@@ -112,7 +112,7 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
-    /// Opens a pool. SQLite files are created on first use; SQLite runs in WAL mode with a busy
+    /// Opens a pool. SQLite files are created on first use; SQLite runs in `WAL` mode with a busy
     /// timeout so the HTTP readers and the one writer do not trip over each other.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (backend, options) = options(url)?;

@@ -48,7 +48,7 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
-/// The content hash of an entity body; doubles as its etag. serde_json's map is ordered by key,
+/// The content hash of an entity body; doubles as its etag. `serde_json`'s map is ordered by key,
 /// so the serialisation (and the hash) does not depend on the key order in the YAML file.
 pub fn content_hash(body: &Value) -> String {
     hex::encode(Sha1::digest(body.to_string().as_bytes()))

@@ -57,7 +57,7 @@ fn missing_root_file_is_an_unread_location() {
     let ingest = ingest(&snapshot(MemoryTree::default()), Limits::default());
     let root = &ingest.locations[0];
     assert!(!root.read);
-    assert_eq!(root.errors[0].message, "catalog-info.yaml not found in acme/platform");
+    assert_eq!(root.errors[0].message, "not found in acme/platform at this revision");
 }
 
 #[test]

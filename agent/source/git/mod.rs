@@ -150,7 +150,8 @@ fn open_or_init(path: &Path) -> Result<gix::Repository, GitError> {
 }
 
 /// Answers git's credential requests with the configured token, and nothing otherwise: a daemon
-/// must never fall back to prompting.
+/// must never fall back to prompting. (gix's callback signature is fallible; ours never fails.)
+#[allow(clippy::unnecessary_wraps)]
 fn credentials(
     token: Option<&Secret>,
     action: gix::credentials::helper::Action,

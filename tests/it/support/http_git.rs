@@ -21,21 +21,42 @@ struct Backend {
 
 pub struct GitHttpServer {
     pub addr: SocketAddr,
+    /// The CA certificate (PEM) that signed the server's certificate, when serving HTTPS.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl GitHttpServer {
     pub async fn start(root: PathBuf, auth: Option<(&str, &str)>) -> Self {
-        let backend = Backend { root, auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())) };
-        let app = axum::Router::new().fallback(handle).with_state(backend);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let app = app(root, auth);
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        Self { addr }
+        Self { addr, ca_file: None }
+    }
+
+    /// HTTPS with a certificate for `localhost` signed by a CA made on the spot; the CA is
+    /// written to `ca_dir` so a client can trust it (`SSL_CERT_FILE`).
+    pub async fn start_tls(root: PathBuf, auth: Option<(&str, &str)>, ca_dir: &std::path::Path) -> Self {
+        let (config, ca_pem) = super::tls::server_config();
+        let ca_file = ca_dir.join("ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        super::tls::serve(listener, config, app(root, auth));
+        Self { addr, ca_file: Some(ca_file) }
     }
 
     pub fn url(&self, repo: &str) -> String {
-        format!("http://{}/{repo}", self.addr)
+        match self.ca_file {
+            Some(_) => format!("https://localhost:{}/{repo}", self.addr.port()),
+            None => format!("http://{}/{repo}", self.addr),
+        }
     }
+}
+
+fn app(root: PathBuf, auth: Option<(&str, &str)>) -> axum::Router {
+    let backend = Backend { root, auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())) };
+    axum::Router::new().fallback(handle).with_state(backend)
 }
 
 async fn handle(State(backend): State<Backend>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
