@@ -1,5 +1,10 @@
 //! Integration tests: one binary (ripgrep's layout), modules per behaviour.
+// Test helpers panic on failure by design: the panic is the test report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backbone;
+mod bad_input;
+mod cli;
+mod daemon;
 mod git_transports;
 mod support;

@@ -1,0 +1,118 @@
+//! The command-line contract: `validate` output formats, exit codes 0 / 1 / 64, shipped configs.
+
+use std::path::Path;
+
+use rigger::config::{Config, SourceKind};
+use serde_json::Value;
+
+use crate::support::rigger::{rigger, stdout};
+
+#[test]
+fn shipped_configs_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let local = Config::load(&root.join("config/rigger.yaml")).unwrap();
+    assert!(local.sources.iter().any(|s| matches!(s.kind, SourceKind::Local(_))));
+    assert!(matches!(&local.database, rigger::config::DatabaseConfig::Url(url) if url.starts_with("sqlite://")));
+    let production = Config::load(&root.join("config/production.example.yaml")).unwrap();
+    assert!(production.sources.iter().any(|s| matches!(s.kind, SourceKind::Github(_))));
+    assert!(production.kubernetes.is_some());
+    assert!(matches!(production.database, rigger::config::DatabaseConfig::Secret(_)));
+}
+
+#[test]
+fn validate_prints_one_json_object_per_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: Foo }\n").unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Group\nmetadata: { name: ok-team }\n---\nkind: Component\nmetadata: {}\n",
+    )
+    .unwrap();
+
+    let out = rigger().args(["validate", "--format", "json"]).arg(&good).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["file"], good.display().to_string());
+    assert_eq!((lines[0]["index"].as_u64(), lines[0]["ok"].as_bool()), (Some(0), Some(true)));
+    assert_eq!(lines[0]["ref"], "component:default/foo");
+    assert_eq!(lines[0]["error"], Value::Null);
+    assert_eq!(lines[1]["ref"], "group:default/ok-team");
+    assert_eq!((lines[2]["index"].as_u64(), lines[2]["ok"].as_bool()), (Some(1), Some(false)));
+    assert_eq!(lines[2]["ref"], Value::Null);
+    assert_eq!(lines[2]["error"], "apiVersion must have a value");
+
+    let out = rigger().args(["validate", "--format", "json"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn validate_github_format_annotates_the_failing_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("catalog-info.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Group\nmetadata: { name: a }\n---\napiVersion: v1\nkind: Component\nmetadata: { name: -bad- }\n").unwrap();
+    let out = rigger().args(["validate", "--format", "github"]).arg(&bad).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("::error file={},line=5::document 1: \"metadata.name\" is not valid", bad.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn usage_and_config_errors_exit_64() {
+    assert_eq!(rigger().arg("validate").output().unwrap().status.code(), Some(64), "validate needs a path");
+    assert_eq!(rigger().arg("frobnicate").output().unwrap().status.code(), Some(64));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    std::fs::write(&config, "sources:\n  - name: a\n    local: { path: x }\n").unwrap();
+    let out = rigger().arg("--config").arg(&config).arg("sync").output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "sync without --once");
+
+    std::fs::write(
+        &config,
+        "databse: {}\nserver: { listen: nowhere }\nsources:\n  - name: Bad\n    local: { path: x }\n",
+    )
+    .unwrap();
+    let out = rigger().arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64));
+    for problem in ["databse: unknown key", "server.listen:", "sources[0].name:"] {
+        assert!(err.contains(problem), "{problem} missing from\n{err}");
+    }
+}
+
+#[test]
+fn config_check_resolves_secrets_without_printing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    std::fs::write(
+        &config,
+        "sources:\n  - name: a\n    git: { url: 'https://github.com/acme/a.git', token: { env: RIGGER_TEST_TOKEN } }\n",
+    )
+    .unwrap();
+    let out = rigger()
+        .env("RIGGER_TEST_TOKEN", "ghp_supersecret")
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("sources[0].git.token: env:RIGGER_TEST_TOKEN (set)"), "{text}");
+    assert!(!text.contains("ghp_supersecret"));
+
+    let out = rigger()
+        .env_remove("RIGGER_TEST_TOKEN")
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable RIGGER_TEST_TOKEN is not set"));
+}

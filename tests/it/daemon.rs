@@ -1,0 +1,74 @@
+//! `rigger run` as a process: health, readiness, metrics, file-change triggers, SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use crate::support::component;
+use crate::support::db::TestDb;
+use crate::support::rigger::{free_port, write_config, Daemon, DEADLINE};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_serves_health_metrics_follows_file_changes_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::write(catalog.join("catalog-info.yaml"), component("svc", "First")).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let mut daemon = Daemon::start(&config, port);
+
+    daemon.wait_for("/readyz", 200).await;
+    let (status, health) = daemon.get_json("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (_, ready) = daemon.get_json("/readyz").await;
+    assert_eq!(ready["checks"]["store"]["ok"], true);
+    assert_eq!(ready["checks"]["initial_sync"]["ok"], true);
+
+    let metrics = daemon.get_text("/metrics").await;
+    for expected in [
+        "rigger_store_up 1",
+        "rigger_catalog_entities{kind=\"component\"} 1",
+        "rigger_sync_runs_total{outcome=\"success\",source=\"demo\"} 1",
+        "rigger_sync_last_success_timestamp_seconds{source=\"demo\"}",
+        "rigger_sync_duration_seconds_count{source=\"demo\"} 1",
+        "rigger_location_errors{source=\"demo\"} 0",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+    }
+
+    // The interval is an hour: only the file watcher can bring this change in.
+    std::fs::write(catalog.join("catalog-info.yaml"), component("svc", "Second")).unwrap();
+    let started = Instant::now();
+    loop {
+        let (_, svc) = daemon.get_json("/api/catalog/entities/by-name/component/default/svc").await;
+        if svc["metadata"]["description"] == "Second" {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "file change not synced: {svc}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let status = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends rigger run with exit 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_tells_the_truth_when_the_database_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db_port = free_port();
+    let db = format!("postgres://postgres@127.0.0.1:{db_port}/nothing");
+    let config =
+        write_config(dir.path(), &db, &format!("127.0.0.1:{port}"), "  - name: demo\n    local:\n      path: .\n");
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/healthz", 200).await;
+    let (status, ready) = daemon.get_json("/readyz").await;
+    assert_eq!(status, 503);
+    assert_eq!(ready["checks"]["store"]["ok"], false);
+    assert!(ready["checks"]["store"]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(daemon.get_text("/metrics").await.contains("rigger_store_up 0"));
+    let status = daemon.terminate();
+    assert_eq!(status.code(), Some(0), "shutdown while waiting for the database is clean");
+    drop(TestDb::sqlite(dir.path()));
+}
