@@ -59,7 +59,7 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
         let _entered = span.enter();
         match sync_source(&ctx, source).await {
             Ok(pass) => {
-                failed |= pass.failed_documents() > 0;
+                failed |= pass.has_errors();
                 println!("{}", summary(&source.name, &pass));
                 if let Pass::Synced { errors, .. } = &pass {
                     for error in errors {
@@ -84,7 +84,10 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
 
 fn summary(name: &str, pass: &Pass) -> String {
     match pass {
-        Pass::Unchanged { revision } => format!("{name}: unchanged at {revision}"),
+        Pass::Unchanged { revision, files_in_error: 0 } => format!("{name}: unchanged at {revision}"),
+        Pass::Unchanged { revision, files_in_error } => {
+            format!("{name}: unchanged at {revision}; {files_in_error} catalog file(s) still in error")
+        }
         Pass::Synced { revision, changes, errors } => format!(
             "{name}: synced {}: {} added, {} updated, {} deleted, {} unchanged, {} error(s)",
             revision.as_deref().unwrap_or("working tree"),

@@ -59,17 +59,19 @@ impl Transient for StoreError {
 /// How a pass ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pass {
-    /// The remote still pointed at the synced commit: no fetch, no writes.
-    Unchanged { revision: String },
+    /// The remote still pointed at the synced commit: no fetch, no writes. `files_in_error`
+    /// counts the catalog files still in error from that commit.
+    Unchanged { revision: String, files_in_error: u64 },
     /// The snapshot was read and written. `errors` lists `path[#index]: message` per problem.
     Synced { revision: Option<String>, changes: Changes, errors: Vec<String> },
 }
 
 impl Pass {
-    pub fn failed_documents(&self) -> usize {
+    /// True when some file or document of the source is in error.
+    pub fn has_errors(&self) -> bool {
         match self {
-            Self::Unchanged { .. } => 0,
-            Self::Synced { errors, .. } => errors.len(),
+            Self::Unchanged { files_in_error, .. } => *files_in_error > 0,
+            Self::Synced { errors, .. } => !errors.is_empty(),
         }
     }
 }
@@ -89,12 +91,12 @@ pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, S
     };
     ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), outcome]).inc();
     match &result {
-        Ok(pass) => {
+        Ok(_) => {
             let now = started / 1000;
             ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
-            if let Pass::Synced { errors, .. } = pass {
+            if let Ok(count) = ctx.store.locations_in_error(&source.name).await {
                 let gauge = ctx.metrics.location_errors.with_label_values(&[source.name.as_str()]);
-                gauge.set(i64::try_from(errors.len()).unwrap_or(i64::MAX));
+                gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
             }
         }
         Err(err) => record_failure(ctx, source, started, err).await,
@@ -140,7 +142,10 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
                 token,
             };
             match fetch_git(ctx, remote, last.clone()).await? {
-                Fetched::Unchanged(revision) => return Ok(Pass::Unchanged { revision }),
+                Fetched::Unchanged(revision) => {
+                    let files_in_error = retry(policy, &ctx.metrics, "store", || ctx.store.locations_in_error(&source.name)).await?;
+                    return Ok(Pass::Unchanged { revision, files_in_error });
+                }
                 Fetched::Snapshot(snapshot) => snapshot,
             }
         }

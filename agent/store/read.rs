@@ -136,6 +136,16 @@ impl Store {
             .collect())
     }
 
+    /// How many catalog files of a source are in error.
+    pub async fn locations_in_error(&self, source: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM locations WHERE source = $1 AND state = 'error'")
+            .bind(source)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("count locations in error"))?;
+        Ok(u64::try_from(row.get::<i64, _>(0)).unwrap_or_default())
+    }
+
     /// The newest sync runs first.
     pub async fn sync_runs(&self, limit: i64) -> Result<Vec<SyncRunRow>, StoreError> {
         let rows = sqlx::query(

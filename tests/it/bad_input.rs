@@ -60,6 +60,14 @@ async fn bad_documents_keep_their_last_good_entities_while_siblings_sync() {
     );
     assert!(found.iter().any(|(r, _)| r == "component:default/web"), "root's good documents kept: {found:?}");
 
+    let again = run(&config, &["sync", "--once"]);
+    assert_eq!(again.status.code(), Some(1), "errors persist while the commit is unchanged");
+    assert!(
+        stdout(&again).contains("unchanged at") && stdout(&again).contains("2 catalog file(s) still in error"),
+        "{}",
+        stdout(&again)
+    );
+
     let store = Store::connect(&db.url).await.unwrap();
     let locations = store.locations().await.unwrap();
     let billing = locations.iter().find(|l| l.path == "services/billing/catalog-info.yaml").unwrap();
