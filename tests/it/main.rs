@@ -7,4 +7,5 @@ mod bad_input;
 mod cli;
 mod daemon;
 mod git_transports;
+mod store;
 mod support;
