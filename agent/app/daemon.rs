@@ -38,7 +38,14 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
 
     let triggers: Vec<Arc<Notify>> = ctx.config.sources.iter().map(|_| Arc::new(Notify::new())).collect();
     let _watchers = start_watchers(&ctx, &triggers);
-    initial_pass(&ctx).await;
+    if ctx.config.kubernetes.is_some() {
+        warn!("kubernetes is configured, but cluster reconcile is not implemented in this version; syncing the catalog only");
+    }
+    tokio::select! {
+        () = initial_pass(&ctx) => {}
+        // Dropping the pass rolls back any open transaction: a location lands whole or not at all.
+        () = cancel.cancelled() => return shut_down(tracker, server, &ctx).await,
+    }
     readiness.set_first_pass_done();
     info!("initial sync pass finished; ready");
 

@@ -7,17 +7,22 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::State;
+use super::{fields, State};
 use crate::catalog::search::{self, Filter};
 use crate::catalog::EntityRef;
 
-/// `GET /api/catalog/entities?filter=…&offset=…&limit=…`
+/// `GET /api/catalog/entities?filter=…&fields=…&offset=…&limit=…`
 pub async fn list_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let filters: Vec<&str> = params.iter().filter(|(k, _)| k == "filter").map(|(_, v)| v.as_str()).collect();
     let filter = match Filter::parse(&filters) {
         Ok(filter) => filter,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "InputError", &message, &uri),
+    };
+    let fields: Vec<&str> = params.iter().filter(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).collect();
+    let fields = match fields::parse(&fields) {
+        Ok(fields) => fields,
         Err(message) => return error(StatusCode::BAD_REQUEST, "InputError", &message, &uri),
     };
     let number = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.parse::<usize>());
@@ -36,7 +41,8 @@ pub async fn list_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuer
         .map(crate::store::StoredEntity::to_api)
         .filter(|entity| filter.matches(&search::rows(entity)))
         .skip(offset)
-        .take(limit.unwrap_or(usize::MAX));
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|entity| fields::select(entity, &fields));
     Json(Value::Array(matching.collect())).into_response()
 }
 

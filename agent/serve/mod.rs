@@ -2,6 +2,7 @@
 //! read API. It reads the store and shared state; it never calls git or an API server.
 
 mod catalog_api;
+mod fields;
 mod health;
 mod state;
 

@@ -108,6 +108,8 @@ async fn git_repository_round_trip(db: &TestDb, dir: &Path) {
 
     let (_, filtered) = daemon.get_json("/api/catalog/entities?filter=kind=component,spec.type=service").await;
     assert_eq!(refs(&filtered), ["component:billing", "component:search"]);
+    let (_, narrow) = daemon.get_json("/api/catalog/entities?filter=metadata.name=web&fields=kind,metadata.name").await;
+    assert_eq!(narrow, serde_json::json!([{"kind": "Component", "metadata": {"name": "web"}}]));
 
     // A commit that removes one entity (web) and edits another (billing).
     let root_without_web = ROOT_CATALOG.split_once("---\n").expect("documents").1;

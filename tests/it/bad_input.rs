@@ -22,14 +22,20 @@ async fn descriptions(db: &TestDb) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A repository with the full catalog, synced once into a fresh SQLite store.
+fn synced_platform(dir: &std::path::Path) -> (TestDb, TestRepo, std::path::PathBuf) {
+    let db = TestDb::sqlite(dir);
+    let repo = TestRepo::new(dir, "platform");
+    repo.commit("good", &as_files(&full_catalog()));
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    assert!(run(&config, &["sync", "--once"]).status.success());
+    (db, repo, config)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_documents_keep_their_last_good_entities_while_siblings_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let repo = TestRepo::new(dir.path(), "platform");
-    repo.commit("good", &as_files(&full_catalog()));
-    let config = write_config(dir.path(), &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
-    assert!(run(&config, &["sync", "--once"]).status.success());
+    let (db, repo, config) = synced_platform(dir.path());
 
     let root_with_junk = format!("{ROOT_CATALOG}---\n- just a list\n");
     repo.commit(
@@ -78,11 +84,7 @@ async fn bad_documents_keep_their_last_good_entities_while_siblings_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_catalog_file_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let repo = TestRepo::new(dir.path(), "platform");
-    repo.commit("good", &as_files(&full_catalog()));
-    let config = write_config(dir.path(), &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
-    assert!(run(&config, &["sync", "--once"]).status.success());
+    let (db, repo, config) = synced_platform(dir.path());
     let before = descriptions(&db).await;
 
     repo.commit("oops", &[("catalog-info.yaml", None)]);
