@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::catalog::{envelope, parse, EntityRef};
+use crate::catalog::{parse, validate, EntityRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -94,7 +94,7 @@ pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
                 Err(error) => (None, Some(error)),
                 Ok(mut value) => {
                     let best_ref = lenient_ref(&value);
-                    match envelope::check(&mut value) {
+                    match validate::entity(&mut value) {
                         Ok(entity_ref) => (Some(entity_ref.to_string()), None),
                         Err(error) => (best_ref, Some(error)),
                     }
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn json_lines_follow_the_contract() {
-        let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: foo }\n---\nkind: Component\nmetadata: { name: bar }\n";
+        let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: foo }\nspec: { type: service, lifecycle: production, owner: team-a }\n---\nkind: Component\nmetadata: { name: bar }\n";
         let verdicts = validate_text("c.yaml", text);
         let lines: Vec<String> = verdicts.iter().map(|v| render(v, Format::Json)).collect();
         let first: Value = serde_json::from_str(&lines[0]).unwrap();
@@ -188,7 +188,10 @@ mod tests {
         let second: Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(second["ok"], false);
         assert_eq!(second["ref"], "component:default/bar");
-        assert_eq!(second["error"], "apiVersion must have a value");
+        assert_eq!(
+            second["error"],
+            "Entity envelope failed validation: <root> must have required property 'apiVersion'"
+        );
     }
 
     #[test]

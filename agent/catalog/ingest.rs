@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::entity_ref::EntityRef;
 use super::location::{derived_annotations, location_ref, resolve_target, Reached};
-use super::{envelope, parse};
+use super::{parse, validate};
 use crate::source::{Origin, Snapshot};
 
 pub const ANNOTATION_LOCATION: &str = "backstage.io/managed-by-location";
@@ -182,7 +182,7 @@ fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, 
 type Targets = Vec<Result<String, String>>;
 
 fn entity_from(mut value: Value, file: &FileContext<'_>) -> Result<(Entity, Targets), String> {
-    let entity_ref = envelope::check(&mut value)?;
+    let entity_ref = validate::entity(&mut value)?;
     annotate(&mut value, file)?;
     let targets = if entity_ref.kind == "location" { location_targets(&value, file)? } else { Vec::new() };
     Ok((Entity { entity_ref, body: value }, targets))

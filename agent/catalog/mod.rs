@@ -3,11 +3,11 @@
 //! Backstage's semantics (`shared/reference/backstage.md`) are the specification.
 
 pub mod entity_ref;
-pub mod envelope;
 pub mod ingest;
 pub mod location;
 pub mod parse;
 pub mod search;
+pub mod validate;
 
 pub use entity_ref::EntityRef;
 pub use ingest::{ingest, DocumentError, Entity, Ingest, Limits, LocationOutcome};

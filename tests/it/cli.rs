@@ -23,7 +23,7 @@ fn shipped_configs_load() {
 fn validate_prints_one_json_object_per_document() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: Foo }\n").unwrap();
+    std::fs::write(&good, "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: Foo }\nspec: { type: service, lifecycle: production, owner: team-a }\n").unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
@@ -42,7 +42,7 @@ fn validate_prints_one_json_object_per_document() {
     assert_eq!(lines[1]["ref"], "group:default/ok-team");
     assert_eq!((lines[2]["index"].as_u64(), lines[2]["ok"].as_bool()), (Some(1), Some(false)));
     assert_eq!(lines[2]["ref"], Value::Null);
-    assert_eq!(lines[2]["error"], "apiVersion must have a value");
+    assert_eq!(lines[2]["error"], "Entity envelope failed validation: <root> must have required property 'apiVersion'");
 
     let out = rigger().args(["validate", "--format", "json"]).arg(&good).output().unwrap();
     assert_eq!(out.status.code(), Some(0));

@@ -98,7 +98,7 @@ fn duplicate_ref_in_one_file_is_an_error() {
 
 #[test]
 fn authors_derived_annotations_win_but_managed_by_is_ours() {
-    let text = "apiVersion: v1\nkind: Component\nmetadata:\n  name: x\n  annotations:\n    backstage.io/view-url: https://docs.example/x\n    backstage.io/managed-by-location: url:https://spoof\n";
+    let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nspec: { type: service, lifecycle: production, owner: team-a }\nmetadata:\n  name: x\n  annotations:\n    backstage.io/view-url: https://docs.example/x\n    backstage.io/managed-by-location: url:https://spoof\n";
     let ingest = ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", text)), Limits::default());
     let annotations = &ingest.locations[0].entities[0].body["metadata"]["annotations"];
     assert_eq!(annotations["backstage.io/view-url"], "https://docs.example/x");

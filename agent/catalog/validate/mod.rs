@@ -1,0 +1,103 @@
+//! Backstage's validation of one entity, in the catalog's order: the envelope, the default policy
+//! chain (schema, default namespace, no foreign root fields, field formats), then kind validation.
+//! Messages name the field and the rule, in Backstage's words where Backstage has words.
+
+mod field_format;
+mod schema;
+
+use serde_json::{Map, Value};
+
+use super::entity_ref::{EntityRef, DEFAULT_NAMESPACE};
+use schema::KindVerdict;
+
+/// Root fields an entity file may carry (`NoForeignRootFieldsEntityPolicy`'s default list).
+const KNOWN_ROOT_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];
+
+/// Validates one parsed document and fills in the default namespace. Returns the canonical ref.
+pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
+    if !entity.is_object() {
+        return Err("document is not a mapping".to_owned());
+    }
+    schema::envelope(entity).map_err(|e| format!("Entity envelope failed validation: {e}"))?;
+    let entity_ref = reference(entity);
+    schema::entity(entity).map_err(|e| format!("Malformed envelope, {e}"))?;
+    let root = entity.as_object_mut().ok_or("document is not a mapping")?;
+    default_namespace(root);
+    if let Some(field) = root.keys().find(|k| !KNOWN_ROOT_FIELDS.contains(&k.as_str())) {
+        return Err(format!("Unknown field {field}"));
+    }
+    field_format::enforce(root)?;
+    match schema::kind(entity) {
+        KindVerdict::Valid => Ok(entity_ref),
+        KindVerdict::Invalid(message) => Err(message),
+        KindVerdict::Unrecognized => Err(format!(
+            "No processor recognized the entity {entity_ref} as valid, possibly caused by a foreign kind or apiVersion"
+        )),
+    }
+}
+
+/// The ref of an entity that passed the envelope: kind and name are non-empty strings.
+fn reference(entity: &Value) -> EntityRef {
+    let kind = entity["kind"].as_str().unwrap_or_default();
+    let name = entity["metadata"]["name"].as_str().unwrap_or_default();
+    let namespace = entity["metadata"]["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or(DEFAULT_NAMESPACE);
+    EntityRef::new(kind, namespace, name)
+}
+
+/// `DefaultNamespaceEntityPolicy`: a missing (or empty) namespace becomes `default`.
+fn default_namespace(root: &mut Map<String, Value>) {
+    if let Some(Value::Object(metadata)) = root.get_mut("metadata") {
+        let empty = metadata.get("namespace").is_none_or(|ns| ns.as_str() == Some(""));
+        if empty {
+            metadata.insert("namespace".into(), Value::String(DEFAULT_NAMESPACE.into()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn component() -> Value {
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "Foo"},
+               "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"}})
+    }
+
+    #[test]
+    fn a_valid_component_gets_its_namespace_and_ref() {
+        let mut e = component();
+        assert_eq!(entity(&mut e).unwrap().to_string(), "component:default/foo");
+        assert_eq!(e["metadata"]["namespace"], "default");
+    }
+
+    #[test]
+    fn foreign_root_fields_are_rejected() {
+        let mut e = component();
+        e["status"] = json!({});
+        assert!(entity(&mut e).is_err());
+        let mut e = component();
+        e["extra"] = json!(1);
+        assert_eq!(
+            entity(&mut e).unwrap_err(),
+            "Malformed envelope, <root> must NOT have additional properties - additionalProperty: extra"
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_not_recognised() {
+        let mut e = component();
+        e["kind"] = json!("Widget");
+        assert_eq!(
+            entity(&mut e).unwrap_err(),
+            "No processor recognized the entity widget:default/foo as valid, possibly caused by a foreign kind or apiVersion"
+        );
+    }
+
+    #[test]
+    fn missing_spec_fields_name_the_field() {
+        let mut e = component();
+        e["spec"] = json!({"type": "service", "owner": "a"});
+        assert_eq!(entity(&mut e).unwrap_err(), "/spec must have required property 'lifecycle'");
+    }
+}
