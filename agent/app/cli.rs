@@ -45,6 +45,10 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
         format: validate::Format,
+        /// Check only the documents of the files named: Location targets are not opened and
+        /// placeholders are checked for form but not read (for editors and pre-commit hooks).
+        #[arg(long)]
+        no_follow: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -71,8 +75,9 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init_logging(cli.log_format);
-    if let Command::Validate { paths, format } = &cli.command {
-        return match validate::run(paths, *format, &mut std::io::stdout().lock()) {
+    if let Command::Validate { paths, format, no_follow } = &cli.command {
+        let follow = if *no_follow { validate::Follow::No } else { validate::Follow::Yes };
+        return match validate::run(paths, *format, follow, &mut std::io::stdout().lock()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(EXIT_FAILED),
             Err(err) => {

@@ -253,6 +253,9 @@ pub async fn refresh_entity_gauge(ctx: &Context) {
             for (kind, count) in counts {
                 ctx.metrics.entities.with_label_values(&[kind.as_str()]).set(count);
             }
+            if let Ok(dangling) = ctx.store.unresolved_relations().await {
+                ctx.metrics.unresolved_relations.set(i64::try_from(dangling.len()).unwrap_or(i64::MAX));
+            }
         }
         Err(err) => {
             ctx.metrics.store_up.set(0);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::catalog::{parse, validate, EntityRef};
+use crate::catalog::{ingest, parse, EntityRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -13,6 +13,13 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow commands (`::error file=…,line=…::…`).
     Github,
+}
+
+/// Whether `validate` reads what documents point at (Location targets, placeholders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    Yes,
+    No,
 }
 
 /// The verdict on one document.
@@ -28,7 +35,8 @@ pub struct Verdict {
 
 /// Validates every file (directories are searched for `*.yaml`/`*.yml`), writes the verdicts
 /// and returns whether all documents passed.
-pub fn run(paths: &[PathBuf], format: Format, out: &mut impl Write) -> std::io::Result<bool> {
+pub fn run(paths: &[PathBuf], format: Format, follow: Follow, out: &mut impl Write) -> std::io::Result<bool> {
+    let _ = follow; // following Location targets and placeholders is added with them
     let mut all_ok = true;
     for file in expand(paths) {
         for verdict in validate_file(&file) {
@@ -92,10 +100,10 @@ pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
             let line = starts.get(doc.index).copied().unwrap_or(1);
             let (entity_ref, error) = match doc.parsed {
                 Err(error) => (None, Some(error)),
-                Ok(mut value) => {
+                Ok(value) => {
                     let best_ref = lenient_ref(&value);
-                    match validate::entity(&mut value) {
-                        Ok(entity_ref) => (Some(entity_ref.to_string()), None),
+                    match ingest::check_document(value, Path::new(file)) {
+                        Ok(entity) => (Some(entity.entity_ref.to_string()), None),
                         Err(error) => (best_ref, Some(error)),
                     }
                 }
@@ -110,7 +118,7 @@ fn lenient_ref(value: &Value) -> Option<String> {
     let kind = value.get("kind")?.as_str()?;
     let metadata = value.get("metadata")?;
     let name = metadata.get("name")?.as_str()?;
-    let namespace = metadata.get("namespace").and_then(Value::as_str).unwrap_or("default");
+    let namespace = metadata.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("default");
     (!kind.is_empty() && !name.is_empty()).then(|| EntityRef::new(kind, namespace, name).to_string())
 }
 

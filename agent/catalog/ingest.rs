@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::entity_ref::EntityRef;
 use super::location::{derived_annotations, location_ref, resolve_target, Reached};
+use super::relations::{self, Relation};
 use super::{parse, validate};
 use crate::source::{Origin, Snapshot};
 
@@ -29,11 +30,13 @@ impl Default for Limits {
     }
 }
 
-/// An entity as ingested: envelope checked, namespace defaulted, location annotations set.
+/// An entity as ingested: validated, namespace defaulted, location annotations set, with the
+/// relations it declares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     pub entity_ref: EntityRef,
     pub body: Value,
+    pub relations: Vec<Relation>,
 }
 
 /// A problem with one file or one document of it.
@@ -114,6 +117,17 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
     Ingest { locations }
 }
 
+/// Checks one document the way the agent would if it read it from `path` of a plain
+/// directory, without reading anything else (`rigger validate --no-follow`).
+pub fn check_document(value: Value, path: &std::path::Path) -> Result<Entity, String> {
+    let root = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let origin = Origin::Local { root };
+    let key = location_ref(&origin, &name, Reached::Root);
+    let file = FileContext { origin: &origin, origin_key: &key, key: key.clone(), path: &name };
+    entity_from(value, &file)
+}
+
 struct FileContext<'a> {
     origin: &'a Origin,
     origin_key: &'a str,
@@ -146,7 +160,7 @@ fn read_location(
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
     for doc in parse::documents(&text) {
-        let result = doc.parsed.and_then(|value| entity_from(value, file));
+        let result = doc.parsed.and_then(|value| entity_and_targets(value, file));
         match result {
             Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {
                 for target in declared {
@@ -181,11 +195,22 @@ fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, 
 
 type Targets = Vec<Result<String, String>>;
 
-fn entity_from(mut value: Value, file: &FileContext<'_>) -> Result<(Entity, Targets), String> {
-    let entity_ref = validate::entity(&mut value)?;
+/// One document through Backstage's processing order: envelope, location annotations,
+/// pre-processing, policies and kind validation, then relations.
+fn entity_from(mut value: Value, file: &FileContext<'_>) -> Result<Entity, String> {
+    let entity_ref = validate::envelope(&mut value)?;
     annotate(&mut value, file)?;
-    let targets = if entity_ref.kind == "location" { location_targets(&value, file)? } else { Vec::new() };
-    Ok((Entity { entity_ref, body: value }, targets))
+    relations::sort_arrays(&mut value);
+    validate::policies_and_kind(&mut value, &entity_ref)?;
+    let relations = relations::declared(&value, &entity_ref)?;
+    Ok(Entity { entity_ref, body: value, relations })
+}
+
+/// An entity plus, for a Location, the targets it asks us to read.
+fn entity_and_targets(value: Value, file: &FileContext<'_>) -> Result<(Entity, Targets), String> {
+    let entity = entity_from(value, file)?;
+    let targets = if entity.entity_ref.kind == "location" { location_targets(&entity.body, file)? } else { Vec::new() };
+    Ok((entity, targets))
 }
 
 /// Stamps the managed-by annotations (always ours) and the derived URL annotations (authors'

@@ -180,6 +180,9 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
             if git.url.trim().is_empty() {
                 problems.push(format!("{at}.git.url"), "required");
             }
+            if has_http_credentials(&git.url) {
+                problems.push(format!("{at}.git.url"), "must not embed credentials; use git.token: { env: NAME }");
+            }
             let url = resolve_git_url(&git.url, base);
             let catalog_path = catalog(git.catalog_path, "git", problems);
             let token = git.token.map(|t| resolve_secret(t, base));
@@ -221,6 +224,12 @@ fn resolve_git_url(url: &str, base: &Path) -> String {
         let path = path.canonicalize().unwrap_or(path);
         path.display().to_string()
     }
+}
+
+/// `https://user:token@host/…` would put a secret in the config and in every error message.
+fn has_http_credentials(url: &str) -> bool {
+    url::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && (!u.username().is_empty() || u.password().is_some()))
 }
 
 fn is_bounded_name(name: &str) -> bool {
@@ -317,6 +326,16 @@ mod tests {
         assert_eq!(config.sources[0].interval, Duration::from_secs(30));
         let SourceKind::Local(local) = &config.sources[0].kind else { panic!("local source") };
         assert_eq!(local.path, PathBuf::from("/srv/rigger/config/../examples"));
+    }
+
+    #[test]
+    fn credentials_in_git_urls_are_rejected() {
+        let found = problems("sources:\n  - name: a\n    git: { url: 'https://ghp_abc@github.com/acme/a.git' }\n");
+        assert_eq!(
+            found,
+            vec!["sources[0].git.url: must not embed credentials; use git.token: { env: NAME }".to_owned()]
+        );
+        assert!(parse("sources:\n  - name: a\n    git: { url: 'git@github.com:acme/a.git' }\n", Path::new("/")).is_ok());
     }
 
     #[test]

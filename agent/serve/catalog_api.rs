@@ -63,6 +63,15 @@ pub async fn entity_by_name(
     }
 }
 
+/// `GET /api/rigger/relations/unresolved`: relations whose target is not in the catalog —
+/// Backstage keeps them silently; platform teams want to find dangling owners.
+pub async fn unresolved_relations(AxumState(state): AxumState<State>, uri: Uri) -> Response {
+    match state.store.unresolved_relations().await {
+        Ok(rows) => Json(json!({ "items": rows })).into_response(),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &err.to_string(), &uri),
+    }
+}
+
 /// Backstage's error body: `{error: {name, message}, request: {method, url}, response: {statusCode}}`.
 fn error(status: StatusCode, name: &str, message: &str, uri: &Uri) -> Response {
     let url = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);

@@ -22,6 +22,7 @@ pub fn router(state: State) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/catalog/entities", get(catalog_api::list_entities))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
+        .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .with_state(state)
 }
 

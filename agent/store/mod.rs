@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use read::{LocationRow, StoredEntity, SyncRunRow};
+pub use read::{LocationRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use write::{Changes, SyncRun};
 
 /// How long a connection attempt may take before the store counts as down.

@@ -1,37 +1,64 @@
 //! Reading the catalog back, for the HTTP API, metrics and tests.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{query_err, Store, StoreError};
 
-/// An entity as stored, with its identity.
+/// An entity as stored, with its identity and the relations whose source it is.
 #[derive(Debug, Clone)]
 pub struct StoredEntity {
     pub entity_ref: String,
     pub uid: String,
-    pub etag: String,
+    /// The content hash of the body; the API's etag also covers relations.
+    pub hash: String,
     pub source: String,
     pub location_key: String,
     pub body: Value,
     pub updated_at: i64,
+    /// `(type, targetRef)`, distinct, sorted by type then target — Backstage's order.
+    pub relations: Vec<(String, String)>,
 }
 
 impl StoredEntity {
-    /// The entity as Backstage's API serves it: `metadata.uid`, `metadata.etag` and `relations`.
+    /// Changes whenever the body or the relations change, like Backstage's stitched etag.
+    pub fn etag(&self) -> String {
+        let mut hasher = Sha1::new();
+        hasher.update(self.hash.as_bytes());
+        for (kind, target) in &self.relations {
+            hasher.update(format!("\n{kind} {target}").as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// The entity as Backstage's API serves it: `metadata.uid`, `metadata.etag`, `relations`.
     pub fn to_api(&self) -> Value {
         let mut entity = self.body.clone();
         if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("uid".into(), Value::String(self.uid.clone()));
-            metadata.insert("etag".into(), Value::String(self.etag.clone()));
+            metadata.insert("etag".into(), Value::String(self.etag()));
         }
+        let relations =
+            self.relations.iter().map(|(kind, target)| json!({"type": kind, "targetRef": target})).collect();
         if let Some(root) = entity.as_object_mut() {
-            root.entry("relations").or_insert_with(|| Value::Array(Vec::new()));
+            root.insert("relations".into(), Value::Array(relations));
         }
         entity
     }
+}
+
+/// A relation whose target is not in the catalog (e.g. a dangling owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedRelation {
+    pub source: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,11 +96,12 @@ fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
     Ok(StoredEntity {
         entity_ref,
         uid: row.get(1),
-        etag: row.get(2),
+        hash: row.get(2),
         source: row.get(3),
         location_key: row.get(4),
         body,
         updated_at: row.get(6),
+        relations: Vec::new(),
     })
 }
 
@@ -94,7 +122,51 @@ impl Store {
             }
         }
         .map_err(query_err("list entities"))?;
-        rows.iter().map(entity_from_row).collect()
+        let mut entities: Vec<StoredEntity> = rows.iter().map(entity_from_row).collect::<Result<_, _>>()?;
+        let mut relations = self.all_relations().await?;
+        for entity in &mut entities {
+            entity.relations = relations.remove(&entity.entity_ref).unwrap_or_default();
+        }
+        Ok(entities)
+    }
+
+    async fn all_relations(&self) -> Result<HashMap<String, Vec<(String, String)>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT source_ref, type, target_ref FROM relations ORDER BY source_ref, type, target_ref",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list relations"))?;
+        let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for row in rows {
+            out.entry(row.get(0)).or_default().push((row.get(1), row.get(2)));
+        }
+        Ok(out)
+    }
+
+    async fn relations_of(&self, entity_ref: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT type, target_ref FROM relations WHERE source_ref = $1 ORDER BY type, target_ref",
+        )
+        .bind(entity_ref)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("entity relations"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Relations declared by an entity whose target does not exist, in ref order.
+    pub async fn unresolved_relations(&self) -> Result<Vec<UnresolvedRelation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.source_ref, r.type, r.target_ref FROM relations r \
+             LEFT JOIN entities e ON e.entity_ref = r.target_ref \
+             WHERE r.source_ref = r.originating_ref AND e.entity_ref IS NULL \
+             ORDER BY r.source_ref, r.type, r.target_ref",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("unresolved relations"))?;
+        Ok(rows.iter().map(|r| UnresolvedRelation { source: r.get(0), kind: r.get(1), target: r.get(2) }).collect())
     }
 
     /// One entity by canonical ref (`kind:namespace/name`, any case).
@@ -104,7 +176,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(query_err("get entity"))?;
-        row.as_ref().map(entity_from_row).transpose()
+        let Some(mut entity) = row.as_ref().map(entity_from_row).transpose()? else { return Ok(None) };
+        entity.relations = self.relations_of(&entity.entity_ref).await?;
+        Ok(Some(entity))
     }
 
     /// Entity counts per kind (as written in the entities, e.g. `Component`).

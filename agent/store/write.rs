@@ -83,6 +83,7 @@ impl Store {
         for entity_ref in &plan.insert {
             let (entity, hash) = &desired[entity_ref];
             insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await?;
+            replace_relations(&mut tx, entity_ref, entity).await?;
         }
         for entity_ref in &plan.update {
             let (entity, hash) = &desired[entity_ref];
@@ -105,6 +106,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(query_err("delete entity"))?;
+            delete_relations(&mut tx, entity_ref).await?;
         }
         let conflicts: Vec<DocumentError> = plan
             .conflicts
@@ -143,6 +145,11 @@ impl Store {
                 continue;
             }
             let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+            sqlx::query("DELETE FROM relations WHERE originating_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)")
+                .bind(key.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("delete location relations"))?;
             let deleted = sqlx::query("DELETE FROM entities WHERE location_key = $1")
                 .bind(key.as_str())
                 .execute(&mut *tx)
@@ -271,6 +278,31 @@ async fn insert_entity(
     .execute(&mut **tx)
     .await
     .map_err(query_err("insert entity"))?;
+    Ok(())
+}
+
+/// Replaces the relation rows an entity declared with its current ones.
+async fn replace_relations(tx: &mut Transaction<'_, Any>, entity_ref: &str, entity: &Entity) -> Result<(), StoreError> {
+    delete_relations(tx, entity_ref).await?;
+    for relation in &entity.relations {
+        sqlx::query("INSERT INTO relations (originating_ref, source_ref, type, target_ref) VALUES ($1, $2, $3, $4)")
+            .bind(entity_ref)
+            .bind(relation.source.to_string())
+            .bind(relation.kind)
+            .bind(relation.target.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(query_err("insert relation"))?;
+    }
+    Ok(())
+}
+
+async fn delete_relations(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM relations WHERE originating_ref = $1")
+        .bind(entity_ref)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_err("delete relations"))?;
     Ok(())
 }
 

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub location_errors: IntGaugeVec,
     /// Entities in the store, by kind.
     pub entities: IntGaugeVec,
+    /// Relations whose target entity does not exist.
+    pub unresolved_relations: IntGauge,
     /// Entity rows written, by operation (`insert`, `update`, `delete`).
     pub entity_writes: IntCounterVec,
     /// Entity refs claimed by a second location (kept by the first), by source.
@@ -59,6 +61,12 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(sync_duration.clone())).expect("unique histogram");
+        let unresolved_relations = IntGauge::new(
+            "rigger_catalog_unresolved_relations",
+            "Relations whose target entity does not exist (e.g. a dangling owner).",
+        )
+        .expect("valid gauge");
+        registry.register(Box::new(unresolved_relations.clone())).expect("unique gauge");
         let store_up =
             IntGauge::new("rigger_store_up", "1 when the last store round trip succeeded.").expect("valid gauge");
         registry.register(Box::new(store_up.clone())).expect("unique gauge");
@@ -84,6 +92,7 @@ impl Metrics {
             git_fetches: counter("rigger_git_fetches_total", "Remote checks by result.", &["source", "result"]),
             retries: counter("rigger_retries_total", "Retries of transient failures, by operation.", &["operation"]),
             sync_duration,
+            unresolved_relations,
             store_up,
             registry,
         };
@@ -101,6 +110,9 @@ impl Metrics {
                 self.sync_runs.with_label_values(&[name, outcome]).inc_by(0);
             }
             self.location_errors.with_label_values(&[name]).set(0);
+            // 0 = never: a staleness alert on `time() - last_success` fires for a source that
+            // has never succeeded, which is what an operator needs to know.
+            self.sync_last_success.with_label_values(&[name]).set(0);
             self.conflicts.with_label_values(&[name]).inc_by(0);
         }
     }

@@ -98,7 +98,7 @@ async fn git_repository_round_trip(db: &TestDb, dir: &Path) {
     );
     assert_eq!(annotations["backstage.io/source-location"], format!("url:{web_base}/tree/main/services/billing/"));
     assert_eq!(billing["metadata"]["namespace"], "default");
-    assert_eq!(billing["relations"], serde_json::json!([]));
+    assert_eq!(billing["relations"], serde_json::json!([{"type": "ownedBy", "targetRef": "group:default/team-a"}]));
     let (billing_uid, billing_etag) = (billing["metadata"]["uid"].clone(), billing["metadata"]["etag"].clone());
 
     // The daemon's own first pass found the remote unchanged: one ref check, no entity writes.

@@ -6,6 +6,7 @@ mod backbone;
 mod bad_input;
 mod cli;
 mod daemon;
+mod differential;
 mod git_transports;
 mod store;
 mod support;

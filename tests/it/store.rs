@@ -10,6 +10,7 @@ use crate::support::db::TestDb;
 fn entity(name: &str, description: &str) -> Entity {
     Entity {
         entity_ref: EntityRef::new("Component", "default", name),
+        relations: vec![],
         body: json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
                      "metadata": {"name": name, "namespace": "default", "description": description}}),
     }

@@ -13,13 +13,32 @@ use schema::KindVerdict;
 /// Root fields an entity file may carry (`NoForeignRootFieldsEntityPolicy`'s default list).
 const KNOWN_ROOT_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];
 
-/// Validates one parsed document and fills in the default namespace. Returns the canonical ref.
-pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
+/// Step one, before anything reads the entity: the envelope schema (`apiVersion`, `kind`,
+/// `metadata.name`) and an annotations mapping (a missing or falsy one becomes `{}`, as the
+/// catalog does when it stamps location annotations). Returns the canonical ref.
+pub fn envelope(entity: &mut Value) -> Result<EntityRef, String> {
     if !entity.is_object() {
         return Err("document is not a mapping".to_owned());
     }
     schema::envelope(entity).map_err(|e| format!("Entity envelope failed validation: {e}"))?;
-    let entity_ref = reference(entity);
+    let metadata = entity.get_mut("metadata").and_then(Value::as_object_mut).ok_or("metadata must be a mapping")?;
+    let falsy = match metadata.get("annotations") {
+        None | Some(Value::Null | Value::Bool(false)) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(_) => false,
+    };
+    if falsy {
+        metadata.insert("annotations".into(), Value::Object(Map::new()));
+    } else if !metadata.get("annotations").is_some_and(Value::is_object) {
+        return Err("metadata.annotations must be a valid object".to_owned());
+    }
+    Ok(reference(entity))
+}
+
+/// Step two, after pre-processing: the policy chain (schema, default namespace, no foreign root
+/// fields, field formats) and kind validation.
+pub fn policies_and_kind(entity: &mut Value, entity_ref: &EntityRef) -> Result<(), String> {
     schema::entity(entity).map_err(|e| format!("Malformed envelope, {e}"))?;
     let root = entity.as_object_mut().ok_or("document is not a mapping")?;
     default_namespace(root);
@@ -28,12 +47,19 @@ pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
     }
     field_format::enforce(root)?;
     match schema::kind(entity) {
-        KindVerdict::Valid => Ok(entity_ref),
+        KindVerdict::Valid => Ok(()),
         KindVerdict::Invalid(message) => Err(message),
         KindVerdict::Unrecognized => Err(format!(
             "No processor recognized the entity {entity_ref} as valid, possibly caused by a foreign kind or apiVersion"
         )),
     }
+}
+
+/// Both steps with nothing in between, for callers without a location to stamp.
+pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
+    let entity_ref = envelope(entity)?;
+    policies_and_kind(entity, &entity_ref)?;
+    Ok(entity_ref)
 }
 
 /// The ref of an entity that passed the envelope: kind and name are non-empty strings.
