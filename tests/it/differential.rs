@@ -74,7 +74,7 @@ fn rigger_agrees_with_backstage_on_the_corpus() {
         let (theirs, mine) = (backstage.get(&key), ours.get(&key));
         match known {
             Some((_, _, why)) => {
-                assert_ne!(theirs, mine, "known difference {key:?} ({why}) no longer differs; remove it")
+                assert_ne!(theirs, mine, "known difference {key:?} ({why}) no longer differs; remove it");
             }
             None if theirs != mine => mismatches.push(format!("{key:?}: backstage {theirs:?}, rigger {mine:?}")),
             None => {}
