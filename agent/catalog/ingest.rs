@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::entity_ref::EntityRef;
 use super::location::{derived_annotations, location_ref, resolve_target, Reached};
+use super::placeholders::{self, Reads};
 use super::relations::{self, Relation};
 use super::{parse, validate};
 use crate::source::{Origin, Snapshot};
@@ -84,17 +85,31 @@ struct Pending {
     path: String,
     depth: u32,
     reached: Reached,
+    /// From a Location with `presence: optional`: a missing file is no error.
+    optional: bool,
+}
+
+/// A Location target after resolution: a repository path or a glob pattern over paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    path: String,
+    optional: bool,
 }
 
 /// Reads the snapshot's tree, starting at its root catalog file.
 pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
     let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
-    let mut queue = VecDeque::from([Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root }]);
+    let root = Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root, optional: false };
+    let mut queue = VecDeque::from([root]);
     let mut visited = HashSet::new();
+    let mut listing = Listing::default();
     let mut locations = Vec::new();
     while let Some(pending) = queue.pop_front() {
         // A file reached twice (a diamond or a cycle) is read once; that is what bounds cycles.
         if !visited.insert(pending.path.clone()) {
+            continue;
+        }
+        if pending.optional && matches!(snapshot.files.read(&pending.path), Ok(None)) {
             continue;
         }
         let file = FileContext {
@@ -102,19 +117,52 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
             origin_key: &origin_key,
             key: location_ref(&snapshot.origin, &pending.path, pending.reached),
             path: &pending.path,
+            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes },
         };
         let (mut outcome, targets) = read_location(snapshot, &file, limits);
         for (index, target) in targets {
             if pending.depth + 1 > limits.max_depth {
-                let message = format!("Location target {target} exceeds the maximum depth of {}", limits.max_depth);
+                let message =
+                    format!("Location target {} exceeds the maximum depth of {}", target.path, limits.max_depth);
                 outcome.errors.push(DocumentError { index: Some(index), message });
-            } else {
-                queue.push_back(Pending { path: target, depth: pending.depth + 1, reached: Reached::Target });
+                continue;
+            }
+            match listing.expand(snapshot, &target) {
+                Ok(paths) => queue.extend(paths.into_iter().map(|path| Pending {
+                    path,
+                    depth: pending.depth + 1,
+                    reached: Reached::Target,
+                    optional: target.optional,
+                })),
+                Err(message) => outcome.errors.push(DocumentError { index: Some(index), message }),
             }
         }
         locations.push(outcome);
     }
     Ingest { locations }
+}
+
+/// The snapshot's file list, read once and only if a glob target needs it.
+#[derive(Default)]
+struct Listing(Option<Vec<String>>);
+
+impl Listing {
+    /// The paths a target names: itself, or every file its glob matches (none is no error,
+    /// as for Backstage's URL reader search).
+    fn expand(&mut self, snapshot: &Snapshot, target: &Target) -> Result<Vec<String>, String> {
+        if !target.path.contains(['*', '?', '[', '{']) {
+            return Ok(vec![target.path.clone()]);
+        }
+        let glob = globset::GlobBuilder::new(&target.path)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("Location target {} is not a valid glob: {e}", target.path))?
+            .compile_matcher();
+        if self.0.is_none() {
+            self.0 = Some(snapshot.files.list().map_err(|e| e.to_string())?);
+        }
+        Ok(self.0.iter().flatten().filter(|path| glob.is_match(path.as_str())).cloned().collect())
+    }
 }
 
 /// Checks one document the way the agent would if it read it from `path` of a plain
@@ -124,7 +172,7 @@ pub fn check_document(value: Value, path: &std::path::Path) -> Result<Entity, St
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let origin = Origin::Local { root };
     let key = location_ref(&origin, &name, Reached::Root);
-    let file = FileContext { origin: &origin, origin_key: &key, key: key.clone(), path: &name };
+    let file = FileContext { origin: &origin, origin_key: &key, key: key.clone(), path: &name, reads: Reads::FormOnly };
     entity_from(value, &file)
 }
 
@@ -133,6 +181,8 @@ struct FileContext<'a> {
     origin_key: &'a str,
     key: String,
     path: &'a str,
+    /// What placeholders may read.
+    reads: Reads<'a>,
 }
 
 /// Reads one catalog file. Returns its outcome and the `Location` targets it declares, each with
@@ -141,7 +191,7 @@ fn read_location(
     snapshot: &Snapshot,
     file: &FileContext<'_>,
     limits: Limits,
-) -> (LocationOutcome, Vec<(usize, String)>) {
+) -> (LocationOutcome, Vec<(usize, Target)>) {
     let mut outcome = LocationOutcome {
         key: file.key.clone(),
         path: file.path.to_owned(),
@@ -165,7 +215,7 @@ fn read_location(
             Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {
                 for target in declared {
                     match target {
-                        Ok(path) => targets.push((doc.index, path)),
+                        Ok(target) => targets.push((doc.index, target)),
                         Err(message) => outcome.errors.push(DocumentError { index: Some(doc.index), message }),
                     }
                 }
@@ -193,13 +243,14 @@ fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, 
     String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_owned())
 }
 
-type Targets = Vec<Result<String, String>>;
+type Targets = Vec<Result<Target, String>>;
 
 /// One document through Backstage's processing order: envelope, location annotations,
 /// pre-processing, policies and kind validation, then relations.
 fn entity_from(mut value: Value, file: &FileContext<'_>) -> Result<Entity, String> {
     let entity_ref = validate::envelope(&mut value)?;
     annotate(&mut value, file)?;
+    placeholders::resolve(&mut value, file.path, &file.reads)?;
     relations::sort_arrays(&mut value);
     validate::policies_and_kind(&mut value, &entity_ref)?;
     let relations = relations::declared(&value, &entity_ref)?;
@@ -259,7 +310,8 @@ fn location_targets(value: &Value, file: &FileContext<'_>) -> Result<Targets, St
         }
         Some(_) => return Err("\"spec.targets\" is not valid; expected a list of strings".to_owned()),
     }
-    Ok(raw.iter().map(|t| resolve_target(file.path, t)).collect())
+    let optional = spec.get("presence").and_then(Value::as_str) == Some("optional");
+    Ok(raw.iter().map(|t| resolve_target(file.path, t).map(|path| Target { path, optional })).collect())
 }
 
 #[cfg(test)]

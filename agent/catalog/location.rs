@@ -1,6 +1,7 @@
 //! Location references and target resolution: how a repository path becomes Backstage's
 //! `url:…`/`file:…` location string, and how a `Location` target is confined to its repository.
 
+pub use crate::source::normalise;
 use crate::source::Origin;
 
 /// Where a file was reached from: the root catalog file, or a `Location` entity's target.
@@ -56,21 +57,6 @@ pub fn resolve_target(from_file: &str, target: &str) -> Result<String, String> {
     let dir = from_file.rsplit_once('/').map_or("", |(dir, _)| dir);
     normalise(&format!("{dir}/{target}"))
         .ok_or_else(|| format!("target {target:?} escapes the repository (resolved from {from_file})"))
-}
-
-/// Collapses `.` and `..` segments; `None` when `..` would climb above the root.
-pub fn normalise(path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod entity_ref;
 pub mod ingest;
 pub mod location;
 pub mod parse;
+pub mod placeholders;
 pub mod relations;
 pub mod search;
 pub mod validate;

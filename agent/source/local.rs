@@ -51,6 +51,33 @@ impl FileTree for DirTree {
         }
         read_file(&resolved, path).map(Some)
     }
+
+    fn list(&self) -> Result<Vec<String>, TreeError> {
+        let mut out = Vec::new();
+        self.walk(&self.root, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl DirTree {
+    fn walk(&self, dir: &Path, out: &mut Vec<String>) -> Result<(), TreeError> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| TreeError::Read { path: dir.display().to_string(), message: e.to_string() })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Links are not walked into: a link to / would make listing unbounded.
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                self.walk(&path, out)?;
+            } else if kind.is_file() {
+                if let Ok(relative) = path.strip_prefix(&self.root) {
+                    out.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn read_file(resolved: &Path, path: &str) -> Result<Vec<u8>, TreeError> {

@@ -6,4 +6,4 @@ pub mod local;
 mod snapshot;
 pub mod watch;
 
-pub use snapshot::{FileTree, MemoryTree, Origin, Snapshot, TreeError};
+pub use snapshot::{normalise, FileTree, MemoryTree, Origin, Snapshot, TreeError};

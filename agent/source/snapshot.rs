@@ -44,6 +44,9 @@ pub enum Origin {
 pub trait FileTree: Send + Sync {
     /// `Ok(None)` when no regular file exists at `path`.
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError>;
+
+    /// Every regular file's path, sorted; for glob targets.
+    fn list(&self) -> Result<Vec<String>, TreeError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,4 +75,24 @@ impl FileTree for MemoryTree {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
         Ok(self.0.get(path).cloned())
     }
+
+    fn list(&self) -> Result<Vec<String>, TreeError> {
+        Ok(self.0.keys().cloned().collect())
+    }
+}
+
+/// Collapses `.` and `..` segments of a repository path; `None` when `..` would climb above the
+/// root. Every path a source is asked for has been through this.
+pub fn normalise(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
 }

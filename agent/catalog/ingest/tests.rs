@@ -104,3 +104,47 @@ fn authors_derived_annotations_win_but_managed_by_is_ours() {
     assert_eq!(annotations["backstage.io/view-url"], "https://docs.example/x");
     assert_eq!(annotations[ANNOTATION_LOCATION], "url:https://github.com/acme/platform/blob/main/catalog-info.yaml");
 }
+
+fn location(targets: &str, presence: &str) -> String {
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {{ name: root }}\nspec:\n  presence: {presence}\n  targets: {targets}\n")
+}
+
+#[test]
+fn glob_targets_match_files_one_level_deep() {
+    let tree = MemoryTree::default()
+        .with("catalog-info.yaml", &location("[./services/*/catalog-info.yaml]", "required"))
+        .with("services/a/catalog-info.yaml", &COMPONENT.replace("svc", "a"))
+        .with("services/b/catalog-info.yaml", &COMPONENT.replace("svc", "b"))
+        .with("services/b/deep/catalog-info.yaml", &COMPONENT.replace("svc", "deep"));
+    let ingest = ingest(&snapshot(tree), Limits::default());
+    let paths: Vec<&str> = ingest.locations.iter().map(|l| l.path.as_str()).collect();
+    assert_eq!(paths, ["catalog-info.yaml", "services/a/catalog-info.yaml", "services/b/catalog-info.yaml"]);
+    assert!(ingest.is_complete());
+}
+
+#[test]
+fn optional_targets_may_be_missing_and_required_ones_may_not() {
+    let optional = MemoryTree::default().with("catalog-info.yaml", &location("[./gone.yaml]", "optional"));
+    let ingest = super::ingest(&snapshot(optional), Limits::default());
+    assert_eq!(ingest.locations.len(), 1);
+    assert!(ingest.is_complete());
+
+    let required = MemoryTree::default().with("catalog-info.yaml", &location("[./gone.yaml]", "required"));
+    let ingest = super::ingest(&snapshot(required), Limits::default());
+    assert_eq!(ingest.locations.len(), 2);
+    assert!(!ingest.locations[1].read);
+}
+
+#[test]
+fn placeholders_are_resolved_from_the_same_snapshot() {
+    let api = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: { name: pay }\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: ./openapi.yaml\n";
+    let tree = MemoryTree::default().with("catalog-info.yaml", api).with("openapi.yaml", "openapi: 3.0.0\n");
+    let ingest = ingest(&snapshot(tree), Limits::default());
+    assert_eq!(ingest.locations[0].entities[0].body["spec"]["definition"], "openapi: 3.0.0\n");
+
+    let escaping = api.replace("./openapi.yaml", "../../../etc/passwd");
+    let ingest =
+        super::ingest(&snapshot(MemoryTree::default().with("catalog-info.yaml", &escaping)), Limits::default());
+    assert!(ingest.locations[0].entities.is_empty());
+    assert!(ingest.locations[0].errors[0].message.contains("escapes the repository"));
+}

@@ -20,22 +20,56 @@ impl GitTree {
     }
 }
 
+/// Links are followed inside the repository, this many hops at most.
+const MAX_LINK_HOPS: usize = 8;
+
 impl FileTree for GitTree {
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
-        let read_err = |e: &dyn std::fmt::Display| TreeError::Read { path: path.to_owned(), message: format!("{e:#}") };
         let repo = self.repo.to_thread_local();
-        let tree = repo.find_tree(self.tree).map_err(|e| read_err(&e))?;
-        let Some(entry) = tree.lookup_entry_by_path(path).map_err(|e| read_err(&e))? else {
-            return Ok(None);
-        };
-        let mode = entry.mode();
-        if mode.is_link() {
-            return Err(TreeError::Symlink { path: path.to_owned() });
+        let tree = repo.find_tree(self.tree).map_err(|e| read_err(path, &e))?;
+        let mut current = path.to_owned();
+        for _ in 0..=MAX_LINK_HOPS {
+            let Some(entry) = tree.lookup_entry_by_path(&current).map_err(|e| read_err(path, &e))? else {
+                return Ok(None);
+            };
+            let mode = entry.mode();
+            let data = entry.object().map_err(|e| read_err(path, &e))?.detach().data;
+            if mode.is_link() {
+                current = link_target(&current, &data).ok_or_else(|| TreeError::Escapes { path: path.to_owned() })?;
+                continue;
+            }
+            return Ok(mode.is_blob().then_some(data));
         }
-        if !mode.is_blob() {
-            return Ok(None);
-        }
-        let object = entry.object().map_err(|e| read_err(&e))?;
-        Ok(Some(object.detach().data))
+        Err(TreeError::Symlink { path: path.to_owned() })
     }
+
+    fn list(&self) -> Result<Vec<String>, TreeError> {
+        let repo = self.repo.to_thread_local();
+        let tree = repo.find_tree(self.tree).map_err(|e| read_err("/", &e))?;
+        let mut recorder = gix::traverse::tree::Recorder::default();
+        tree.traverse().breadthfirst(&mut recorder).map_err(|e| read_err("/", &e))?;
+        let mut paths: Vec<String> = recorder
+            .records
+            .into_iter()
+            .filter(|entry| entry.mode.is_blob())
+            .map(|entry| entry.filepath.to_string())
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+}
+
+fn read_err(path: &str, e: &dyn std::fmt::Display) -> TreeError {
+    TreeError::Read { path: path.to_owned(), message: format!("{e:#}") }
+}
+
+/// Where a link stored at `link` points, as a repository path; `None` when it leaves the
+/// repository (absolute, or `..` above the root).
+fn link_target(link: &str, target: &[u8]) -> Option<String> {
+    let target = std::str::from_utf8(target).ok()?;
+    if target.starts_with('/') {
+        return None;
+    }
+    let dir = link.rsplit_once('/').map_or("", |(dir, _)| dir);
+    crate::source::normalise(&format!("{dir}/{target}"))
 }

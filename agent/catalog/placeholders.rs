@@ -1,0 +1,185 @@
+//! Backstage's placeholders — `$text`, `$json`, `$yaml` — resolved against files of the same
+//! repository at the same commit. Stricter than Backstage about leaving the repository: `..`
+//! escapes, absolute paths, links out and other hosts are refused; reads are size-bounded.
+
+use serde_json::{Map, Value};
+
+use super::location::normalise;
+use super::parse;
+use crate::source::FileTree;
+
+/// Where placeholder targets may be read from.
+pub enum Reads<'a> {
+    /// Read files of the snapshot, up to `max_bytes` each.
+    Files { tree: &'a dyn FileTree, max_bytes: usize },
+    /// Check the form only; substitute a stand-in (`rigger validate --no-follow`).
+    FormOnly,
+}
+
+const RESOLVERS: [&str; 3] = ["$text", "$json", "$yaml"];
+
+/// Replaces every placeholder object in `value`. `file` is the repository path of the catalog
+/// file the entity came from; relative targets resolve against its folder. Resolved content is
+/// not scanned again, as in Backstage.
+pub fn resolve(value: &mut Value, file: &str, reads: &Reads<'_>) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            if let Some((kind, target)) = placeholder(map) {
+                *value = substitute(kind, &target, file, reads)?;
+                return Ok(());
+            }
+            map.values_mut().try_for_each(|child| resolve(child, file, reads))
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|child| resolve(child, file, reads)),
+        _ => Ok(()),
+    }
+}
+
+/// An object with exactly one key, which names a known resolver. Other `$` keys are left alone.
+fn placeholder(map: &Map<String, Value>) -> Option<(&'static str, Value)> {
+    if map.len() != 1 {
+        return None;
+    }
+    let (key, target) = map.iter().next()?;
+    RESOLVERS.iter().find(|r| **r == key).map(|r| (*r, target.clone()))
+}
+
+fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Result<Value, String> {
+    let Value::String(target) = target else {
+        return Err(format!("Placeholder {kind} expected a string value, got {}", short_type(target)));
+    };
+    let path = confine(kind, target, file)?;
+    let (tree, max_bytes) = match reads {
+        Reads::FormOnly => return Ok(stand_in(kind, target)),
+        Reads::Files { tree, max_bytes } => (*tree, *max_bytes),
+    };
+    let bytes = tree
+        .read(&path)
+        .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
+        .ok_or_else(|| format!("Placeholder {kind} could not read {target}: {path} not found in the repository"))?;
+    if bytes.len() > max_bytes {
+        return Err(format!(
+            "Placeholder {kind} target {target} is {} bytes, larger than the limit of {max_bytes}",
+            bytes.len()
+        ));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("Placeholder {kind} target {target} is not valid UTF-8"))?;
+    match kind {
+        "$text" => Ok(Value::String(text)),
+        "$json" => serde_json::from_str(&text)
+            .map_err(|e| format!("Placeholder $json failed to parse JSON data at {target}: {e}")),
+        _ => one_yaml_document(&text, target),
+    }
+}
+
+/// A repository path for the target, or why it is refused.
+fn confine(kind: &str, target: &str, file: &str) -> Result<String, String> {
+    if target.contains("://") || target.starts_with("url:") {
+        return Err(format!(
+            "Placeholder {kind} target {target} points outside this repository; only relative paths are read"
+        ));
+    }
+    if target.starts_with('/') {
+        return Err(format!(
+            "Placeholder {kind} target {target} is an absolute path; targets must be relative to {file}"
+        ));
+    }
+    let dir = file.rsplit_once('/').map_or("", |(dir, _)| dir);
+    normalise(&format!("{dir}/{target}"))
+        .ok_or_else(|| format!("Placeholder {kind} target {target} escapes the repository"))
+}
+
+fn one_yaml_document(text: &str, target: &str) -> Result<Value, String> {
+    let mut docs = parse::documents(text).into_iter();
+    match (docs.next(), docs.next()) {
+        (Some(doc), None) => {
+            doc.parsed.map_err(|e| format!("Placeholder $yaml failed to parse YAML data at {target}: {e}"))
+        }
+        (None, _) => Err(format!("Placeholder $yaml found no YAML document at {target}")),
+        (Some(_), Some(_)) => {
+            Err(format!("Placeholder $yaml found multiple YAML documents at {target}; expected exactly one"))
+        }
+    }
+}
+
+/// What `--no-follow` puts in place of an unread target, so the entity can still be validated.
+fn stand_in(kind: &str, target: &str) -> Value {
+    match kind {
+        "$text" => Value::String(format!("<{kind} {target}>")),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+fn short_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemoryTree;
+    use serde_json::json;
+
+    fn tree() -> MemoryTree {
+        MemoryTree::default()
+            .with("apis/openapi.yaml", "openapi: 3.0.0\n")
+            .with("apis/data.json", "{\"a\": [1, 2]}")
+            .with("apis/two.yaml", "a: 1\n---\nb: 2\n")
+            .with("big.txt", &"x".repeat(100))
+    }
+
+    fn run(value: Value, file: &str) -> Result<Value, String> {
+        let tree = tree();
+        let mut value = value;
+        resolve(&mut value, file, &Reads::Files { tree: &tree, max_bytes: 64 })?;
+        Ok(value)
+    }
+
+    #[test]
+    fn text_json_and_yaml_resolve_relative_to_the_file() {
+        let spec = json!({"definition": {"$text": "../apis/openapi.yaml"}, "data": {"$json": "../apis/data.json"},
+                          "doc": {"$yaml": "../apis/openapi.yaml"}});
+        let out = run(spec, "services/catalog-info.yaml").unwrap();
+        assert_eq!(out["definition"], "openapi: 3.0.0\n");
+        assert_eq!(out["data"], json!({"a": [1, 2]}));
+        assert_eq!(out["doc"], json!({"openapi": "3.0.0"}));
+    }
+
+    #[test]
+    fn leaving_the_repository_is_refused() {
+        for target in ["../../../etc/passwd", "/etc/passwd", "https://evil.example/x"] {
+            let err = run(json!({"$text": target}), "a/catalog-info.yaml").unwrap_err();
+            assert!(err.starts_with("Placeholder $text target"), "{target}: {err}");
+        }
+    }
+
+    #[test]
+    fn yaml_must_hold_exactly_one_document_and_size_is_bounded() {
+        assert!(run(json!({"$yaml": "apis/two.yaml"}), "c.yaml").unwrap_err().contains("multiple YAML documents"));
+        assert!(run(json!({"$text": "big.txt"}), "c.yaml").unwrap_err().contains("larger than the limit of 64"));
+        assert!(run(json!({"$text": "missing.txt"}), "c.yaml").unwrap_err().contains("not found"));
+    }
+
+    #[test]
+    fn other_objects_are_left_alone() {
+        let spec = json!({"x": {"$text": "a", "other": 1}, "y": {"$unknown": "a"}});
+        assert_eq!(run(spec.clone(), "c.yaml").unwrap(), spec);
+    }
+
+    #[test]
+    fn form_only_checks_without_reading() {
+        let mut value = json!({"definition": {"$text": "./missing.yaml"}});
+        resolve(&mut value, "c.yaml", &Reads::FormOnly).unwrap();
+        assert_eq!(value["definition"], "<$text ./missing.yaml>");
+        let mut bad = json!({"$json": "../../x"});
+        assert!(resolve(&mut bad, "c.yaml", &Reads::FormOnly).is_err());
+    }
+}
