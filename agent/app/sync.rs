@@ -7,10 +7,11 @@ use tracing::{info, warn};
 
 use super::retry::{retry, Transient};
 use crate::catalog::{self, Ingest, Limits};
-use crate::config::{Config, SecretError, SourceConfig, SourceKind};
-use crate::source::git::{GitError, GitRemote};
+use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
+use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
 use crate::source::{Snapshot, TreeError};
+use crate::store::diff::Walk;
 use crate::store::{Changes, Store, StoreError, SyncRun};
 use crate::telemetry::Metrics;
 
@@ -129,26 +130,10 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let policy = ctx.config.sync.retry;
     let last = retry(policy, &ctx.metrics, "store", || ctx.store.source_revision(&source.name)).await?;
     let snapshot = match &source.kind {
-        SourceKind::Git(git) => {
-            let token = match &git.token {
-                Some(secret) => Some(secret.resolve().map_err(|error| SyncError::Secret { source_name: source.name.clone(), error })?),
-                None => None,
-            };
-            let remote = GitRemote {
-                source: source.name.clone(),
-                url: git.url.clone(),
-                branch: git.branch.clone(),
-                catalog_path: git.catalog_path.clone(),
-                token,
-            };
-            match fetch_git(ctx, remote, last.clone()).await? {
-                Fetched::Unchanged(revision) => {
-                    let files_in_error = retry(policy, &ctx.metrics, "store", || ctx.store.locations_in_error(&source.name)).await?;
-                    return Ok(Pass::Unchanged { revision, files_in_error });
-                }
-                Fetched::Snapshot(snapshot) => snapshot,
-            }
-        }
+        SourceKind::Git(git) => match git_snapshot_or_unchanged(ctx, source, git, last.clone()).await? {
+            Ok(snapshot) => snapshot,
+            Err(unchanged) => return Ok(unchanged),
+        },
         SourceKind::Local(local) => {
             let dir = LocalDir { source: source.name.clone(), root: local.path.clone(), catalog_path: local.catalog_path.clone() };
             dir.snapshot()?
@@ -161,16 +146,16 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
         }
     };
     let revision = snapshot.revision.clone();
-    let limits = Limits { max_depth: ctx.config.sync.location_depth, ..Limits::default() };
+    let limits =
+        Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
     let ingest = tokio::task::spawn_blocking(move || catalog::ingest(&snapshot, limits))
         .await
         .map_err(|e| SyncError::Join(e.to_string()))?;
     let (changes, errors) = write(ctx, &source.name, &ingest).await?;
-    let error_summary = (!errors.is_empty()).then(|| format!("{} document(s) or file(s) in error", errors.len()));
-    let source_changed = retry(policy, &ctx.metrics, "store", || {
-        ctx.store.record_source(&source.name, revision.as_deref(), error_summary.as_deref())
-    })
-    .await?;
+    // The source's own error is for failed passes; document errors live on their locations.
+    let source_changed =
+        retry(policy, &ctx.metrics, "store", || ctx.store.record_source(&source.name, revision.as_deref(), None))
+            .await?;
     if changes.entity_writes() > 0 || source_changed || last != revision {
         let run = SyncRun {
             source: source.name.clone(),
@@ -188,12 +173,45 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     Ok(Pass::Synced { revision, changes, errors })
 }
 
-enum Fetched {
-    Unchanged(String),
-    Snapshot(Snapshot),
+/// Fetches (when the remote moved) and snapshots a git source; `Err(pass)` when nothing is to
+/// be done: the remote did not move and nothing of the source is in error.
+async fn git_snapshot_or_unchanged(
+    ctx: &Context,
+    source: &SourceConfig,
+    git: &GitSourceConfig,
+    last: Option<String>,
+) -> Result<Result<Snapshot, Pass>, SyncError> {
+    let policy = ctx.config.sync.retry;
+    let token = match &git.token {
+        Some(secret) => {
+            Some(secret.resolve().map_err(|error| SyncError::Secret { source_name: source.name.clone(), error })?)
+        }
+        None => None,
+    };
+    let remote = GitRemote {
+        source: source.name.clone(),
+        url: git.url.clone(),
+        branch: git.branch.clone(),
+        catalog_path: git.catalog_path.clone(),
+        token,
+    };
+    let tip = fetch_git(ctx, &remote, last.clone()).await?;
+    if !tip.fetched && last.as_deref() == Some(tip.commit.as_str()) {
+        let files_in_error =
+            retry(policy, &ctx.metrics, "store", || ctx.store.locations_in_error(&source.name)).await?;
+        if files_in_error == 0 {
+            // A stale fetch error from an earlier pass is cleared (a write only if there was one).
+            let clear = || ctx.store.record_source(&source.name, Some(&tip.commit), None);
+            retry(policy, &ctx.metrics, "store", clear).await?;
+            return Ok(Err(Pass::Unchanged { revision: tip.commit, files_in_error }));
+        }
+        // Errors may resolve without a new commit (a conflicting claim released by another
+        // source), so the cached commit is read again; unchanged entities cost no write.
+    }
+    Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
 }
 
-async fn fetch_git(ctx: &Context, remote: GitRemote, last: Option<String>) -> Result<Fetched, SyncError> {
+async fn fetch_git(ctx: &Context, remote: &GitRemote, last: Option<String>) -> Result<Tip, SyncError> {
     let cache = ctx.config.cache_dir.clone();
     let tip = retry(ctx.config.sync.retry, &ctx.metrics, "git_fetch", || {
         let (remote, cache, last, interrupt) = (remote.clone(), cache.clone(), last.clone(), ctx.interrupt.clone());
@@ -207,24 +225,27 @@ async fn fetch_git(ctx: &Context, remote: GitRemote, last: Option<String>) -> Re
     .await?;
     let result = if tip.fetched { "fetched" } else { "unchanged" };
     ctx.metrics.git_fetches.with_label_values(&[remote.source.as_str(), result]).inc();
-    if !tip.fetched && last.as_deref() == Some(tip.commit.as_str()) {
-        return Ok(Fetched::Unchanged(tip.commit));
-    }
-    let snapshot = tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
+    Ok(tip)
+}
+
+async fn git_snapshot(remote: GitRemote, cache: std::path::PathBuf, tip: Tip) -> Result<Snapshot, SyncError> {
+    tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
         .await
-        .map_err(|e| SyncError::Join(e.to_string()))??;
-    Ok(Fetched::Snapshot(snapshot))
+        .map_err(|e| SyncError::Join(e.to_string()))?
+        .map_err(SyncError::from)
 }
 
 /// Writes every location (one transaction each), then prunes locations the walk no longer
 /// reaches — only when the walk was complete, so a broken Location file deletes nothing.
 async fn write(ctx: &Context, source: &str, ingest: &Ingest) -> Result<(Changes, Vec<String>), SyncError> {
     let policy = ctx.config.sync.retry;
+    let orphans = ctx.config.catalog.orphan_strategy;
+    let walk = Walk::of(source, ingest);
     let mut total = Changes::default();
     let mut errors = Vec::new();
     for location in &ingest.locations {
-        let (changes, conflicts) =
-            retry(policy, &ctx.metrics, "store", || ctx.store.apply_location(source, location)).await?;
+        let apply = || ctx.store.apply_location(source, location, &walk, orphans);
+        let (changes, conflicts) = retry(policy, &ctx.metrics, "store", apply).await?;
         total.absorb(changes);
         for error in location.errors.iter().chain(&conflicts) {
             let at = error.index.map_or_else(|| location.path.clone(), |i| format!("{} document {i}", location.path));
@@ -234,7 +255,8 @@ async fn write(ctx: &Context, source: &str, ingest: &Ingest) -> Result<(Changes,
     }
     if ingest.is_complete() {
         let reached: Vec<String> = ingest.locations.iter().map(|l| l.key.clone()).collect();
-        let pruned = retry(policy, &ctx.metrics, "store", || ctx.store.prune_locations(source, &reached)).await?;
+        let prune = || ctx.store.prune_locations(source, &reached, orphans);
+        let pruned = retry(policy, &ctx.metrics, "store", prune).await?;
         total.absorb(pruned);
     }
     ctx.metrics.conflicts.with_label_values(&[source]).inc_by(total.conflicts);

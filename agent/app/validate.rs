@@ -115,11 +115,7 @@ pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
 
 /// A ref for the error report when kind and name are at least strings.
 fn lenient_ref(value: &Value) -> Option<String> {
-    let kind = value.get("kind")?.as_str()?;
-    let metadata = value.get("metadata")?;
-    let name = metadata.get("name")?.as_str()?;
-    let namespace = metadata.get("namespace").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or("default");
-    (!kind.is_empty() && !name.is_empty()).then(|| EntityRef::new(kind, namespace, name).to_string())
+    EntityRef::lenient(value).map(|r| r.to_string())
 }
 
 /// The 1-based line on which each document starts (a `---` line opens a new one).

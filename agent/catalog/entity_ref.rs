@@ -44,6 +44,19 @@ impl EntityRef {
     }
 }
 
+impl EntityRef {
+    /// The ref a document means, even when it fails validation: `kind` and `metadata.name` are
+    /// non-empty strings (namespace `default` unless a non-empty string says otherwise). Lets an
+    /// error land on the right entity.
+    pub fn lenient(document: &serde_json::Value) -> Option<Self> {
+        let kind = document.get("kind")?.as_str().filter(|k| !k.is_empty())?;
+        let metadata = document.get("metadata")?;
+        let name = metadata.get("name")?.as_str().filter(|n| !n.is_empty())?;
+        let namespace = metadata.get("namespace").and_then(serde_json::Value::as_str).filter(|n| !n.is_empty());
+        Some(Self::new(kind, namespace.unwrap_or(DEFAULT_NAMESPACE), name))
+    }
+}
+
 impl fmt::Display for EntityRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}/{}", self.kind, self.namespace, self.name)

@@ -59,11 +59,43 @@ pub struct LocationOutcome {
     pub errors: Vec<DocumentError>,
     /// False when the file could not be read at all: nothing is known about its entities.
     pub read: bool,
+    /// Documents that failed but name their entity: its last good version stays, with the error.
+    pub failing: Vec<(EntityRef, String)>,
+    /// A document failed without naming its entity, so the file's entity list is not known.
+    pub unattributed: bool,
+    /// A failure hides which files a Location leads to (bad Location document or target).
+    pub hides_locations: bool,
 }
 
 impl LocationOutcome {
+    /// An outcome for a file, before anything is known about it.
+    pub fn new(key: String, path: String) -> Self {
+        Self {
+            key,
+            path,
+            entities: Vec::new(),
+            errors: Vec::new(),
+            read: false,
+            failing: Vec::new(),
+            unattributed: false,
+            hides_locations: false,
+        }
+    }
+
+    /// No errors at all.
     pub fn is_clean(&self) -> bool {
         self.read && self.errors.is_empty()
+    }
+
+    /// Every entity the file declares is known (valid, or failing with its ref), so one that is
+    /// missing really was removed.
+    pub fn declares_all(&self) -> bool {
+        self.read && !self.unattributed
+    }
+
+    /// Every file this one leads to is known.
+    pub fn leads_are_known(&self) -> bool {
+        self.declares_all() && !self.hides_locations
     }
 }
 
@@ -74,10 +106,10 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// True when every file was read and every document understood, so the set of locations
+    /// True when every file was read and every Location understood, so the set of locations
     /// reached is known to be complete (and an unreached stored location is really gone).
     pub fn is_complete(&self) -> bool {
-        self.locations.iter().all(LocationOutcome::is_clean)
+        self.locations.iter().all(LocationOutcome::leads_are_known)
     }
 }
 
@@ -125,6 +157,7 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
                 let message =
                     format!("Location target {} exceeds the maximum depth of {}", target.path, limits.max_depth);
                 outcome.errors.push(DocumentError { index: Some(index), message });
+                outcome.hides_locations = true;
                 continue;
             }
             match listing.expand(snapshot, &target) {
@@ -134,7 +167,10 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
                     reached: Reached::Target,
                     optional: target.optional,
                 })),
-                Err(message) => outcome.errors.push(DocumentError { index: Some(index), message }),
+                Err(message) => {
+                    outcome.errors.push(DocumentError { index: Some(index), message });
+                    outcome.hides_locations = true;
+                }
             }
         }
         locations.push(outcome);
@@ -192,13 +228,7 @@ fn read_location(
     file: &FileContext<'_>,
     limits: Limits,
 ) -> (LocationOutcome, Vec<(usize, Target)>) {
-    let mut outcome = LocationOutcome {
-        key: file.key.clone(),
-        path: file.path.to_owned(),
-        entities: Vec::new(),
-        errors: Vec::new(),
-        read: false,
-    };
+    let mut outcome = LocationOutcome::new(file.key.clone(), file.path.to_owned());
     let text = match read_text(snapshot, file.path, limits) {
         Ok(text) => text,
         Err(message) => {
@@ -210,13 +240,16 @@ fn read_location(
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
     for doc in parse::documents(&text) {
-        let result = doc.parsed.and_then(|value| entity_and_targets(value, file));
-        match result {
+        let named = doc.parsed.as_ref().ok().and_then(EntityRef::lenient);
+        match doc.parsed.and_then(|value| entity_and_targets(value, file)) {
             Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {
                 for target in declared {
                     match target {
                         Ok(target) => targets.push((doc.index, target)),
-                        Err(message) => outcome.errors.push(DocumentError { index: Some(doc.index), message }),
+                        Err(message) => {
+                            outcome.errors.push(DocumentError { index: Some(doc.index), message });
+                            outcome.hides_locations = true;
+                        }
                     }
                 }
                 outcome.entities.push(entity);
@@ -225,10 +258,23 @@ fn read_location(
                 index: Some(doc.index),
                 message: format!("duplicate entity {} in the same file", entity.entity_ref),
             }),
-            Err(message) => outcome.errors.push(DocumentError { index: Some(doc.index), message }),
+            Err(message) => record_failure(&mut outcome, doc.index, named, message),
         }
     }
     (outcome, targets)
+}
+
+/// A failing document: on its entity when it names one (the last good version stays), else on
+/// the file as a whole.
+fn record_failure(outcome: &mut LocationOutcome, index: usize, named: Option<EntityRef>, message: String) {
+    if let Some(entity_ref) = named {
+        outcome.hides_locations |= entity_ref.kind == "location";
+        outcome.failing.push((entity_ref, message.clone()));
+    } else {
+        outcome.unattributed = true;
+        outcome.hides_locations = true;
+    }
+    outcome.errors.push(DocumentError { index: Some(index), message });
 }
 
 fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, String> {

@@ -13,3 +13,13 @@ pub mod validate;
 
 pub use entity_ref::EntityRef;
 pub use ingest::{ingest, DocumentError, Entity, Ingest, Limits, LocationOutcome};
+
+/// What happens to an entity no location declares any more (Backstage's `catalog.orphanStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrphanStrategy {
+    /// Delete it (Backstage's default since catalog-backend 3.0.0).
+    #[default]
+    Delete,
+    /// Keep it, annotated `backstage.io/orphan: "true"`, until someone declares it again.
+    Keep,
+}

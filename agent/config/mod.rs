@@ -25,6 +25,14 @@ pub struct Config {
     /// Where git sources keep their bare clones.
     pub cache_dir: PathBuf,
     pub sync: SyncConfig,
+    pub catalog: CatalogConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogConfig {
+    pub orphan_strategy: crate::catalog::OrphanStrategy,
+    /// Largest catalog file or placeholder target read, in bytes.
+    pub max_file_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,14 @@ pub struct RawConfig {
     pub cache_dir: Option<String>,
     #[serde(default)]
     pub sync: RawSync,
+    #[serde(default)]
+    pub catalog: RawCatalog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCatalog {
+    pub orphan_strategy: Option<String>,
+    pub max_file_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

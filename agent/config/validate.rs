@@ -107,7 +107,29 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
     let kubernetes = raw.kubernetes.map(|k| KubernetesConfig { kubeconfig: k.kubeconfig.map(|p| base.join(p)) });
     let cache_dir = base.join(raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
     let sync = build_sync(raw.sync, problems);
-    Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync }
+    let catalog = build_catalog(&raw.catalog, problems);
+    Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+}
+
+/// 1 MiB holds thousands of entities or a large API definition, and stops a hostile file from
+/// costing more.
+const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super::CatalogConfig {
+    use crate::catalog::OrphanStrategy;
+    let orphan_strategy = match raw.orphan_strategy.as_deref() {
+        None | Some("delete") => OrphanStrategy::Delete,
+        Some("keep") => OrphanStrategy::Keep,
+        Some(other) => {
+            problems.push("catalog.orphan_strategy", format!("expected delete or keep, found {other:?}"));
+            OrphanStrategy::Delete
+        }
+    };
+    let bytes = raw.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES);
+    if bytes == 0 {
+        problems.push("catalog.max_file_bytes", "must be at least 1");
+    }
+    super::CatalogConfig { orphan_strategy, max_file_bytes: usize::try_from(bytes).unwrap_or(usize::MAX) }
 }
 
 fn check_database_url(url: &str, problems: &mut Problems) {

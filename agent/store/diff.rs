@@ -1,50 +1,127 @@
-//! The pure half of a location write: what is stored vs what the file now says.
+//! The pure half of a location write: what is stored vs what the file now says, and who may
+//! hand an entity over to whom when files move.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::catalog::{Ingest, LocationOutcome};
+
+use super::write::content_hash;
 
 /// What the store holds for one entity ref.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub hash: String,
     pub location_key: String,
+    pub source: String,
+    /// No location declares it any more; kept because `orphan_strategy: keep`.
+    pub orphan: bool,
+    /// The error of its failing document, if it currently fails.
+    pub errors: Option<String>,
+}
+
+/// What one catalog file says, for planning: the hash of every valid entity it declares, the
+/// refs of documents that failed (their last good version stays), and whether that list is
+/// complete (a document that fails without naming its entity hides what the file declares).
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub valid: BTreeMap<String, String>,
+    pub failing: BTreeSet<String>,
+    pub complete: bool,
+}
+
+impl Declared {
+    pub fn of(outcome: &LocationOutcome) -> Self {
+        Self {
+            valid: outcome.entities.iter().map(|e| (e.entity_ref.to_string(), content_hash(&e.body))).collect(),
+            failing: outcome.failing.iter().map(|(r, _)| r.to_string()).collect(),
+            complete: outcome.declares_all(),
+        }
+    }
+
+    fn declares(&self, entity_ref: &str) -> bool {
+        self.valid.contains_key(entity_ref) || self.failing.contains(entity_ref)
+    }
+}
+
+/// The whole walk of one source, so that a location can take over an entity another location of
+/// the same source gave up in the same commit (a renamed or moved file keeps its entities, uid
+/// and all, and leaves no stale duplicate).
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    pub source: String,
+    /// Every file of the source was read and every Location understood.
+    pub complete: bool,
+    /// Location key → what it declares.
+    pub reached: HashMap<String, Declared>,
+}
+
+impl Walk {
+    pub fn of(source: &str, ingest: &Ingest) -> Self {
+        Self {
+            source: source.to_owned(),
+            complete: ingest.is_complete(),
+            reached: ingest.locations.iter().map(|l| (l.key.clone(), Declared::of(l))).collect(),
+        }
+    }
+
+    /// May a location take `entity_ref` from `owner`? Only on positive evidence that the owner
+    /// gave it up: it was read in full and no longer declares it, or it is gone from a complete
+    /// walk of the same source. An orphan may be taken by anyone.
+    pub fn releases(&self, owner: &Stored, entity_ref: &str) -> bool {
+        if owner.orphan {
+            return true;
+        }
+        match self.reached.get(&owner.location_key) {
+            Some(declared) => declared.complete && !declared.declares(entity_ref),
+            None => self.complete && owner.source == self.source,
+        }
+    }
+
+    /// Is `entity_ref` declared by a reached location other than `key`? Then `key` must not
+    /// delete it: it is moving, and the other location adopts it.
+    pub fn moving_elsewhere(&self, key: &str, entity_ref: &str) -> bool {
+        self.reached.iter().any(|(other, declared)| other != key && declared.valid.contains_key(entity_ref))
+    }
 }
 
 /// What one location write must do.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub insert: Vec<String>,
+    /// Content changed, or an orphan is declared again.
     pub update: Vec<String>,
-    pub delete: Vec<String>,
+    /// Taken over from the location that gave it up (uid kept).
+    pub adopt: Vec<String>,
+    /// No longer declared (deleted, or marked orphan with `orphan_strategy: keep`).
+    pub remove: Vec<String>,
     pub unchanged: usize,
-    /// Refs another location already owns, with that location's key. The first claimant keeps it.
+    /// Refs another location still owns, with that location's key. The first claimant keeps it.
     pub conflicts: Vec<(String, String)>,
 }
 
-/// Plans the write of one location. `stored` holds the rows for every desired ref plus every
-/// row this location owns. Deletion only happens when `may_delete` (the file was read cleanly,
-/// so a missing entity is positive evidence of removal).
-pub fn plan(
-    location_key: &str,
-    desired: &BTreeMap<String, String>,
-    stored: &BTreeMap<String, Stored>,
-    may_delete: bool,
-) -> Plan {
+/// Plans the write of location `key`. `stored` holds the rows for every desired ref plus every
+/// row this location owns.
+pub fn plan(key: &str, declared: &Declared, stored: &BTreeMap<String, Stored>, walk: &Walk) -> Plan {
     let mut out = Plan::default();
-    for (entity_ref, hash) in desired {
+    for (entity_ref, hash) in &declared.valid {
         match stored.get(entity_ref) {
             None => out.insert.push(entity_ref.clone()),
-            Some(row) if row.location_key != location_key => {
-                out.conflicts.push((entity_ref.clone(), row.location_key.clone()));
+            Some(row) if row.location_key != key => {
+                if walk.releases(row, entity_ref) {
+                    out.adopt.push(entity_ref.clone());
+                } else {
+                    out.conflicts.push((entity_ref.clone(), row.location_key.clone()));
+                }
             }
-            Some(row) if &row.hash == hash => out.unchanged += 1,
-            Some(_) => out.update.push(entity_ref.clone()),
+            Some(row) if row.orphan || &row.hash != hash => out.update.push(entity_ref.clone()),
+            Some(_) => out.unchanged += 1,
         }
     }
-    if may_delete {
-        let wanted: BTreeSet<&String> = desired.keys().collect();
-        out.delete = stored
+    if declared.complete {
+        out.remove = stored
             .iter()
-            .filter(|(r, row)| row.location_key == location_key && !wanted.contains(r))
+            .filter(|(r, row)| row.location_key == key && !row.orphan && !declared.declares(r))
+            .filter(|(r, _)| !walk.moving_elsewhere(key, r))
             .map(|(r, _)| r.clone())
             .collect();
     }
@@ -57,38 +134,84 @@ mod tests {
 
     fn stored(rows: &[(&str, &str, &str)]) -> BTreeMap<String, Stored> {
         rows.iter()
-            .map(|(r, h, l)| ((*r).to_owned(), Stored { hash: (*h).to_owned(), location_key: (*l).to_owned() }))
+            .map(|(r, h, l)| {
+                let row = Stored {
+                    hash: (*h).into(),
+                    location_key: (*l).into(),
+                    source: "s".into(),
+                    orphan: false,
+                    errors: None,
+                };
+                ((*r).to_owned(), row)
+            })
             .collect()
     }
 
-    fn desired(rows: &[(&str, &str)]) -> BTreeMap<String, String> {
-        rows.iter().map(|(r, h)| ((*r).to_owned(), (*h).to_owned())).collect()
+    fn declared(rows: &[(&str, &str)]) -> Declared {
+        Declared {
+            valid: rows.iter().map(|(r, h)| ((*r).into(), (*h).into())).collect(),
+            failing: BTreeSet::new(),
+            complete: true,
+        }
+    }
+
+    fn walk(reached: &[(&str, Declared)], complete: bool) -> Walk {
+        Walk { source: "s".into(), complete, reached: reached.iter().map(|(k, d)| ((*k).into(), d.clone())).collect() }
     }
 
     #[test]
     fn unchanged_entities_plan_no_write() {
-        let p = plan("L", &desired(&[("a", "1")]), &stored(&[("a", "1", "L")]), true);
+        let d = declared(&[("a", "1")]);
+        let p = plan("L", &d, &stored(&[("a", "1", "L")]), &walk(&[("L", d.clone())], true));
         assert_eq!(p, Plan { unchanged: 1, ..Plan::default() });
     }
 
     #[test]
     fn new_changed_and_removed_entities() {
-        let p = plan("L", &desired(&[("a", "2"), ("b", "1")]), &stored(&[("a", "1", "L"), ("c", "1", "L")]), true);
-        assert_eq!(p.insert, vec!["b"]);
-        assert_eq!(p.update, vec!["a"]);
-        assert_eq!(p.delete, vec!["c"]);
+        let d = declared(&[("a", "2"), ("b", "1")]);
+        let p = plan("L", &d, &stored(&[("a", "1", "L"), ("c", "1", "L")]), &walk(&[("L", d.clone())], true));
+        assert_eq!((p.insert, p.update, p.remove), (vec!["b".into()], vec!["a".into()], vec!["c".into()]));
     }
 
     #[test]
-    fn a_location_with_errors_deletes_nothing() {
-        let p = plan("L", &desired(&[]), &stored(&[("c", "1", "L")]), false);
-        assert!(p.delete.is_empty());
+    fn a_file_that_hides_its_entities_removes_nothing() {
+        let d = Declared { complete: false, ..declared(&[]) };
+        let p = plan("L", &d, &stored(&[("c", "1", "L")]), &walk(&[("L", d.clone())], false));
+        assert!(p.remove.is_empty());
+    }
+
+    #[test]
+    fn a_failing_document_keeps_its_last_good_version() {
+        let mut d = declared(&[("a", "1")]);
+        d.failing.insert("b".into());
+        let p = plan("L", &d, &stored(&[("a", "1", "L"), ("b", "1", "L")]), &walk(&[("L", d.clone())], true));
+        assert!(p.remove.is_empty());
     }
 
     #[test]
     fn the_first_claimant_keeps_a_contested_ref() {
-        let p = plan("L2", &desired(&[("a", "9")]), &stored(&[("a", "1", "L1")]), true);
+        let l1 = declared(&[("a", "1")]);
+        let l2 = declared(&[("a", "9")]);
+        let w = walk(&[("L1", l1), ("L2", l2.clone())], true);
+        let p = plan("L2", &l2, &stored(&[("a", "1", "L1")]), &w);
         assert_eq!(p.conflicts, vec![("a".to_owned(), "L1".to_owned())]);
-        assert!(p.update.is_empty() && p.delete.is_empty());
+    }
+
+    #[test]
+    fn a_renamed_file_adopts_its_entities() {
+        let new = declared(&[("a", "1")]);
+        let w = walk(&[("NEW", new.clone())], true);
+        let p = plan("NEW", &new, &stored(&[("a", "1", "OLD")]), &w);
+        assert_eq!(p.adopt, vec!["a".to_owned()]);
+        let incomplete = walk(&[("NEW", new.clone())], false);
+        assert_eq!(plan("NEW", &new, &stored(&[("a", "1", "OLD")]), &incomplete).conflicts.len(), 1);
+    }
+
+    #[test]
+    fn an_entity_moving_between_files_is_not_deleted_by_the_file_it_left() {
+        let from = declared(&[]);
+        let to = declared(&[("a", "1")]);
+        let w = walk(&[("FROM", from.clone()), ("TO", to)], true);
+        assert!(plan("FROM", &from, &stored(&[("a", "1", "FROM")]), &w).remove.is_empty());
     }
 }

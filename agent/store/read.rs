@@ -23,6 +23,10 @@ pub struct StoredEntity {
     pub updated_at: i64,
     /// `(type, targetRef)`, distinct, sorted by type then target — Backstage's order.
     pub relations: Vec<(String, String)>,
+    /// No location declares it any more (kept by `orphan_strategy: keep`).
+    pub orphan: bool,
+    /// Why its document currently fails; the body is the last good version.
+    pub errors: Option<String>,
 }
 
 impl StoredEntity {
@@ -42,14 +46,31 @@ impl StoredEntity {
         if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("uid".into(), Value::String(self.uid.clone()));
             metadata.insert("etag".into(), Value::String(self.etag()));
+            if self.orphan {
+                let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+                annotations["backstage.io/orphan"] = Value::String("true".into());
+            }
         }
         let relations =
             self.relations.iter().map(|(kind, target)| json!({"type": kind, "targetRef": target})).collect();
         if let Some(root) = entity.as_object_mut() {
             root.insert("relations".into(), Value::Array(relations));
+            if let Some(message) = &self.errors {
+                root.insert("status".into(), processing_status(message));
+            }
         }
         entity
     }
+}
+
+/// Backstage's shape for processing errors in `status.items`.
+fn processing_status(message: &str) -> Value {
+    json!({"items": [{
+        "type": "backstage.io/catalog-processing",
+        "level": "error",
+        "message": message,
+        "error": {"name": "InputError", "message": message},
+    }]})
 }
 
 /// A relation whose target is not in the catalog (e.g. a dangling owner).
@@ -86,7 +107,7 @@ pub struct SyncRunRow {
     pub error: Option<String>,
 }
 
-const ENTITY_COLUMNS: &str = "entity_ref, uid, hash, source, location_key, body, updated_at";
+const ENTITY_COLUMNS: &str = "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors";
 
 fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
     let entity_ref: String = row.get(0);
@@ -102,6 +123,8 @@ fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
         body,
         updated_at: row.get(6),
         relations: Vec::new(),
+        orphan: row.get::<i64, _>(7) != 0,
+        errors: row.get(8),
     })
 }
 

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::diff::{self, Stored};
+use super::diff::{self, Declared, Plan, Stored, Walk};
 use super::{now_millis, query_err, Store, StoreError};
-use crate::catalog::{DocumentError, Entity, LocationOutcome};
+use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
 
 /// What a write did, for metrics, logs and the sync history.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -66,73 +67,69 @@ impl Store {
     }
 
     /// Writes one location in one transaction: inserts new entities, updates changed ones,
-    /// deletes ones the file no longer declares (only when it was read cleanly), and records the
-    /// location's state. Returns the changes and any conflicts found, as document errors.
+    /// adopts entities a moved file gave up, removes (or, with `keep`, orphans) ones the file no
+    /// longer declares, marks failing documents' entities with their error, and records the
+    /// location's state. Returns the changes and the conflicts found, as document errors.
     pub async fn apply_location(
         &self,
         source: &str,
         outcome: &LocationOutcome,
+        walk: &Walk,
+        orphans: OrphanStrategy,
     ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
         let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-        let desired: BTreeMap<String, (&Entity, String)> =
-            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), (e, content_hash(&e.body)))).collect();
-        let stored = load_stored(&mut tx, &outcome.key, desired.keys()).await?;
-        let hashes = desired.iter().map(|(r, (_, h))| (r.clone(), h.clone())).collect();
-        let plan = diff::plan(&outcome.key, &hashes, &stored, outcome.is_clean());
+        let declared = Declared::of(outcome);
+        let entities: BTreeMap<String, &Entity> =
+            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
+        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys()).await?;
+        let plan = diff::plan(&outcome.key, &declared, &stored, walk);
         let now = now_millis();
+        let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
+        let mut conflicts = plan.conflicts.clone();
         for entity_ref in &plan.insert {
-            let (entity, hash) = &desired[entity_ref];
-            insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await?;
+            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
+            if insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await? {
+                replace_relations(&mut tx, entity_ref, entity).await?;
+                changes.added += 1;
+            } else {
+                // Another source inserted it between our read and our write: it claimed first.
+                conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
+            }
+        }
+        for entity_ref in plan.update.iter().chain(&plan.adopt) {
+            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
+            write_body(&mut tx, source, &outcome.key, entity, hash, now).await?;
             replace_relations(&mut tx, entity_ref, entity).await?;
+            changes.updated += 1;
         }
-        for entity_ref in &plan.update {
-            let (entity, hash) = &desired[entity_ref];
-            sqlx::query(
-                "UPDATE entities SET body = $1, hash = $2, updated_at = $3 WHERE entity_ref = $4 AND location_key = $5",
-            )
-            .bind(entity.body.to_string())
-            .bind(hash.as_str())
-            .bind(now)
-            .bind(entity_ref.as_str())
-            .bind(outcome.key.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("update entity"))?;
+        for entity_ref in &plan.remove {
+            remove_entity(&mut tx, entity_ref, &outcome.key, orphans, now).await?;
+            changes.deleted += 1;
         }
-        for entity_ref in &plan.delete {
-            sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
-                .bind(entity_ref.as_str())
-                .bind(outcome.key.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("delete entity"))?;
-            delete_relations(&mut tx, entity_ref).await?;
-        }
-        let conflicts: Vec<DocumentError> = plan
-            .conflicts
+        mark_errors(&mut tx, outcome, &stored, &plan, now).await?;
+        let conflict_errors: Vec<DocumentError> = conflicts
             .iter()
             .map(|(entity_ref, owner)| DocumentError {
                 index: None,
                 message: format!("entity {entity_ref} is already managed by {owner}; {} is ignored until that location stops declaring it", outcome.key),
             })
             .collect();
+        changes.conflicts = conflict_errors.len() as u64;
         let mut errors = outcome.errors.clone();
-        errors.extend(conflicts.iter().cloned());
+        errors.extend(conflict_errors.iter().cloned());
         record_location(&mut tx, source, outcome, &errors, now).await?;
         tx.commit().await.map_err(query_err("commit"))?;
-        let changes = Changes {
-            added: plan.insert.len() as u64,
-            updated: plan.update.len() as u64,
-            deleted: plan.delete.len() as u64,
-            unchanged: plan.unchanged as u64,
-            conflicts: plan.conflicts.len() as u64,
-        };
-        Ok((changes, conflicts))
+        Ok((changes, conflict_errors))
     }
 
     /// Deletes the locations of `source` that the last complete walk no longer reached, with
     /// their entities. Call only when the walk was complete: that is the positive evidence.
-    pub async fn prune_locations(&self, source: &str, reached: &[String]) -> Result<Changes, StoreError> {
+    pub async fn prune_locations(
+        &self,
+        source: &str,
+        reached: &[String],
+        orphans: OrphanStrategy,
+    ) -> Result<Changes, StoreError> {
         let rows = sqlx::query("SELECT location_key FROM locations WHERE source = $1")
             .bind(source)
             .fetch_all(&self.pool)
@@ -145,16 +142,28 @@ impl Store {
                 continue;
             }
             let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-            sqlx::query("DELETE FROM relations WHERE originating_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)")
+            let deleted = match orphans {
+                OrphanStrategy::Keep => sqlx::query(
+                    "UPDATE entities SET orphan = 1, updated_at = $2 WHERE location_key = $1 AND orphan = 0",
+                )
                 .bind(key.as_str())
+                .bind(now_millis())
                 .execute(&mut *tx)
                 .await
-                .map_err(query_err("delete location relations"))?;
-            let deleted = sqlx::query("DELETE FROM entities WHERE location_key = $1")
-                .bind(key.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("delete location entities"))?;
+                .map_err(query_err("orphan location entities"))?,
+                OrphanStrategy::Delete => {
+                    sqlx::query("DELETE FROM relations WHERE originating_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("delete location relations"))?;
+                    sqlx::query("DELETE FROM entities WHERE location_key = $1")
+                        .bind(key.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("delete location entities"))?
+                }
+            };
             sqlx::query("DELETE FROM locations WHERE location_key = $1")
                 .bind(key.as_str())
                 .execute(&mut *tx)
@@ -221,6 +230,18 @@ impl Store {
     }
 }
 
+const STORED_COLUMNS: &str = "hash, location_key, source, orphan, errors";
+
+fn stored_from(row: &AnyRow, first: usize) -> Stored {
+    Stored {
+        hash: row.get(first),
+        location_key: row.get(first + 1),
+        source: row.get(first + 2),
+        orphan: row.get::<i64, _>(first + 3) != 0,
+        errors: row.get(first + 4),
+    }
+}
+
 /// The rows this location owns plus the rows of every ref it wants (which may belong to others).
 async fn load_stored<'a>(
     tx: &mut Transaction<'_, Any>,
@@ -228,25 +249,25 @@ async fn load_stored<'a>(
     wanted: impl Iterator<Item = &'a String>,
 ) -> Result<BTreeMap<String, Stored>, StoreError> {
     let mut stored = BTreeMap::new();
-    let owned = sqlx::query("SELECT entity_ref, hash, location_key FROM entities WHERE location_key = $1")
+    let owned = sqlx::query(&format!("SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key = $1"))
         .bind(location_key)
         .fetch_all(&mut **tx)
         .await
         .map_err(query_err("load location entities"))?;
     for row in owned {
-        stored.insert(row.get(0), Stored { hash: row.get(1), location_key: row.get(2) });
+        stored.insert(row.get(0), stored_from(&row, 1));
     }
     for entity_ref in wanted {
         if stored.contains_key(entity_ref) {
             continue;
         }
-        let row = sqlx::query("SELECT hash, location_key FROM entities WHERE entity_ref = $1")
+        let row = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM entities WHERE entity_ref = $1"))
             .bind(entity_ref.as_str())
             .fetch_optional(&mut **tx)
             .await
             .map_err(query_err("load entity"))?;
         if let Some(row) = row {
-            stored.insert(entity_ref.clone(), Stored { hash: row.get(0), location_key: row.get(1) });
+            stored.insert(entity_ref.clone(), stored_from(&row, 0));
         }
     }
     Ok(stored)
@@ -259,11 +280,11 @@ async fn insert_entity(
     entity: &Entity,
     hash: &str,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let r = &entity.entity_ref;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (entity_ref) DO NOTHING",
     )
     .bind(r.to_string())
     .bind(uuid::Uuid::new_v4().to_string())
@@ -278,6 +299,86 @@ async fn insert_entity(
     .execute(&mut **tx)
     .await
     .map_err(query_err("insert entity"))?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// New content for an entity this location owns or adopts; clears orphan and error marks.
+async fn write_body(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    entity: &Entity,
+    hash: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE entities SET body = $1, hash = $2, source = $3, location_key = $4, orphan = 0, errors = NULL, updated_at = $5 \
+         WHERE entity_ref = $6",
+    )
+    .bind(entity.body.to_string())
+    .bind(hash)
+    .bind(source)
+    .bind(location_key)
+    .bind(now)
+    .bind(entity.entity_ref.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("update entity"))?;
+    Ok(())
+}
+
+/// An entity its file no longer declares: deleted, or kept as an orphan.
+async fn remove_entity(
+    tx: &mut Transaction<'_, Any>,
+    entity_ref: &str,
+    location_key: &str,
+    orphans: OrphanStrategy,
+    now: i64,
+) -> Result<(), StoreError> {
+    if orphans == OrphanStrategy::Keep {
+        sqlx::query("UPDATE entities SET orphan = 1, updated_at = $1 WHERE entity_ref = $2 AND location_key = $3")
+            .bind(now)
+            .bind(entity_ref)
+            .bind(location_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(query_err("orphan entity"))?;
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
+        .bind(entity_ref)
+        .bind(location_key)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_err("delete entity"))?;
+    delete_relations(tx, entity_ref).await
+}
+
+/// Puts each failing document's error on its stored entity (whose last good version stays), and
+/// clears errors from entities whose documents are valid again but unchanged.
+async fn mark_errors(
+    tx: &mut Transaction<'_, Any>,
+    outcome: &LocationOutcome,
+    stored: &BTreeMap<String, Stored>,
+    plan: &Plan,
+    now: i64,
+) -> Result<(), StoreError> {
+    let failing: BTreeMap<String, &String> = outcome.failing.iter().map(|(r, m)| (r.to_string(), m)).collect();
+    for (entity_ref, row) in stored {
+        if row.location_key != outcome.key || plan.update.contains(entity_ref) || plan.remove.contains(entity_ref) {
+            continue;
+        }
+        let wanted = failing.get(entity_ref).map(|m| (*m).clone());
+        if wanted != row.errors {
+            sqlx::query("UPDATE entities SET errors = $1, updated_at = $2 WHERE entity_ref = $3")
+                .bind(wanted)
+                .bind(now)
+                .bind(entity_ref.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(query_err("mark entity errors"))?;
+        }
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The store against real SQLite and PostgreSQL: per-location transactions, no-op writes,
 //! first-claimant conflicts, and deletion only on positive evidence.
 
-use rigger::catalog::{DocumentError, Entity, EntityRef, LocationOutcome};
+use rigger::catalog::{DocumentError, Entity, EntityRef, Ingest, LocationOutcome, OrphanStrategy};
+use rigger::store::diff::Walk;
 use rigger::store::Store;
 use serde_json::json;
 
@@ -17,7 +18,27 @@ fn entity(name: &str, description: &str) -> Entity {
 }
 
 fn location(key: &str, entities: Vec<Entity>, errors: Vec<DocumentError>) -> LocationOutcome {
-    LocationOutcome { key: key.into(), path: format!("{key}.yaml"), entities, errors, read: true }
+    let mut outcome = LocationOutcome::new(key.into(), format!("{key}.yaml"));
+    outcome.read = true;
+    outcome.unattributed = !errors.is_empty();
+    outcome.entities = entities;
+    outcome.errors = errors;
+    outcome
+}
+
+/// Applies one location of a walk of source `s` that reached `walk`.
+async fn apply_in(
+    store: &Store,
+    outcome: &LocationOutcome,
+    walk: &[&LocationOutcome],
+) -> (rigger::store::Changes, Vec<DocumentError>) {
+    let walk = Walk::of("s", &Ingest { locations: walk.iter().map(|l| (*l).clone()).collect() });
+    store.apply_location("s", outcome, &walk, OrphanStrategy::Delete).await.unwrap()
+}
+
+/// Applies one location as if it were the whole walk of source `s`.
+async fn apply(store: &Store, outcome: &LocationOutcome) -> (rigger::store::Changes, Vec<DocumentError>) {
+    apply_in(store, outcome, &[outcome]).await
 }
 
 #[tokio::test]
@@ -37,16 +58,16 @@ async fn store_semantics(db: &TestDb) {
     store.migrate().await.unwrap(); // idempotent
 
     let a = location("url:a", vec![entity("x", "one"), entity("y", "one")], vec![]);
-    let (changes, conflicts) = store.apply_location("s", &a).await.unwrap();
+    let (changes, conflicts) = apply(&store, &a).await;
     assert_eq!((changes.added, changes.entity_writes(), conflicts.len()), (2, 2, 0));
     let x_uid = store.entity("component:default/x").await.unwrap().unwrap().uid;
 
-    let (changes, _) = store.apply_location("s", &a).await.unwrap();
+    let (changes, _) = apply(&store, &a).await;
     assert_eq!((changes.entity_writes(), changes.unchanged), (0, 2), "unchanged entities cost no write");
 
     // A second location claiming x: the first claimant keeps it, the newcomer records a conflict.
     let b = location("url:b", vec![entity("X", "two")], vec![]);
-    let (changes, conflicts) = store.apply_location("s", &b).await.unwrap();
+    let (changes, conflicts) = apply_in(&store, &b, &[&a, &b]).await;
     assert_eq!((changes.conflicts, changes.entity_writes()), (1, 0));
     assert!(conflicts[0].message.contains("url:a") && conflicts[0].message.contains("url:b"), "{conflicts:?}");
     let x = store.entity("component:default/x").await.unwrap().unwrap();
@@ -55,19 +76,19 @@ async fn store_semantics(db: &TestDb) {
     // A file with an error: good documents update, nothing is deleted.
     let broken = DocumentError { index: Some(1), message: "malformed YAML".into() };
     let a_broken = location("url:a", vec![entity("x", "edited")], vec![broken]);
-    let (changes, _) = store.apply_location("s", &a_broken).await.unwrap();
+    let (changes, _) = apply_in(&store, &a_broken, &[&a_broken, &b]).await;
     assert_eq!((changes.updated, changes.deleted), (1, 0));
     assert!(store.entity("component:default/y").await.unwrap().is_some(), "y survives the broken file");
     assert_eq!(store.locations_in_error("s").await.unwrap(), 2, "a and b are in error");
 
     // Clean again and without y: positive evidence, y goes; x keeps its uid through every edit.
     let a_clean = location("url:a", vec![entity("x", "edited")], vec![]);
-    let (changes, _) = store.apply_location("s", &a_clean).await.unwrap();
+    let (changes, _) = apply_in(&store, &a_clean, &[&a_clean, &b]).await;
     assert_eq!((changes.deleted, changes.unchanged), (1, 1));
     assert_eq!(store.entity("component:default/x").await.unwrap().unwrap().uid, x_uid);
 
     // A complete walk that no longer reaches a: its entities go with it.
-    let pruned = store.prune_locations("s", &["url:b".to_owned()]).await.unwrap();
+    let pruned = store.prune_locations("s", &["url:b".to_owned()], OrphanStrategy::Delete).await.unwrap();
     assert_eq!(pruned.deleted, 1);
     assert!(store.entities(None).await.unwrap().is_empty());
     store.close().await;
