@@ -5,6 +5,7 @@
 mod backbone;
 mod bad_input;
 mod cli;
+mod conformance;
 mod daemon;
 mod differential;
 mod git_transports;

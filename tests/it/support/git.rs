@@ -57,3 +57,10 @@ impl TestRepo {
         format!("file://{}", self.bare.display())
     }
 }
+
+impl TestRepo {
+    /// Adds a symbolic link to the work tree (committed by the next `commit`).
+    pub fn symlink(&self, path: &str, target: &str) {
+        std::os::unix::fs::symlink(target, self.work.join(path)).expect("symlink");
+    }
+}
