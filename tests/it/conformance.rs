@@ -22,8 +22,8 @@ fn pay(owner: &str) -> String {
 const OPENAPI: &str = "openapi: 3.0.0\ninfo: { title: Pay, version: 1.0.0 }\n";
 
 struct Setup {
-    _dir: tempfile::TempDir,
-    _db: TestDb,
+    dir: tempfile::TempDir,
+    db: TestDb,
     repo: TestRepo,
     config: std::path::PathBuf,
     daemon: Daemon,
@@ -54,7 +54,7 @@ async fn setup(extra_config: &str) -> Setup {
     assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     let mut daemon = Daemon::start(&config, port);
     daemon.wait_for("/readyz", 200).await;
-    Setup { _dir: dir, _db: db, repo, config, daemon }
+    Setup { dir, db, repo, config, daemon }
 }
 
 async fn entity(daemon: &Daemon, kind: &str, name: &str) -> (u16, Value) {
@@ -184,10 +184,10 @@ async fn orphans_are_deleted_with_the_default_strategy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_claimant_keeps_a_contested_entity() {
     let s = setup("").await;
-    let other = TestRepo::new(s._dir.path(), "other");
+    let other = TestRepo::new(s.dir.path(), "other");
     other.commit("claims pay", &[("catalog-info.yaml", Some(&pay("team-z"))), ("openapi.yaml", Some(OPENAPI))]);
     let both = format!("{}{}", git_source("platform", &s.repo.file_url()), git_source("other", &other.file_url()));
-    let config = write_config(s._dir.path(), &s._db.url, "127.0.0.1:0", &both);
+    let config = write_config(s.dir.path(), &s.db.url, "127.0.0.1:0", &both);
     let out = run(&config, &["sync", "--once"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1));
