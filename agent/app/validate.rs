@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::catalog::{ingest, parse, EntityRef};
+use crate::catalog::{self, ingest, parse, EntityRef, Limits, LocationOutcome};
+use crate::source::local::LocalDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -36,10 +37,15 @@ pub struct Verdict {
 /// Validates every file (directories are searched for `*.yaml`/`*.yml`), writes the verdicts
 /// and returns whether all documents passed.
 pub fn run(paths: &[PathBuf], format: Format, follow: Follow, out: &mut impl Write) -> std::io::Result<bool> {
-    let _ = follow; // following Location targets and placeholders is added with them
     let mut all_ok = true;
+    let mut seen = std::collections::HashSet::new();
     for file in expand(paths) {
-        for verdict in validate_file(&file) {
+        let verdicts = match follow {
+            Follow::No => validate_file(&file),
+            Follow::Yes => follow_file(&file),
+        };
+        // A file reached from two named roots is reported once.
+        for verdict in verdicts.into_iter().filter(|v| seen.insert((v.file.clone(), v.index))) {
             all_ok &= verdict.error.is_none();
             writeln!(out, "{}", render(&verdict, format)).or_else(ignore_broken_pipe)?;
         }
@@ -78,6 +84,64 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
             files.push(path);
         }
     }
+}
+
+/// Validates `path` the way the agent reads it: from the root of its repository (the nearest
+/// folder holding `.git`, else its own folder), following Location targets and reading
+/// placeholders. Every file reached gets its own verdicts.
+pub fn follow_file(path: &Path) -> Vec<Verdict> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let root = repository_root(&absolute);
+    let Ok(relative) = absolute.strip_prefix(&root) else { return validate_file(path) };
+    let dir = LocalDir {
+        source: "validate".into(),
+        root: root.clone(),
+        catalog_path: relative.to_string_lossy().into_owned(),
+    };
+    let Ok(snapshot) = dir.snapshot() else { return validate_file(path) };
+    let ingest = catalog::ingest(&snapshot, Limits::default());
+    let mut verdicts = Vec::new();
+    for outcome in &ingest.locations {
+        let file = if outcome.path == dir.catalog_path {
+            path.to_path_buf()
+        } else {
+            relative_to_cwd(&root.join(&outcome.path))
+        };
+        verdicts.extend(merge_follow_errors(&file, outcome));
+    }
+    verdicts
+}
+
+/// The file's own verdicts, with the errors found by following (unreadable placeholder targets,
+/// bad Location targets, a missing file) laid over them.
+fn merge_follow_errors(file: &Path, outcome: &LocationOutcome) -> Vec<Verdict> {
+    let mut verdicts = if outcome.read { validate_file(file) } else { Vec::new() };
+    for error in &outcome.errors {
+        let index = error.index.unwrap_or(0);
+        match verdicts.iter_mut().find(|v| v.index == index) {
+            Some(verdict) if verdict.error.is_none() => verdict.error = Some(error.message.clone()),
+            Some(_) => {}
+            None => verdicts.push(Verdict {
+                file: file.display().to_string(),
+                index,
+                line: 1,
+                entity_ref: None,
+                error: Some(error.message.clone()),
+            }),
+        }
+    }
+    verdicts
+}
+
+/// Paths under the working directory are shown relative to it, as the user typed the root.
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+fn repository_root(absolute: &Path) -> PathBuf {
+    let folder = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+    folder.ancestors().find(|dir| dir.join(".git").exists()).map_or(folder.clone(), Path::to_path_buf)
 }
 
 pub fn validate_file(path: &Path) -> Vec<Verdict> {

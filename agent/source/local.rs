@@ -69,7 +69,10 @@ impl DirTree {
             // Links are not walked into: a link to / would make listing unbounded.
             let Ok(kind) = entry.file_type() else { continue };
             if kind.is_dir() {
-                self.walk(&path, out)?;
+                // A checkout's git metadata is not part of the catalog tree.
+                if entry.file_name() != ".git" {
+                    self.walk(&path, out)?;
+                }
             } else if kind.is_file() {
                 if let Ok(relative) = path.strip_prefix(&self.root) {
                     out.push(relative.to_string_lossy().into_owned());

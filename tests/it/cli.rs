@@ -116,3 +116,26 @@ fn config_check_resolves_secrets_without_printing_them() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable RIGGER_TEST_TOKEN is not set"));
 }
+
+#[test]
+fn validate_follows_targets_and_placeholders_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let root = dir.path().join("catalog-info.yaml");
+    std::fs::write(&root, "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: root }\nspec:\n  targets: [./api.yaml, ./missing.yaml]\n").unwrap();
+    let api = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: { name: a }\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team\n  definition: { $text: ./nope.yaml }\n";
+    std::fs::write(dir.path().join("api.yaml"), api).unwrap();
+
+    let out = rigger().args(["validate", "--format", "json"]).arg(&root).output().unwrap();
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(out.status.code(), Some(1));
+    let failing: Vec<String> =
+        lines.iter().filter(|l| l["ok"] == false).map(|l| l["error"].as_str().unwrap().to_owned()).collect();
+    assert!(failing.iter().any(|e| e.contains("Placeholder $text could not read ./nope.yaml")), "{failing:?}");
+    assert!(failing.iter().any(|e| e.contains("not found")), "the missing target is reported: {failing:?}");
+    assert!(lines.iter().any(|l| l["file"].as_str().unwrap().ends_with("missing.yaml")), "{lines:?}");
+
+    let out = rigger().args(["validate", "--no-follow", "--format", "json"]).arg(&root).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "only the named file's documents");
+}
