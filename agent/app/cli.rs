@@ -16,6 +16,9 @@ use crate::telemetry::{self, LogFormat};
 pub const EXIT_USAGE: u8 = 64;
 pub const EXIT_FAILED: u8 = 1;
 
+/// How long blocking tasks get after the async side is done, before the process exits anyway.
+const SHUTDOWN_STRAGGLERS: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, Parser)]
 #[command(name = "rigger", version, about = "GitOps agent: git repositories → Backstage catalog → store")]
 struct Cli {
@@ -104,7 +107,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    runtime.block_on(dispatch(cli.command, config, &config_path))
+    let code = runtime.block_on(dispatch(cli.command, config, &config_path));
+    // Blocking work (a git fetch, say) still running after the grace period must not hold the
+    // process: it has been told to stop, and what it would write is rolled back anyway.
+    runtime.shutdown_timeout(SHUTDOWN_STRAGGLERS);
+    code
 }
 
 async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path::Path) -> ExitCode {

@@ -124,12 +124,23 @@ async fn migrate_until_ready(ctx: &Context, cancel: &CancellationToken) -> bool 
     }
 }
 
+/// Sources synced at once during the first pass: enough to overlap network waits, few enough
+/// not to open hundreds of connections at start-up.
+const INITIAL_PASS_CONCURRENCY: usize = 4;
+
 async fn initial_pass(ctx: &Context) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(INITIAL_PASS_CONCURRENCY));
     let mut passes = tokio::task::JoinSet::new();
     for source in ctx.config.sources.clone() {
-        let ctx = ctx.clone();
+        let (ctx, permits) = (ctx.clone(), permits.clone());
         let span = tracing::info_span!("source", source = %source.name);
-        passes.spawn(async move { drop(sync_source(&ctx, &source).await) }.instrument(span));
+        passes.spawn(
+            async move {
+                let _permit = permits.acquire_owned().await;
+                drop(sync_source(&ctx, &source).await);
+            }
+            .instrument(span),
+        );
     }
     while passes.join_next().await.is_some() {}
     refresh_entity_gauge(ctx).await;

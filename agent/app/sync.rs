@@ -6,10 +6,12 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::retry::{retry, Transient};
+use crate::catalog::placeholders::Remote;
 use crate::catalog::{self, Ingest, Limits};
 use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
 use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
+use crate::source::remote::HttpReader;
 use crate::source::{Snapshot, TreeError};
 use crate::store::diff::Walk;
 use crate::store::{Changes, Store, StoreError, SyncRun};
@@ -148,9 +150,14 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let revision = snapshot.revision.clone();
     let limits =
         Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
-    let ingest = tokio::task::spawn_blocking(move || catalog::ingest(&snapshot, limits))
-        .await
-        .map_err(|e| SyncError::Join(e.to_string()))?;
+    let hosts = ctx.config.catalog.placeholder_hosts.clone();
+    let ingest = tokio::task::spawn_blocking(move || {
+        let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
+        let remote = reader.as_ref().map(|reader| Remote { allowed_hosts: &hosts, reader });
+        catalog::ingest_with(&snapshot, limits, remote)
+    })
+    .await
+    .map_err(|e| SyncError::Join(e.to_string()))?;
     let (changes, errors) = write(ctx, &source.name, &ingest).await?;
     // The source's own error is for failed passes; document errors live on their locations.
     let source_changed =

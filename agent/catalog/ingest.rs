@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::entity_ref::EntityRef;
 use super::location::{derived_annotations, location_ref, resolve_target, Reached};
-use super::placeholders::{self, Reads};
+use super::placeholders::{self, Reads, Remote};
 use super::relations::{self, Relation};
 use super::{parse, validate};
 use crate::source::{Origin, Snapshot};
@@ -130,6 +130,11 @@ struct Target {
 
 /// Reads the snapshot's tree, starting at its root catalog file.
 pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
+    ingest_with(snapshot, limits, None)
+}
+
+/// [`ingest`], with remote placeholder reads on the hosts `remote` allows.
+pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_>>) -> Ingest {
     let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
     let root = Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root, optional: false };
     let mut queue = VecDeque::from([root]);
@@ -149,7 +154,7 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
             origin_key: &origin_key,
             key: location_ref(&snapshot.origin, &pending.path, pending.reached),
             path: &pending.path,
-            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes },
+            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote },
         };
         let (mut outcome, targets) = read_location(snapshot, &file, limits);
         for (index, target) in targets {

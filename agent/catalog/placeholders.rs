@@ -10,10 +10,29 @@ use crate::source::FileTree;
 
 /// Where placeholder targets may be read from.
 pub enum Reads<'a> {
-    /// Read files of the snapshot, up to `max_bytes` each.
-    Files { tree: &'a dyn FileTree, max_bytes: usize },
+    /// Read files of the snapshot, up to `max_bytes` each, and remote URLs on allowed hosts.
+    Files { tree: &'a dyn FileTree, max_bytes: usize, remote: Option<Remote<'a>> },
     /// Check the form only; substitute a stand-in (`rigger validate --no-follow`).
     FormOnly,
+}
+
+/// Reads a remote placeholder target. Implemented outside the catalog (it is I/O); the catalog
+/// only decides whether a URL may be read at all.
+pub trait RemoteReader: Send + Sync {
+    fn read(&self, url: &url::Url, max_bytes: usize) -> Result<Vec<u8>, String>;
+}
+
+/// Remote reads allowed by `catalog.placeholder_hosts`.
+#[derive(Clone, Copy)]
+pub struct Remote<'a> {
+    pub allowed_hosts: &'a [String],
+    pub reader: &'a dyn RemoteReader,
+}
+
+/// A placeholder target: a file of the snapshot, or an allowed remote URL.
+enum Source {
+    Path(String),
+    Url(url::Url),
 }
 
 const RESOLVERS: [&str; 3] = ["$text", "$json", "$yaml"];
@@ -48,15 +67,28 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
     let Value::String(target) = target else {
         return Err(format!("Placeholder {kind} expected a string value, got {}", short_type(target)));
     };
-    let path = confine(kind, target, file)?;
-    let (tree, max_bytes) = match reads {
-        Reads::FormOnly => return Ok(stand_in(kind, target)),
-        Reads::Files { tree, max_bytes } => (*tree, *max_bytes),
+    let allowed = match reads {
+        Reads::Files { remote: Some(remote), .. } => remote.allowed_hosts,
+        _ => &[],
     };
-    let bytes = tree
-        .read(&path)
-        .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
-        .ok_or_else(|| format!("Placeholder {kind} could not read {target}: {path} not found in the repository"))?;
+    let source = locate(kind, target, file, allowed)?;
+    let (tree, max_bytes, remote) = match reads {
+        Reads::FormOnly => return Ok(stand_in(kind, target)),
+        Reads::Files { tree, max_bytes, remote } => (*tree, *max_bytes, *remote),
+    };
+    let bytes = match (source, remote) {
+        (Source::Path(path), _) => tree
+            .read(&path)
+            .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
+            .ok_or_else(|| format!("Placeholder {kind} could not read {target}: {path} not found in the repository"))?,
+        (Source::Url(url), Some(remote)) => remote
+            .reader
+            .read(&url, max_bytes)
+            .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?,
+        (Source::Url(_), None) => {
+            return Err(format!("Placeholder {kind} target {target} is remote and remote reads are off"))
+        }
+    };
     if bytes.len() > max_bytes {
         return Err(format!(
             "Placeholder {kind} target {target} is {} bytes, larger than the limit of {max_bytes}",
@@ -73,11 +105,19 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
     }
 }
 
-/// A repository path for the target, or why it is refused.
-fn confine(kind: &str, target: &str, file: &str) -> Result<String, String> {
+/// Where the target is, or why it is refused: a relative path inside the repository, or an
+/// http(s) URL on an allowed host.
+fn locate(kind: &str, target: &str, file: &str, allowed_hosts: &[String]) -> Result<Source, String> {
     if target.contains("://") || target.starts_with("url:") {
+        let url = url::Url::parse(target.trim_start_matches("url:")).ok();
+        let host = url.as_ref().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(url::Url::host_str);
+        if let (Some(url), Some(host)) = (&url, host) {
+            if allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+                return Ok(Source::Url(url.clone()));
+            }
+        }
         return Err(format!(
-            "Placeholder {kind} target {target} points outside this repository; only relative paths are read"
+            "Placeholder {kind} target {target} points outside this repository; only relative paths and hosts listed in catalog.placeholder_hosts are read"
         ));
     }
     if target.starts_with('/') {
@@ -87,6 +127,7 @@ fn confine(kind: &str, target: &str, file: &str) -> Result<String, String> {
     }
     let dir = file.rsplit_once('/').map_or("", |(dir, _)| dir);
     normalise(&format!("{dir}/{target}"))
+        .map(Source::Path)
         .ok_or_else(|| format!("Placeholder {kind} target {target} escapes the repository"))
 }
 
@@ -139,7 +180,7 @@ mod tests {
     fn run(value: Value, file: &str) -> Result<Value, String> {
         let tree = tree();
         let mut value = value;
-        resolve(&mut value, file, &Reads::Files { tree: &tree, max_bytes: 64 })?;
+        resolve(&mut value, file, &Reads::Files { tree: &tree, max_bytes: 64, remote: None })?;
         Ok(value)
     }
 
@@ -172,6 +213,27 @@ mod tests {
     fn other_objects_are_left_alone() {
         let spec = json!({"x": {"$text": "a", "other": 1}, "y": {"$unknown": "a"}});
         assert_eq!(run(spec.clone(), "c.yaml").unwrap(), spec);
+    }
+
+    struct Echo;
+
+    impl RemoteReader for Echo {
+        fn read(&self, url: &url::Url, _: usize) -> Result<Vec<u8>, String> {
+            Ok(url.path().as_bytes().to_vec())
+        }
+    }
+
+    #[test]
+    fn remote_targets_only_on_allowed_hosts() {
+        let tree = tree();
+        let hosts = ["docs.example.com".to_owned()];
+        let reads =
+            Reads::Files { tree: &tree, max_bytes: 64, remote: Some(Remote { allowed_hosts: &hosts, reader: &Echo }) };
+        let mut ok = json!({"$text": "https://docs.example.com/api.yaml"});
+        resolve(&mut ok, "c.yaml", &reads).unwrap();
+        assert_eq!(ok, "/api.yaml");
+        let mut refused = json!({"$text": "https://evil.example.com/api.yaml"});
+        assert!(resolve(&mut refused, "c.yaml", &reads).unwrap_err().contains("catalog.placeholder_hosts"));
     }
 
     #[test]

@@ -28,11 +28,13 @@ pub struct Config {
     pub catalog: CatalogConfig,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CatalogConfig {
     pub orphan_strategy: crate::catalog::OrphanStrategy,
     /// Largest catalog file or placeholder target read, in bytes.
     pub max_file_bytes: usize,
+    /// Hosts whose http(s) URLs placeholders may read; empty means repository files only.
+    pub placeholder_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,8 @@ pub struct RawConfig {
 pub struct RawCatalog {
     pub orphan_strategy: Option<String>,
     pub max_file_bytes: Option<u64>,
+    #[serde(default)]
+    pub placeholder_hosts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

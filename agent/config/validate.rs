@@ -129,7 +129,19 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
     if bytes == 0 {
         problems.push("catalog.max_file_bytes", "must be at least 1");
     }
-    super::CatalogConfig { orphan_strategy, max_file_bytes: usize::try_from(bytes).unwrap_or(usize::MAX) }
+    for (i, host) in raw.placeholder_hosts.iter().enumerate() {
+        if host.is_empty() || host.contains(['/', ':', ' ']) {
+            problems.push(
+                format!("catalog.placeholder_hosts[{i}]"),
+                format!("expected a host name such as docs.example.com, found {host:?}"),
+            );
+        }
+    }
+    super::CatalogConfig {
+        orphan_strategy,
+        max_file_bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        placeholder_hosts: raw.placeholder_hosts.clone(),
+    }
 }
 
 fn check_database_url(url: &str, problems: &mut Problems) {

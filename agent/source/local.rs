@@ -20,11 +20,14 @@ impl LocalDir {
             .root
             .canonicalize()
             .map_err(|e| TreeError::Read { path: self.root.display().to_string(), message: e.to_string() })?;
+        // Locations are named after the configured path, not the resolved one: git-sync swaps a
+        // symlink to a new worktree on every update, and entity keys must not change with it.
+        let named = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
         Ok(Snapshot {
             source: self.source.clone(),
-            repo: root.display().to_string(),
+            repo: named.display().to_string(),
             revision: None,
-            origin: Origin::Local { root: root.clone() },
+            origin: Origin::Local { root: named },
             catalog_path: self.catalog_path.clone(),
             files: Arc::new(DirTree { root }),
         })
@@ -90,6 +93,22 @@ fn read_file(resolved: &Path, path: &str) -> Result<Vec<u8>, TreeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_keep_the_configured_name_when_the_directory_is_a_swapped_link() {
+        let dir = tempfile::tempdir().unwrap();
+        for worktree in ["rev-1", "rev-2"] {
+            std::fs::create_dir(dir.path().join(worktree)).unwrap();
+        }
+        let link = dir.path().join("current");
+        std::os::unix::fs::symlink(dir.path().join("rev-1"), &link).unwrap();
+        let local = LocalDir { source: "demo".into(), root: link.clone(), catalog_path: "catalog-info.yaml".into() };
+        let before = local.snapshot().unwrap().origin;
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("rev-2"), &link).unwrap();
+        assert_eq!(local.snapshot().unwrap().origin, before);
+        assert_eq!(before, Origin::Local { root: link });
+    }
 
     #[test]
     fn reads_files_and_refuses_symlinks_that_leave_the_directory() {

@@ -3,6 +3,7 @@
 
 pub mod git;
 pub mod local;
+pub mod remote;
 mod snapshot;
 pub mod watch;
 

@@ -233,3 +233,34 @@ async fn nothing_outside_the_repository_is_read() {
     }
     assert!(Path::new("/etc/passwd").exists(), "the probe file exists, so the test means something");
 }
+
+/// Serves `body` at every path on a loopback port, like a documentation host would.
+async fn docs_server(body: &'static str) -> u16 {
+    let app = axum::Router::new().fallback(move || async move { body });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_placeholders_are_read_only_from_allowed_hosts() {
+    let port = docs_server("openapi: 3.1.0\n").await;
+    let s = setup("catalog:\n  placeholder_hosts: [127.0.0.1]\n").await;
+    let api = |name: &str, url: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {{ name: {name} }}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: {url}\n")
+    };
+    let allowed = api("remote-ok", &format!("http://127.0.0.1:{port}/api.yaml"));
+    let refused = api("remote-refused", &format!("http://localhost:{port}/api.yaml"));
+    s.repo.commit("remote apis", &[("services/remote/catalog-info.yaml", Some(&format!("{allowed}---\n{refused}")))]);
+    let out = run(&s.config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("only relative paths and hosts listed in catalog.placeholder_hosts are read"),
+        "{}",
+        stdout(&out)
+    );
+    let (_, ok) = entity(&s.daemon, "api", "remote-ok").await;
+    assert_eq!(ok["spec"]["definition"], "openapi: 3.1.0\n");
+    assert_eq!(entity(&s.daemon, "api", "remote-refused").await.0, 404);
+}

@@ -97,7 +97,14 @@ impl GitRemote {
         if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(GitError::Interrupted { url: self.url.clone() });
         }
-        prepare.receive(gix::progress::Discard, interrupt).map_err(|e| fetch_err(&e))?;
+        prepare.receive(gix::progress::Discard, interrupt).map_err(|e| {
+            // An interrupted fetch is shutdown, not a network problem: do not retry it.
+            if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                GitError::Interrupted { url: self.url.clone() }
+            } else {
+                fetch_err(&e)
+            }
+        })?;
         Ok(Tip { commit: commit.to_string(), branch, fetched: true })
     }
 
