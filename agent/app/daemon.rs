@@ -22,6 +22,7 @@ const DEBOUNCE: Duration = Duration::from_millis(500);
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
+    let _writer = ctx.store.lock_single_writer()?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());

@@ -84,6 +84,7 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
 
 fn summary(name: &str, pass: &Pass) -> String {
     match pass {
+        Pass::Skipped => format!("{name}: skipped; another replica is syncing it"),
         Pass::Unchanged { revision, files_in_error: 0 } => format!("{name}: unchanged at {revision}"),
         Pass::Unchanged { revision, files_in_error } => {
             format!("{name}: unchanged at {revision}; {files_in_error} catalog file(s) still in error")

@@ -67,6 +67,8 @@ pub enum Pass {
     Unchanged { revision: String, files_in_error: u64 },
     /// The snapshot was read and written. `errors` lists `path[#index]: message` per problem.
     Synced { revision: Option<String>, changes: Changes, errors: Vec<String> },
+    /// Another replica holds the source right now (PostgreSQL work sharing).
+    Skipped,
 }
 
 impl Pass {
@@ -75,6 +77,7 @@ impl Pass {
         match self {
             Self::Unchanged { files_in_error, .. } => *files_in_error > 0,
             Self::Synced { errors, .. } => !errors.is_empty(),
+            Self::Skipped => false,
         }
     }
 }
@@ -82,10 +85,23 @@ impl Pass {
 /// Syncs one source and records the outcome in metrics and the sync history.
 pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, SyncError> {
     let started = crate::store::now_millis();
+    let lease = match ctx.store.try_lease(&source.name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => {
+            ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "skipped"]).inc();
+            return Ok(Pass::Skipped);
+        }
+        Err(err) => {
+            ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "failure"]).inc();
+            warn!(source = %source.name, error = %err, "cannot take the source lease; the catalog keeps its last good state");
+            return Err(err.into());
+        }
+    };
     let timer = ctx.metrics.sync_duration.with_label_values(&[source.name.as_str()]).start_timer();
     let result = run_pass(ctx, source, started).await;
+    drop(lease);
     let outcome = match &result {
-        Ok(Pass::Unchanged { .. }) => {
+        Ok(Pass::Unchanged { .. } | Pass::Skipped) => {
             timer.stop_and_discard();
             "unchanged"
         }

@@ -3,6 +3,7 @@
 //! costs no write; a location that fails keeps its last good entities.
 
 pub mod diff;
+mod lease;
 mod read;
 mod write;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use read::{LocationRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use write::{Changes, SyncRun};
 
@@ -98,10 +100,18 @@ pub(crate) fn query_err(step: &'static str) -> impl FnOnce(sqlx::Error) -> Store
     move |source| StoreError::Query { step, source }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL as opened (secrets inside it never leave this struct).
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -109,7 +119,7 @@ impl Store {
     pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
         let (backend, options) = options(url)?;
         let pool = pool_options(backend).connect_lazy_with(options);
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url: url.to_owned() })
     }
 
     /// Opens a pool. SQLite files are created on first use; SQLite runs in `WAL` mode with a busy
@@ -117,7 +127,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (backend, options) = options(url)?;
         let pool = pool_options(backend).connect_with(options).await.map_err(StoreError::Connect)?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url: url.to_owned() })
     }
 
     pub fn backend(&self) -> Backend {

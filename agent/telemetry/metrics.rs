@@ -8,7 +8,8 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// Sync passes by source and outcome (`success`, `unchanged`, `failure`).
+    /// Sync passes by source and outcome (`success`, `unchanged`, `failure`, `skipped` when
+    /// another replica holds the source).
     pub sync_runs: IntCounterVec,
     /// Duration of sync passes that did work, by source.
     pub sync_duration: HistogramVec,
@@ -106,7 +107,7 @@ impl Metrics {
     /// before a source's first failure.
     pub fn init_sources<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         for name in names {
-            for outcome in ["success", "unchanged", "failure"] {
+            for outcome in ["success", "unchanged", "failure", "skipped"] {
                 self.sync_runs.with_label_values(&[name, outcome]).inc_by(0);
             }
             self.location_errors.with_label_values(&[name]).set(0);

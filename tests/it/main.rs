@@ -9,5 +9,7 @@ mod conformance;
 mod daemon;
 mod differential;
 mod git_transports;
+mod outage;
+mod replicas;
 mod store;
 mod support;

@@ -4,6 +4,7 @@
 pub mod db;
 pub mod git;
 pub mod http_git;
+pub mod pg_server;
 pub mod rigger;
 pub mod tls;
 
