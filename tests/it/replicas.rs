@@ -1,6 +1,7 @@
 //! Several replicas on one PostgreSQL share the sources (one replica per source at a time, a dead
 //! replica's sources picked up by the rest); SQLite refuses a second daemon.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::support::component;
@@ -33,10 +34,9 @@ async fn a_killed_replicas_sources_are_picked_up_by_the_others() {
     let mut sources = String::new();
     for (i, repo) in repos.iter().enumerate() {
         repo.commit("one", &[("catalog-info.yaml", Some(&component(&format!("svc{i}"), "v1")))]);
-        sources.push_str(&format!(
-            "  - name: repo{i}\n    interval: 1s\n    git:\n      url: {}\n      branch: main\n",
-            repo.file_url()
-        ));
+        let url = repo.file_url();
+        writeln!(sources, "  - name: repo{i}\n    interval: 1s\n    git:\n      url: {url}\n      branch: main")
+            .unwrap();
     }
     let (port_a, port_b) = (free_port(), free_port());
     let dir_a = dir.path().join("a");

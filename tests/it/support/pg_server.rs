@@ -1,4 +1,4 @@
-//! A PostgreSQL server the test owns (initdb + pg_ctl into a temp dir, on a free port), so an
+//! A PostgreSQL server the test owns (`initdb` + `pg_ctl` into a temp dir, on a free port), so an
 //! outage can be staged without touching the shared server. As root (CI, sessions) the server
 //! runs as the `postgres` user, because PostgreSQL refuses to run as root.
 
