@@ -282,7 +282,8 @@ async fn write(ctx: &Context, source: &str, ingest: &Ingest) -> Result<(Changes,
         let pruned = retry(policy, &ctx.metrics, "store", prune).await?;
         total.absorb(pruned);
     }
-    ctx.metrics.conflicts.with_label_values(&[source]).inc_by(total.conflicts);
+    // A gauge, not a counter: a contested location is re-read every poll until it resolves.
+    ctx.metrics.conflicts.with_label_values(&[source]).set(i64::try_from(total.conflicts).unwrap_or(i64::MAX));
     for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
         ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
     }

@@ -146,7 +146,7 @@ pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_
         if !visited.insert(pending.path.clone()) {
             continue;
         }
-        if pending.optional && matches!(snapshot.files.read(&pending.path), Ok(None)) {
+        if pending.optional && matches!(snapshot.files.read(&pending.path, limits.max_file_bytes), Ok(None)) {
             continue;
         }
         let file = FileContext {
@@ -245,7 +245,7 @@ fn read_location(
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
     for doc in parse::documents(&text) {
-        let named = doc.parsed.as_ref().ok().and_then(EntityRef::lenient);
+        let named = doc.parsed.as_ref().ok().and_then(validate::attributable);
         match doc.parsed.and_then(|value| entity_and_targets(value, file)) {
             Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {
                 for target in declared {
@@ -259,10 +259,14 @@ fn read_location(
                 }
                 outcome.entities.push(entity);
             }
-            Ok((entity, _)) => outcome.errors.push(DocumentError {
-                index: Some(doc.index),
-                message: format!("duplicate entity {} in the same file", entity.entity_ref),
-            }),
+            Ok((entity, _)) => {
+                // The duplicate's own targets are dropped, so the walk below it is not known.
+                outcome.hides_locations = true;
+                outcome.errors.push(DocumentError {
+                    index: Some(doc.index),
+                    message: format!("duplicate entity {} in the same file", entity.entity_ref),
+                });
+            }
             Err(message) => record_failure(&mut outcome, doc.index, named, message),
         }
     }
@@ -283,14 +287,11 @@ fn record_failure(outcome: &mut LocationOutcome, index: usize, named: Option<Ent
 }
 
 fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, String> {
-    let bytes = match snapshot.files.read(path) {
+    let bytes = match snapshot.files.read(path, limits.max_file_bytes) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(format!("not found in {} at this revision", snapshot.repo)),
         Err(err) => return Err(err.to_string()),
     };
-    if bytes.len() > limits.max_file_bytes {
-        return Err(format!("file is {} bytes, larger than the limit of {} bytes", bytes.len(), limits.max_file_bytes));
-    }
     String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_owned())
 }
 

@@ -78,7 +78,7 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
     };
     let bytes = match (source, remote) {
         (Source::Path(path), _) => tree
-            .read(&path)
+            .read(&path, max_bytes)
             .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
             .ok_or_else(|| format!("Placeholder {kind} could not read {target}: {path} not found in the repository"))?,
         (Source::Url(url), Some(remote)) => remote

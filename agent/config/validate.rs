@@ -195,7 +195,32 @@ fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> V
             sources.push(SourceConfig { name, interval, kind });
         }
     }
+    reject_overlaps(&sources, problems);
     sources
+}
+
+/// Two sources reading the same files would fight over the same locations (each pass rewriting
+/// the other's annotations, each prune deleting the other's entities).
+fn reject_overlaps(sources: &[SourceConfig], problems: &mut Problems) {
+    for (i, a) in sources.iter().enumerate() {
+        for b in &sources[i + 1..] {
+            let overlap = match (&a.kind, &b.kind) {
+                (SourceKind::Git(x), SourceKind::Git(y)) => {
+                    x.url.trim_end_matches(".git") == y.url.trim_end_matches(".git") && x.branch == y.branch
+                }
+                (SourceKind::Local(x), SourceKind::Local(y)) => {
+                    x.path.starts_with(&y.path) || y.path.starts_with(&x.path)
+                }
+                _ => false,
+            };
+            if overlap {
+                problems.push(
+                    format!("sources ({} and {})", a.name, b.name),
+                    "read the same repository branch or directory; configure one source with one catalog_path",
+                );
+            }
+        }
+    }
 }
 
 type KindWithInterval = (SourceKind, Duration, Option<String>);
@@ -370,6 +395,13 @@ mod tests {
             vec!["sources[0].git.url: must not embed credentials; use git.token: { env: NAME }".to_owned()]
         );
         assert!(parse("sources:\n  - name: a\n    git: { url: 'git@github.com:acme/a.git' }\n", Path::new("/")).is_ok());
+    }
+
+    #[test]
+    fn overlapping_sources_are_rejected() {
+        let found = problems("sources:\n  - { name: a, local: { path: x } }\n  - { name: b, local: { path: x/y } }\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("sources (a and b): read the same"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{FileTree, Origin, Snapshot, TreeError};
+use super::{check_size, FileTree, Origin, Snapshot, TreeError};
 
 #[derive(Debug, Clone)]
 pub struct LocalDir {
@@ -39,19 +39,26 @@ struct DirTree {
 }
 
 impl FileTree for DirTree {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
+    fn read(&self, path: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, TreeError> {
+        if path.split('/').any(|segment| segment == ".git") {
+            return Err(TreeError::GitMetadata { path: path.to_owned() });
+        }
         let joined = self.root.join(path);
         let resolved = match joined.canonicalize() {
             Ok(resolved) => resolved,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // A file that is missing only because the whole directory vanished (git-sync swapped
+            // its worktree mid-walk) is not evidence that the file is gone.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => return Ok(None),
             Err(e) => return Err(TreeError::Read { path: path.to_owned(), message: e.to_string() }),
         };
         if !resolved.starts_with(&self.root) {
             return Err(TreeError::Escapes { path: path.to_owned() });
         }
-        if !resolved.is_file() {
+        let Ok(metadata) = resolved.metadata() else { return Ok(None) };
+        if !metadata.is_file() {
             return Ok(None);
         }
+        check_size(path, metadata.len(), max_bytes)?;
         read_file(&resolved, path).map(Some)
     }
 
@@ -120,8 +127,12 @@ mod tests {
         let local =
             LocalDir { source: "demo".into(), root: dir.path().into(), catalog_path: "catalog-info.yaml".into() };
         let snapshot = local.snapshot().unwrap();
-        assert_eq!(snapshot.files.read("catalog-info.yaml").unwrap().unwrap(), b"a: 1");
-        assert!(snapshot.files.read("missing.yaml").unwrap().is_none());
-        assert!(matches!(snapshot.files.read("link.yaml"), Err(TreeError::Escapes { .. })));
+        assert_eq!(snapshot.files.read("catalog-info.yaml", 100).unwrap().unwrap(), b"a: 1");
+        assert!(snapshot.files.read("missing.yaml", 100).unwrap().is_none());
+        assert!(matches!(snapshot.files.read("link.yaml", 100), Err(TreeError::Escapes { .. })));
+        assert!(matches!(snapshot.files.read("catalog-info.yaml", 2), Err(TreeError::TooLarge { .. })));
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/config"), "token").unwrap();
+        assert!(matches!(snapshot.files.read(".git/config", 100), Err(TreeError::GitMetadata { .. })));
     }
 }

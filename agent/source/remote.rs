@@ -16,7 +16,12 @@ pub struct HttpReader {
 
 impl HttpReader {
     pub fn new() -> Result<Self, String> {
-        let client = reqwest::blocking::Client::builder().timeout(TIMEOUT).build().map_err(|e| e.to_string())?;
+        // No redirects: an allowed host must not be able to send us to one that is not allowed.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self { client })
     }
 }
@@ -25,6 +30,9 @@ impl RemoteReader for HttpReader {
     fn read(&self, url: &url::Url, max_bytes: usize) -> Result<Vec<u8>, String> {
         let response = self.client.get(url.as_str()).send().map_err(|e| e.without_url().to_string())?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(format!("HTTP {status}: redirects are not followed"));
+        }
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
         }

@@ -42,8 +42,9 @@ pub enum Origin {
 /// Read access to a snapshot's files by normalised repository-relative path (`a/b.yaml`; no
 /// leading `/`, no `.` or `..` segments — the catalog normalises before asking).
 pub trait FileTree: Send + Sync {
-    /// `Ok(None)` when no regular file exists at `path`.
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError>;
+    /// `Ok(None)` when no regular file exists at `path`. A file larger than `max_bytes` is an
+    /// error found before its content is loaded, so hostile files cost no memory.
+    fn read(&self, path: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, TreeError>;
 
     /// Every regular file's path, sorted; for glob targets.
     fn list(&self) -> Result<Vec<String>, TreeError>;
@@ -57,6 +58,10 @@ pub enum TreeError {
     Escapes { path: String },
     #[error("cannot read {path}: {message}")]
     Read { path: String, message: String },
+    #[error("{path} is {size} bytes, larger than the limit of {limit} bytes")]
+    TooLarge { path: String, size: u64, limit: usize },
+    #[error("{path} is inside .git; repository metadata is never read")]
+    GitMetadata { path: String },
 }
 
 /// An in-memory tree, for tests and for `rigger validate`.
@@ -72,8 +77,10 @@ impl MemoryTree {
 }
 
 impl FileTree for MemoryTree {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
-        Ok(self.0.get(path).cloned())
+    fn read(&self, path: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, TreeError> {
+        let Some(content) = self.0.get(path) else { return Ok(None) };
+        check_size(path, content.len() as u64, max_bytes)?;
+        Ok(Some(content.clone()))
     }
 
     fn list(&self) -> Result<Vec<String>, TreeError> {
@@ -95,4 +102,12 @@ pub fn normalise(path: &str) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The size check every tree runs before loading a file.
+pub fn check_size(path: &str, size: u64, max_bytes: usize) -> Result<(), TreeError> {
+    if size > max_bytes as u64 {
+        return Err(TreeError::TooLarge { path: path.to_owned(), size, limit: max_bytes });
+    }
+    Ok(())
 }

@@ -80,7 +80,7 @@ impl Walk {
     /// Is `entity_ref` declared by a reached location other than `key`? Then `key` must not
     /// delete it: it is moving, and the other location adopts it.
     pub fn moving_elsewhere(&self, key: &str, entity_ref: &str) -> bool {
-        self.reached.iter().any(|(other, declared)| other != key && declared.valid.contains_key(entity_ref))
+        self.reached.iter().any(|(other, declared)| other != key && declared.declares(entity_ref))
     }
 }
 
@@ -92,6 +92,8 @@ pub struct Plan {
     pub update: Vec<String>,
     /// Taken over from the location that gave it up (uid kept).
     pub adopt: Vec<String>,
+    /// Moved here with a failing document: ownership moves, the last good body stays.
+    pub adopt_failing: Vec<String>,
     /// No longer declared (deleted, or marked orphan with `orphan_strategy: keep`).
     pub remove: Vec<String>,
     pub unchanged: usize,
@@ -115,6 +117,13 @@ pub fn plan(key: &str, declared: &Declared, stored: &BTreeMap<String, Stored>, w
             }
             Some(row) if row.orphan || &row.hash != hash => out.update.push(entity_ref.clone()),
             Some(_) => out.unchanged += 1,
+        }
+    }
+    for entity_ref in &declared.failing {
+        if let Some(row) = stored.get(entity_ref) {
+            if row.location_key != key && walk.releases(row, entity_ref) {
+                out.adopt_failing.push(entity_ref.clone());
+            }
         }
     }
     if declared.complete {
@@ -205,6 +214,19 @@ mod tests {
         assert_eq!(p.adopt, vec!["a".to_owned()]);
         let incomplete = walk(&[("NEW", new.clone())], false);
         assert_eq!(plan("NEW", &new, &stored(&[("a", "1", "OLD")]), &incomplete).conflicts.len(), 1);
+    }
+
+    #[test]
+    fn a_moved_entity_whose_document_fails_keeps_its_last_good_version_and_moves() {
+        let mut to = declared(&[]);
+        to.failing.insert("a".into());
+        let from = declared(&[]);
+        let w = walk(&[("FROM", from.clone()), ("TO", to.clone())], true);
+        assert!(
+            plan("FROM", &from, &stored(&[("a", "1", "FROM")]), &w).remove.is_empty(),
+            "not deleted by the file it left"
+        );
+        assert_eq!(plan("TO", &to, &stored(&[("a", "1", "FROM")]), &w).adopt_failing, vec!["a".to_owned()]);
     }
 
     #[test]

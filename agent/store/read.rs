@@ -30,23 +30,29 @@ pub struct StoredEntity {
 }
 
 impl StoredEntity {
-    /// Changes whenever the body or the relations change, like Backstage's stitched etag.
-    pub fn etag(&self) -> String {
-        let mut hasher = Sha1::new();
-        hasher.update(self.hash.as_bytes());
-        for (kind, target) in &self.relations {
-            hasher.update(format!("\n{kind} {target}").as_bytes());
-        }
-        hex::encode(hasher.finalize())
-    }
-
-    /// The entity as Backstage's API serves it: `metadata.uid`, `metadata.etag`, `relations`.
+    /// The entity as Backstage's API serves it: `metadata.uid`, `metadata.etag`, `relations`,
+    /// and, when they apply, the orphan annotation and `status.items`.
     pub fn to_api(&self) -> Value {
-        let mut entity = self.body.clone();
+        let mut entity = self.final_entity();
+        let etag = hex::encode(Sha1::digest(entity.to_string().as_bytes()));
         if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("uid".into(), Value::String(self.uid.clone()));
-            metadata.insert("etag".into(), Value::String(self.etag()));
-            if self.orphan {
+            metadata.insert("etag".into(), Value::String(etag));
+        }
+        entity
+    }
+
+    /// Changes whenever anything served changes (body, relations, orphan mark, status), like
+    /// Backstage's etag over the stitched entity.
+    pub fn etag(&self) -> String {
+        hex::encode(Sha1::digest(self.final_entity().to_string().as_bytes()))
+    }
+
+    /// Everything served except the identity fields.
+    fn final_entity(&self) -> Value {
+        let mut entity = self.body.clone();
+        if self.orphan {
+            if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
                 let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
                 annotations["backstage.io/orphan"] = Value::String("true".into());
             }

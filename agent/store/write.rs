@@ -98,8 +98,18 @@ impl Store {
         }
         for entity_ref in plan.update.iter().chain(&plan.adopt) {
             let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
-            write_body(&mut tx, source, &outcome.key, entity, hash, now).await?;
-            replace_relations(&mut tx, entity_ref, entity).await?;
+            let owner = &stored[entity_ref].location_key;
+            if write_body(&mut tx, source, &outcome.key, owner, entity, hash, now).await? {
+                replace_relations(&mut tx, entity_ref, entity).await?;
+                changes.updated += 1;
+            } else {
+                conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
+            }
+        }
+        for entity_ref in &plan.adopt_failing {
+            let message = outcome.failing.iter().find(|(r, _)| r.to_string() == *entity_ref).map(|(_, m)| m.clone());
+            move_failing(&mut tx, source, &outcome.key, &stored[entity_ref].location_key, entity_ref, message, now)
+                .await?;
             changes.updated += 1;
         }
         for entity_ref in &plan.remove {
@@ -303,17 +313,19 @@ async fn insert_entity(
 }
 
 /// New content for an entity this location owns or adopts; clears orphan and error marks.
+/// Conditional on the owner we planned against: false when another source got there first.
 async fn write_body(
     tx: &mut Transaction<'_, Any>,
     source: &str,
     location_key: &str,
+    owner: &str,
     entity: &Entity,
     hash: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let written = sqlx::query(
         "UPDATE entities SET body = $1, hash = $2, source = $3, location_key = $4, orphan = 0, errors = NULL, updated_at = $5 \
-         WHERE entity_ref = $6",
+         WHERE entity_ref = $6 AND location_key = $7",
     )
     .bind(entity.body.to_string())
     .bind(hash)
@@ -321,9 +333,37 @@ async fn write_body(
     .bind(location_key)
     .bind(now)
     .bind(entity.entity_ref.to_string())
+    .bind(owner)
     .execute(&mut **tx)
     .await
     .map_err(query_err("update entity"))?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// Ownership of an entity whose document moved here but fails: the last good body stays, with
+/// the error.
+async fn move_failing(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    owner: &str,
+    entity_ref: &str,
+    message: Option<String>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE entities SET source = $1, location_key = $2, orphan = 0, errors = $3, updated_at = $4 \
+         WHERE entity_ref = $5 AND location_key = $6",
+    )
+    .bind(source)
+    .bind(location_key)
+    .bind(message)
+    .bind(now)
+    .bind(entity_ref)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("move failing entity"))?;
     Ok(())
 }
 
@@ -345,13 +385,17 @@ async fn remove_entity(
             .map_err(query_err("orphan entity"))?;
         return Ok(());
     }
-    sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
+    let deleted = sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
         .bind(entity_ref)
         .bind(location_key)
         .execute(&mut **tx)
         .await
         .map_err(query_err("delete entity"))?;
-    delete_relations(tx, entity_ref).await
+    // Only our own row's relations: if someone else took the entity over, its rows are theirs.
+    if deleted.rows_affected() == 1 {
+        delete_relations(tx, entity_ref).await?;
+    }
+    Ok(())
 }
 
 /// Puts each failing document's error on its stored entity (whose last good version stays), and
@@ -363,6 +407,10 @@ async fn mark_errors(
     plan: &Plan,
     now: i64,
 ) -> Result<(), StoreError> {
+    if !outcome.read {
+        // Nothing is known about the file: its entities' marks stay as they are.
+        return Ok(());
+    }
     let failing: BTreeMap<String, &String> = outcome.failing.iter().map(|(r, m)| (r.to_string(), m)).collect();
     for (entity_ref, row) in stored {
         if row.location_key != outcome.key || plan.update.contains(entity_ref) || plan.remove.contains(entity_ref) {

@@ -23,8 +23,8 @@ pub struct Metrics {
     pub unresolved_relations: IntGauge,
     /// Entity rows written, by operation (`insert`, `update`, `delete`).
     pub entity_writes: IntCounterVec,
-    /// Entity refs claimed by a second location (kept by the first), by source.
-    pub conflicts: IntCounterVec,
+    /// Entity refs a source declares that another location owns, after its last pass.
+    pub conflicts: IntGaugeVec,
     /// Remote checks by source and result (`fetched`, `unchanged`).
     pub git_fetches: IntCounterVec,
     /// Retries of transient failures, by operation.
@@ -85,9 +85,9 @@ impl Metrics {
                 "Entity rows written, by operation.",
                 &["operation"],
             ),
-            conflicts: counter(
-                "rigger_catalog_conflicts_total",
-                "Entity refs claimed by a second location.",
+            conflicts: gauge(
+                "rigger_catalog_conflicts",
+                "Entity refs this source declares that another location owns (the first claimant keeps them).",
                 &["source"],
             ),
             git_fetches: counter("rigger_git_fetches_total", "Remote checks by result.", &["source", "result"]),
@@ -114,7 +114,7 @@ impl Metrics {
             // 0 = never: a staleness alert on `time() - last_success` fires for a source that
             // has never succeeded, which is what an operator needs to know.
             self.sync_last_success.with_label_values(&[name]).set(0);
-            self.conflicts.with_label_values(&[name]).inc_by(0);
+            self.conflicts.with_label_values(&[name]).set(0);
         }
     }
 

@@ -42,8 +42,8 @@ async fn http_fetch_checks_the_remote_ref_before_fetching() {
     let tip = fetch(&remote, cache.path(), None).await.unwrap();
     assert_eq!(tip, Tip { commit: first.clone(), branch: "main".into(), fetched: true }, "HEAD resolves to main");
     let snapshot = remote.snapshot(cache.path(), &tip).unwrap();
-    assert_eq!(snapshot.files.read("catalog-info.yaml").unwrap().unwrap(), ROOT_CATALOG.as_bytes());
-    assert!(snapshot.files.read("missing.yaml").unwrap().is_none());
+    assert_eq!(snapshot.files.read("catalog-info.yaml", 1 << 20).unwrap().unwrap(), ROOT_CATALOG.as_bytes());
+    assert!(snapshot.files.read("missing.yaml", 1 << 20).unwrap().is_none());
 
     let again = fetch(&remote, cache.path(), Some(&first)).await.unwrap();
     assert!(!again.fetched, "an unmoved ref costs no fetch");
@@ -52,7 +52,7 @@ async fn http_fetch_checks_the_remote_ref_before_fetching() {
     let moved = fetch(&remote, cache.path(), Some(&first)).await.unwrap();
     assert_eq!((moved.commit.as_str(), moved.fetched), (second.as_str(), true));
     let snapshot = remote.snapshot(cache.path(), &moved).unwrap();
-    assert!(snapshot.files.read("services/a/catalog-info.yaml").unwrap().is_some());
+    assert!(snapshot.files.read("services/a/catalog-info.yaml", 1 << 20).unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,16 @@ impl Rule {
     }
 }
 
+/// `metadata.name`'s rule, for callers outside the policy.
+pub fn is_valid_name(value: &Value) -> bool {
+    Rule::ObjectName.holds(value)
+}
+
+/// `metadata.namespace`'s rule, for callers outside the policy.
+pub fn is_valid_namespace(value: &Value) -> bool {
+    Rule::Namespace.holds(value)
+}
+
 /// JavaScript's `String.length` counts UTF-16 code units; the rules are written against it.
 fn length_within(text: &str, max: usize) -> bool {
     let units = text.encode_utf16().count();

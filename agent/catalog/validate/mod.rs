@@ -62,6 +62,22 @@ pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
     Ok(entity_ref)
 }
 
+/// Kinds whose documents can be attributed to a stored entity when they fail.
+const KNOWN_KINDS: [&str; 9] =
+    ["Component", "API", "Resource", "System", "Domain", "Group", "User", "Location", "Template"];
+
+/// The entity a failing document stands for — only when that is beyond doubt: a known kind and
+/// a name and namespace that pass their formats. A typo in `kind` must not make the stored
+/// entity look undeclared (and so deleted); such a document hides what its file declares.
+pub fn attributable(document: &Value) -> Option<EntityRef> {
+    let kind = document.get("kind")?.as_str()?;
+    let metadata = document.get("metadata")?;
+    let name = metadata.get("name")?;
+    let namespace = metadata.get("namespace");
+    let formats_hold = field_format::is_valid_name(name) && namespace.is_none_or(field_format::is_valid_namespace);
+    (KNOWN_KINDS.contains(&kind) && formats_hold).then(|| EntityRef::lenient(document)).flatten()
+}
+
 /// The ref of an entity that passed the envelope: kind and name are non-empty strings.
 fn reference(entity: &Value) -> EntityRef {
     let kind = entity["kind"].as_str().unwrap_or_default();
@@ -118,6 +134,19 @@ mod tests {
             entity(&mut e).unwrap_err(),
             "No processor recognized the entity widget:default/foo as valid, possibly caused by a foreign kind or apiVersion"
         );
+    }
+
+    #[test]
+    fn only_unambiguous_failures_are_attributed() {
+        let mut missing_owner = component();
+        missing_owner["spec"].as_object_mut().unwrap().remove("owner");
+        assert_eq!(attributable(&missing_owner).unwrap().to_string(), "component:default/foo");
+        let mut typo = component();
+        typo["kind"] = json!("Compnent");
+        assert!(attributable(&typo).is_none());
+        let mut bad_namespace = component();
+        bad_namespace["metadata"]["namespace"] = json!("Bad NS");
+        assert!(attributable(&bad_namespace).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use gix::ThreadSafeRepository;
 
 use super::GitError;
-use crate::source::{FileTree, TreeError};
+use crate::source::{check_size, FileTree, TreeError};
 
 pub struct GitTree {
     repo: ThreadSafeRepository,
@@ -24,7 +24,7 @@ impl GitTree {
 const MAX_LINK_HOPS: usize = 8;
 
 impl FileTree for GitTree {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, TreeError> {
+    fn read(&self, path: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, TreeError> {
         let repo = self.repo.to_thread_local();
         let tree = repo.find_tree(self.tree).map_err(|e| read_err(path, &e))?;
         let mut current = path.to_owned();
@@ -33,6 +33,8 @@ impl FileTree for GitTree {
                 return Ok(None);
             };
             let mode = entry.mode();
+            let header = repo.find_header(entry.object_id()).map_err(|e| read_err(path, &e))?;
+            check_size(path, header.size(), max_bytes)?;
             let data = entry.object().map_err(|e| read_err(path, &e))?.detach().data;
             if mode.is_link() {
                 current = link_target(&current, &data).ok_or_else(|| TreeError::Escapes { path: path.to_owned() })?;
