@@ -81,7 +81,7 @@ impl Store {
         let declared = Declared::of(outcome);
         let entities: BTreeMap<String, &Entity> =
             outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
-        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys()).await?;
+        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
         let plan = diff::plan(&outcome.key, &declared, &stored, walk);
         let now = now_millis();
         let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };

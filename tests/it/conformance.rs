@@ -135,8 +135,11 @@ async fn a_renamed_file_keeps_its_entities_and_uids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_document_keeps_its_last_good_version_with_status() {
     let s = setup("").await;
-    let broken = pay("team-a").replace("  owner: team-a\n  providesApis", "  providesApis");
-    s.repo.commit("drop the owner", &[("services/pay/catalog-info.yaml", Some(&broken))]);
+    let broken = pay("team-a").replace("  owner: team-a\n  providesApis", "  providesApis").replace(
+        "lifecycle: production\n  owner: team-a\n  definition",
+        "lifecycle: deprecated\n  owner: team-a\n  definition",
+    );
+    s.repo.commit("drop the owner, deprecate the API", &[("services/pay/catalog-info.yaml", Some(&broken))]);
     let out = run(&s.config, &["sync", "--once"]);
     assert_eq!(out.status.code(), Some(1));
     let (status, kept) = entity(&s.daemon, "component", "pay").await;
@@ -149,7 +152,8 @@ async fn a_failing_document_keeps_its_last_good_version_with_status() {
     );
     assert!(item["message"].as_str().unwrap().contains("must have required property 'owner'"), "{item}");
     let (_, api) = entity(&s.daemon, "api", "pay-api").await;
-    assert!(api.get("status").is_none(), "its healthy sibling is not frozen");
+    assert!(api.get("status").is_none());
+    assert_eq!(api["spec"]["lifecycle"], "deprecated", "its healthy sibling is not frozen: the edit landed");
 
     s.repo.commit("restore", &[("services/pay/catalog-info.yaml", Some(&pay("team-b")))]);
     assert!(run(&s.config, &["sync", "--once"]).status.success());
@@ -202,6 +206,19 @@ async fn the_first_claimant_keeps_a_contested_entity() {
     assert!(out.status.success(), "{}", stdout(&out));
     let (_, taken) = entity(&s.daemon, "component", "pay").await;
     assert_eq!(taken["spec"]["owner"], "team-z");
+    let (_, team) = entity(&s.daemon, "group", "team-a").await;
+    let owned: Vec<&str> = team["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "ownerOf")
+        .map(|r| r["targetRef"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        owned,
+        ["api:default/pay-api"],
+        "the old owner no longer owns pay; its relation rows went with the takeover"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,4 +280,75 @@ async fn remote_placeholders_are_read_only_from_allowed_hosts() {
     let (_, ok) = entity(&s.daemon, "api", "remote-ok").await;
     assert_eq!(ok["spec"]["definition"], "openapi: 3.1.0\n");
     assert_eq!(entity(&s.daemon, "api", "remote-refused").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_entity_whose_document_fails_is_not_lost() {
+    let s = setup("").await;
+    let (_, before) = entity(&s.daemon, "component", "pay").await;
+    let broken = pay("team-a").replace("  owner: team-a\n  providesApis", "  providesApis");
+    s.repo.commit(
+        "move and break",
+        &[
+            ("services/pay/catalog-info.yaml", None),
+            ("services/pay/openapi.yaml", None),
+            ("services/moved/catalog-info.yaml", Some(&broken)),
+            ("services/moved/openapi.yaml", Some(OPENAPI)),
+        ],
+    );
+    run(&s.config, &["sync", "--once"]);
+    let (status, after) = entity(&s.daemon, "component", "pay").await;
+    assert_eq!(status, 200, "the last good version survives the move");
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(after["spec"]["owner"], "team-a");
+    assert!(after["status"]["items"][0]["message"].as_str().unwrap().contains("owner"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etags_change_when_relations_change() {
+    let s = setup("").await;
+    let (_, before) = entity(&s.daemon, "user", "jane").await;
+    let org = ORG.replace("members: [jane]", "members: []");
+    s.repo.commit("jane leaves team-a", &[("org.yaml", Some(&org))]);
+    assert!(run(&s.config, &["sync", "--once"]).status.success());
+    let (_, after) = entity(&s.daemon, "user", "jane").await;
+    assert_eq!(after["relations"], json!([]), "the group's declaration is gone");
+    assert_ne!(after["metadata"]["etag"], before["metadata"]["etag"], "jane's own file did not change, her entity did");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_followed_inside_the_repository_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let repo = TestRepo::new(dir.path(), "links");
+    let api = |name: &str, target: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {{ name: {name} }}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: {target}\n")
+    };
+    let catalog = format!("{}---\n{}", api("inside", "./docs/api.yaml"), api("outside", "./docs/escape.yaml"));
+    repo.commit("files", &[("catalog-info.yaml", Some(&catalog)), ("specs/api.yaml", Some(OPENAPI))]);
+    std::fs::create_dir_all(dir.path().join("links-work/docs")).unwrap();
+    repo.symlink("docs/api.yaml", "../specs/api.yaml");
+    repo.symlink("docs/escape.yaml", "../../../../etc/hostname");
+    repo.commit("links", &[]);
+    let config = write_config(dir.path(), &db.url, "127.0.0.1:0", &git_source("links", &repo.file_url()));
+    let out = run(&config, &["sync", "--once"]);
+    assert!(stdout(&out).contains("docs/escape.yaml resolves outside the source directory"), "{}", stdout(&out));
+    let store = rigger::store::Store::connect(&db.url).await.unwrap();
+    let inside = store.entity("api:default/inside").await.unwrap().expect("the in-repository link was followed");
+    assert_eq!(inside.body["spec"]["definition"], OPENAPI);
+    assert!(store.entity("api:default/outside").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_placeholders_do_not_follow_redirects() {
+    let app =
+        axum::Router::new().fallback(|| async { axum::response::Redirect::temporary("http://169.254.169.254/latest") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = setup("catalog:\n  placeholder_hosts: [127.0.0.1]\n").await;
+    let doc = format!("apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {{ name: redirected }}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: http://127.0.0.1:{port}/api.yaml\n");
+    s.repo.commit("redirect", &[("services/redirect/catalog-info.yaml", Some(&doc))]);
+    let out = run(&s.config, &["sync", "--once"]);
+    assert!(stdout(&out).contains("redirects are not followed"), "{}", stdout(&out));
 }
