@@ -169,7 +169,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
     let ingest = tokio::task::spawn_blocking(move || {
         let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
-        let remote = reader.as_ref().map(|reader| Remote { allowed_hosts: &hosts, reader });
+        let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
         catalog::ingest_with(&snapshot, limits, remote)
     })
     .await

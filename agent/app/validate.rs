@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use crate::catalog::placeholders::Remote;
 use crate::catalog::{self, ingest, parse, EntityRef, Limits, LocationOutcome};
 use crate::source::local::LocalDir;
 
@@ -99,7 +100,8 @@ pub fn follow_file(path: &Path) -> Vec<Verdict> {
         catalog_path: relative.to_string_lossy().into_owned(),
     };
     let Ok(snapshot) = dir.snapshot() else { return validate_file(path) };
-    let ingest = catalog::ingest(&snapshot, Limits::default());
+    // Remote placeholder targets are checked for form only: validate has no allow-list.
+    let ingest = catalog::ingest_with(&snapshot, Limits::default(), Some(Remote::FormOnly));
     let mut verdicts = Vec::new();
     for outcome in &ingest.locations {
         let file = if outcome.path == dir.catalog_path {

@@ -22,11 +22,13 @@ pub trait RemoteReader: Send + Sync {
     fn read(&self, url: &url::Url, max_bytes: usize) -> Result<Vec<u8>, String>;
 }
 
-/// Remote reads allowed by `catalog.placeholder_hosts`.
+/// What placeholders may do with `http(s)` URLs (without one, URLs are refused).
 #[derive(Clone, Copy)]
-pub struct Remote<'a> {
-    pub allowed_hosts: &'a [String],
-    pub reader: &'a dyn RemoteReader,
+pub enum Remote<'a> {
+    /// Read URLs on the hosts `catalog.placeholder_hosts` allows.
+    Read { allowed_hosts: &'a [String], reader: &'a dyn RemoteReader },
+    /// Accept any http(s) URL without reading it (`rigger validate`, which has no config).
+    FormOnly,
 }
 
 /// A placeholder target: a file of the snapshot, or an allowed remote URL.
@@ -67,11 +69,11 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
     let Value::String(target) = target else {
         return Err(format!("Placeholder {kind} expected a string value, got {}", short_type(target)));
     };
-    let allowed = match reads {
-        Reads::Files { remote: Some(remote), .. } => remote.allowed_hosts,
-        _ => &[],
+    let remote_policy = match reads {
+        Reads::Files { remote, .. } => *remote,
+        Reads::FormOnly => None,
     };
-    let source = locate(kind, target, file, allowed)?;
+    let source = locate(kind, target, file, remote_policy)?;
     let (tree, max_bytes, remote) = match reads {
         Reads::FormOnly => return Ok(stand_in(kind, target)),
         Reads::Files { tree, max_bytes, remote } => (*tree, *max_bytes, *remote),
@@ -81,10 +83,10 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
             .read(&path, max_bytes)
             .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
             .ok_or_else(|| format!("Placeholder {kind} could not read {target}: {path} not found in the repository"))?,
-        (Source::Url(url), Some(remote)) => remote
-            .reader
-            .read(&url, max_bytes)
-            .map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?,
+        (Source::Url(_), Some(Remote::FormOnly)) => return Ok(stand_in(kind, target)),
+        (Source::Url(url), Some(Remote::Read { reader, .. })) => {
+            reader.read(&url, max_bytes).map_err(|e| format!("Placeholder {kind} could not read {target}: {e}"))?
+        }
         (Source::Url(_), None) => {
             return Err(format!("Placeholder {kind} target {target} is remote and remote reads are off"))
         }
@@ -107,12 +109,17 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
 
 /// Where the target is, or why it is refused: a relative path inside the repository, or an
 /// http(s) URL on an allowed host.
-fn locate(kind: &str, target: &str, file: &str, allowed_hosts: &[String]) -> Result<Source, String> {
+fn locate(kind: &str, target: &str, file: &str, remote: Option<Remote<'_>>) -> Result<Source, String> {
     if target.contains("://") || target.starts_with("url:") {
         let url = url::Url::parse(target.trim_start_matches("url:")).ok();
         let host = url.as_ref().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(url::Url::host_str);
         if let (Some(url), Some(host)) = (&url, host) {
-            if allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+            let allowed = match remote {
+                Some(Remote::FormOnly) => true,
+                Some(Remote::Read { allowed_hosts, .. }) => allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host)),
+                None => false,
+            };
+            if allowed {
                 return Ok(Source::Url(url.clone()));
             }
         }
@@ -227,8 +234,11 @@ mod tests {
     fn remote_targets_only_on_allowed_hosts() {
         let tree = tree();
         let hosts = ["docs.example.com".to_owned()];
-        let reads =
-            Reads::Files { tree: &tree, max_bytes: 64, remote: Some(Remote { allowed_hosts: &hosts, reader: &Echo }) };
+        let reads = Reads::Files {
+            tree: &tree,
+            max_bytes: 64,
+            remote: Some(Remote::Read { allowed_hosts: &hosts, reader: &Echo }),
+        };
         let mut ok = json!({"$text": "https://docs.example.com/api.yaml"});
         resolve(&mut ok, "c.yaml", &reads).unwrap();
         assert_eq!(ok, "/api.yaml");
