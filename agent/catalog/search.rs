@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// Flattened, lower-cased search rows of an entity: key → values.
+/// Flattened search rows of an entity: lower-cased key → values as written (facets show them
+/// as written; matching lower-cases them, as Backstage's `value` column does).
 pub type Rows = BTreeMap<String, Vec<String>>;
 
 /// Flattens an entity the way Backstage's `buildEntitySearch` does (without its length caps).
@@ -51,7 +52,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut Rows) {
 }
 
 fn push(out: &mut Rows, key: &str, value: &str) {
-    out.entry(key.to_lowercase()).or_default().push(value.to_lowercase());
+    out.entry(key.to_lowercase()).or_default().push(value.to_owned());
 }
 
 /// One condition of a filter: `key=value` (any of several values) or bare `key` (exists).
@@ -93,6 +94,11 @@ impl Filter {
         Ok(Self { groups })
     }
 
+    /// The filter that matches everything.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     pub fn matches(&self, rows: &Rows) -> bool {
         self.groups.is_empty() || self.groups.iter().any(|group| group.iter().all(|c| holds(c, rows)))
     }
@@ -116,7 +122,9 @@ fn merge(group: &mut Vec<Condition>, condition: Condition) {
 fn holds(condition: &Condition, rows: &Rows) -> bool {
     match condition {
         Condition::Exists { key } => rows.contains_key(key),
-        Condition::AnyOf { key, values } => rows.get(key).is_some_and(|found| found.iter().any(|v| values.contains(v))),
+        Condition::AnyOf { key, values } => {
+            rows.get(key).is_some_and(|found| found.iter().any(|v| values.contains(&v.to_lowercase())))
+        }
     }
 }
 

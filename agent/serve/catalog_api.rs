@@ -1,49 +1,164 @@
 //! The Backstage-compatible catalog read API, same paths and response shapes as Backstage's
-//! catalog backend (`shared/reference/backstage-api-shapes.md`).
+//! catalog backend (`shared/reference/backstage-api-shapes.md`). Queries are evaluated over the
+//! stored catalog in memory for now; the search index that makes them scale is a later step.
 
 use axum::extract::{Path, RawQuery, State as AxumState};
-use axum::http::{StatusCode, Uri};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::query::{facets, Order, QueryState};
 use super::{fields, State};
 use crate::catalog::search::{self, Filter};
 use crate::catalog::EntityRef;
+use crate::store::StoredEntity;
 
-/// `GET /api/catalog/entities?filter=…&fields=…&offset=…&limit=…`
+/// Query parameters, repeated keys kept (serde's query extractor drops repeats).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn of(query: Option<String>) -> Self {
+        Self(url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+
+    fn one(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, key: &str) -> Result<Option<usize>, String> {
+        self.one(key).map(|v| v.parse().map_err(|_| format!("{key} must be a non-negative integer"))).transpose()
+    }
+}
+
+/// An API error in Backstage's shape.
+struct ApiError {
+    status: StatusCode,
+    name: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn input(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.into() }
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::unavailable)`
+    fn unavailable(err: impl ToString) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message: err.to_string() }
+    }
+
+    fn into_response(self, method: &Method, uri: &Uri) -> Response {
+        error(self.status, self.name, &self.message, method, uri)
+    }
+}
+
+async fn api_entities(state: &State) -> Result<Vec<Value>, ApiError> {
+    let entities = state.store.entities(None).await.map_err(ApiError::unavailable)?;
+    Ok(entities.iter().map(StoredEntity::to_api).collect())
+}
+
+fn fields_of(params: &Params) -> Result<Vec<Vec<String>>, ApiError> {
+    fields::parse(&params.all("fields")).map_err(ApiError::input)
+}
+
+/// `GET /api/catalog/entities?filter=…&fields=…&order=asc:…&offset=…&limit=…&after=…`
 pub async fn list_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    let filters: Vec<&str> = params.iter().filter(|(k, _)| k == "filter").map(|(_, v)| v.as_str()).collect();
-    let filter = match Filter::parse(&filters) {
-        Ok(filter) => filter,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "InputError", &message, &uri),
+    list(&state, &uri, &Params::of(query)).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+}
+
+async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, ApiError> {
+    let fields = fields_of(params)?;
+    let mut query = match params.one("after") {
+        Some(after) => QueryState::decode(after).map_err(ApiError::input)?,
+        None => QueryState { filters: params.all("filter"), ..QueryState::default() },
     };
-    let fields: Vec<&str> = params.iter().filter(|(k, _)| k == "fields").map(|(_, v)| v.as_str()).collect();
-    let fields = match fields::parse(&fields) {
-        Ok(fields) => fields,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "InputError", &message, &uri),
-    };
-    let number = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.parse::<usize>());
-    let (offset, limit) = match (number("offset"), number("limit")) {
-        (Some(Err(_)), _) | (_, Some(Err(_))) => {
-            return error(StatusCode::BAD_REQUEST, "InputError", "offset and limit must be non-negative integers", &uri)
-        }
-        (offset, limit) => (offset.and_then(Result::ok).unwrap_or(0), limit.and_then(Result::ok)),
-    };
-    let entities = match state.store.entities(None).await {
-        Ok(entities) => entities,
-        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &err.to_string(), &uri),
-    };
-    let matching = entities
-        .iter()
-        .map(crate::store::StoredEntity::to_api)
-        .filter(|entity| filter.matches(&search::rows(entity)))
-        .skip(offset)
+    if let Some(order) = params.all("order").first() {
+        query.order = Some(Order::parse(order).map_err(ApiError::input)?);
+    }
+    if let Some(offset) = params.number("offset").map_err(ApiError::input)? {
+        query.offset = offset;
+    }
+    let limit = params.number("limit").map_err(ApiError::input)?;
+    let selected = query.select(api_entities(state).await?).map_err(ApiError::input)?;
+    let total = selected.len();
+    let page: Vec<Value> = selected
+        .into_iter()
+        .skip(query.offset)
         .take(limit.unwrap_or(usize::MAX))
-        .map(|entity| fields::select(entity, &fields));
-    Json(Value::Array(matching.collect())).into_response()
+        .map(|e| fields::select(e, &fields))
+        .collect();
+    let next =
+        limit.filter(|l| query.offset + l < total).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
+    let mut response = Json(Value::Array(page)).into_response();
+    if let Some(next) = next {
+        let link = format!(
+            "<{}?after={}&limit={}>; rel=\"next\"",
+            uri.path(),
+            urlencode(&next.encode()),
+            limit.unwrap_or_default()
+        );
+        if let Ok(value) = link.parse() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// `GET /api/catalog/entities/by-query` — cursor pagination, full-text filter, `totalItems`.
+pub async fn query_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
+    by_query(&state, &Params::of(query)).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+}
+
+/// Backstage's default page size for `by-query`.
+const DEFAULT_QUERY_LIMIT: usize = 200;
+
+async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> {
+    let fields = fields_of(params)?;
+    let limit = params.number("limit").map_err(ApiError::input)?.unwrap_or(DEFAULT_QUERY_LIMIT);
+    let query = match params.one("cursor") {
+        Some(cursor) => QueryState::decode(cursor).map_err(ApiError::input)?,
+        None => QueryState {
+            filters: params.all("filter"),
+            order: params.all("orderField").first().map(|o| Order::parse(o)).transpose().map_err(ApiError::input)?,
+            full_text_term: params.one("fullTextFilterTerm").map(str::to_owned),
+            full_text_fields: params.one("fullTextFilterFields").map(split_list).unwrap_or_default(),
+            offset: params.number("offset").map_err(ApiError::input)?.unwrap_or(0),
+        },
+    };
+    let selected = query.select(api_entities(state).await?).map_err(ApiError::input)?;
+    let total = selected.len();
+    let items: Vec<Value> =
+        selected.into_iter().skip(query.offset).take(limit).map(|e| fields::select(e, &fields)).collect();
+    let mut page_info = serde_json::Map::new();
+    if query.offset + limit < total {
+        page_info
+            .insert("nextCursor".into(), json!(QueryState { offset: query.offset + limit, ..query.clone() }.encode()));
+    }
+    if query.offset > 0 {
+        page_info.insert(
+            "prevCursor".into(),
+            json!(QueryState { offset: query.offset.saturating_sub(limit), ..query.clone() }.encode()),
+        );
+    }
+    let mut body = json!({ "items": items, "pageInfo": page_info });
+    if params.one("totalItems") != Some("exclude") {
+        body["totalItems"] = json!(total);
+    }
+    Ok(Json(body).into_response())
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}` — case-insensitive.
@@ -57,10 +172,104 @@ pub async fn entity_by_name(
         Ok(Some(entity)) => Json(entity.to_api()).into_response(),
         Ok(None) => {
             let message = format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'");
-            error(StatusCode::NOT_FOUND, "NotFoundError", &message, &uri)
+            error(StatusCode::NOT_FOUND, "NotFoundError", &message, &Method::GET, &uri)
         }
-        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &err.to_string(), &uri),
+        Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
+}
+
+/// `GET /api/catalog/entities/by-uid/{uid}`
+pub async fn entity_by_uid(AxumState(state): AxumState<State>, uri: Uri, Path(uid): Path<String>) -> Response {
+    match api_entities(&state).await {
+        Ok(entities) => match entities.into_iter().find(|e| e["metadata"]["uid"] == uid.as_str()) {
+            Some(entity) => Json(entity).into_response(),
+            None => {
+                error(StatusCode::NOT_FOUND, "NotFoundError", &format!("No entity with uid {uid}"), &Method::GET, &uri)
+            }
+        },
+        Err(err) => err.into_response(&Method::GET, &uri),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ByRefs {
+    entity_refs: Vec<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// `POST /api/catalog/entities/by-refs` — `{items: [entity | null]}` in request order.
+pub async fn entities_by_refs(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    Json(body): Json<ByRefs>,
+) -> Response {
+    let params = Params::of(query);
+    let result = async {
+        let mut field_params = params.all("fields");
+        field_params.extend(body.fields.iter().cloned());
+        let fields = fields::parse(&field_params).map_err(ApiError::input)?;
+        let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
+        let entities = api_entities(&state).await?;
+        let items: Vec<Value> = body
+            .entity_refs
+            .iter()
+            .map(|text| {
+                let wanted = EntityRef::parse(text, None, "default").map(|r| r.to_string()).unwrap_or_default();
+                entities
+                    .iter()
+                    .find(|e| api_ref(e) == wanted && filter.matches(&search::rows(e)))
+                    .map_or(Value::Null, |e| fields::select(e.clone(), &fields))
+            })
+            .collect();
+        Ok::<_, ApiError>(Json(json!({ "items": items })).into_response())
+    };
+    result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+fn api_ref(entity: &Value) -> String {
+    EntityRef::lenient(entity).map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// `GET /api/catalog/entity-facets?facet=kind&filter=…`
+pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
+    let params = Params::of(query);
+    let result = async {
+        let wanted = params.all("facet");
+        if wanted.is_empty() {
+            return Err(ApiError::input("At least one facet is required"));
+        }
+        let query = QueryState { filters: params.all("filter"), ..QueryState::default() };
+        let entities = query.select(api_entities(&state).await?).map_err(ApiError::input)?;
+        Ok(Json(json!({ "facets": facets(&entities, &wanted) })).into_response())
+    };
+    result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+}
+
+/// `GET /api/catalog/locations` — every catalog file Rigger reads, as `{data: {id, type, target}}`.
+pub async fn list_locations(AxumState(state): AxumState<State>, uri: Uri) -> Response {
+    match state.store.locations().await {
+        Ok(rows) => {
+            let items: Vec<Value> = rows
+                .iter()
+                .map(|row| {
+                    let (kind, target) = row.location_key.split_once(':').unwrap_or(("url", row.location_key.as_str()));
+                    json!({"data": {"id": location_id(&row.location_key), "type": kind, "target": target}})
+                })
+                .collect();
+            Json(Value::Array(items)).into_response()
+        }
+        Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
+    }
+}
+
+/// A stable UUID-shaped id per location key (Backstage's location ids are UUIDs).
+fn location_id(key: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let hex = hex::encode(Sha1::digest(key.as_bytes()));
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// `GET /api/rigger/relations/unresolved`: relations whose target is not in the catalog —
@@ -68,17 +277,17 @@ pub async fn entity_by_name(
 pub async fn unresolved_relations(AxumState(state): AxumState<State>, uri: Uri) -> Response {
     match state.store.unresolved_relations().await {
         Ok(rows) => Json(json!({ "items": rows })).into_response(),
-        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", &err.to_string(), &uri),
+        Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
 }
 
 /// Backstage's error body: `{error: {name, message}, request: {method, url}, response: {statusCode}}`.
-fn error(status: StatusCode, name: &str, message: &str, uri: &Uri) -> Response {
+fn error(status: StatusCode, name: &str, message: &str, method: &Method, uri: &Uri) -> Response {
     let url = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);
     let url = url.strip_prefix("/api/catalog").unwrap_or(&url).to_owned();
     let body = json!({
         "error": { "name": name, "message": message },
-        "request": { "method": "GET", "url": url },
+        "request": { "method": method.as_str(), "url": url },
         "response": { "statusCode": status.as_u16() },
     });
     (status, Json(body)).into_response()

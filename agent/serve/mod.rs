@@ -4,11 +4,12 @@
 mod catalog_api;
 mod fields;
 mod health;
+mod query;
 mod state;
 
 use std::net::SocketAddr;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,12 @@ pub fn router(state: State) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/catalog/entities", get(catalog_api::list_entities))
+        .route("/api/catalog/entities/by-query", get(catalog_api::query_entities))
+        .route("/api/catalog/entities/by-refs", post(catalog_api::entities_by_refs))
+        .route("/api/catalog/entities/by-uid/{uid}", get(catalog_api::entity_by_uid))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
+        .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
+        .route("/api/catalog/locations", get(catalog_api::list_locations))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .with_state(state)
 }
