@@ -131,7 +131,7 @@ async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> 
             filters: params.all("filter"),
             order: params.all("orderField").first().map(|o| Order::parse(o)).transpose().map_err(ApiError::input)?,
             full_text_term: params.one("fullTextFilterTerm").map(str::to_owned),
-            full_text_fields: params.one("fullTextFilterFields").map(split_list).unwrap_or_default(),
+            full_text_fields: params.all("fullTextFilterFields").iter().flat_map(|f| split_list(f)).collect(),
             offset: params.number("offset").map_err(ApiError::input)?.unwrap_or(0),
         },
     };

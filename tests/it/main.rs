@@ -4,6 +4,7 @@
 
 mod backbone;
 mod bad_input;
+mod catalog_client;
 mod cli;
 mod conformance;
 mod daemon;

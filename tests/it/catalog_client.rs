@@ -1,0 +1,87 @@
+//! Rigger's catalog API driven by Backstage's own client library (`@backstage/catalog-client`,
+//! installed by `scripts/install-test-deps`): what Backstage's frontend and plugins would see.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::db::TestDb;
+use crate::support::git::TestRepo;
+use crate::support::rigger::{free_port, run, write_config, Daemon};
+
+const CATALOG: &str = "apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: { name: team-a }
+spec: { type: team, children: [] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: { name: pay }
+spec: { type: service, lifecycle: production, owner: team-a, providesApis: [pay-api] }
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: { name: shop }
+spec: { type: website, lifecycle: production, owner: team-a }
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata: { name: pay-api }
+spec: { type: openapi, lifecycle: production, owner: team-a, definition: 'openapi: 3.0.0' }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backstages_catalog_client_reads_rigger() {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
+    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let repo = TestRepo::new(dir.path(), "platform");
+    repo.commit("catalog", &[("catalog-info.yaml", Some(CATALOG))]);
+    let port = free_port();
+    let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    assert!(run(&config, &["sync", "--once"]).status.success());
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    let base = daemon.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(harness.join("client.mjs")).arg(base).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(got["components"], json!(["pay", "shop"]));
+    assert_eq!(
+        got["ordered"],
+        json!([
+            {"kind": "Component", "metadata": {"name": "shop"}},
+            {"kind": "API", "metadata": {"name": "pay-api"}},
+            {"kind": "Component", "metadata": {"name": "pay"}},
+        ])
+    );
+    assert_eq!(got["payOwner"], "team-a");
+    assert_eq!(
+        got["payRelations"],
+        json!([{"type": "ownedBy", "targetRef": "group:default/team-a"}, {"type": "providesApi", "targetRef": "api:default/pay-api"}])
+    );
+    assert_eq!(got["missing"], true);
+    assert_eq!(got["byRefs"], json!(["pay-api", null, "team-a"]));
+    assert_eq!(
+        got["facets"]["kind"],
+        json!([
+            {"value": "API", "count": 1},
+            {"value": "Component", "count": 2},
+            {"value": "Group", "count": 1},
+        ])
+    );
+    assert_eq!(got["pages"], json!({"total": 2, "first": ["pay"], "second": ["shop"], "hasPrev": true}));
+    assert_eq!(got["fullText"], json!(["pay", "pay-api"]));
+    assert_eq!(got["byUid"], true);
+    assert_eq!(got["locations"], 1);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
