@@ -6,6 +6,7 @@ mod fields;
 mod health;
 mod query;
 mod state;
+mod status;
 
 use std::net::SocketAddr;
 
@@ -29,6 +30,7 @@ pub fn router(state: State) -> Router {
         .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
         .route("/api/catalog/locations", get(catalog_api::list_locations))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
+        .route("/api/rigger/sources", get(status::sources))
         .with_state(state)
 }
 

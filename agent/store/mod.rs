@@ -13,7 +13,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use lease::{SecondWriter, SourceLease, WriterLock};
-pub use read::{LocationRow, StoredEntity, SyncRunRow, UnresolvedRelation};
+pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use write::{Changes, SyncRun};
 
 /// How long a connection attempt may take before the store counts as down.

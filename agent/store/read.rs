@@ -99,6 +99,15 @@ pub struct LocationRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct SourceRow {
+    pub name: String,
+    pub revision: Option<String>,
+    /// When the revision or error last changed (Unix ms); passes that change nothing write nothing.
+    pub changed_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct SyncRunRow {
     pub id: i64,
     pub source: String,
@@ -247,6 +256,18 @@ impl Store {
             .await
             .map_err(query_err("count locations in error"))?;
         Ok(u64::try_from(row.get::<i64, _>(0)).unwrap_or_default())
+    }
+
+    /// Every source the store knows: last synced revision and the error of its last failed pass.
+    pub async fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
+        let rows = sqlx::query("SELECT name, revision, synced_at, error FROM sources ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list sources"))?;
+        Ok(rows
+            .iter()
+            .map(|r| SourceRow { name: r.get(0), revision: r.get(1), changed_at: r.get(2), error: r.get(3) })
+            .collect())
     }
 
     /// The newest sync runs first.

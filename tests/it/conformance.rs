@@ -98,6 +98,12 @@ async fn relations_placeholders_and_globs_through_the_api() {
 
     let (_, owned) = s.daemon.get_json("/api/catalog/entities?filter=relations.ownedby=group:default/team-a").await;
     assert_eq!(owned.as_array().unwrap().len(), 2);
+    let (_, status) = s.daemon.get_json("/api/rigger/sources").await;
+    let source = &status["items"][0];
+    assert_eq!((source["name"].as_str(), source["error"].is_null()), (Some("platform"), true));
+    assert_eq!(source["revision"].as_str().map(str::len), Some(40), "{source}");
+    assert!(source["lastSuccessSeconds"].as_i64().is_some(), "the daemon's own pass succeeded: {source}");
+    assert_eq!(source["locations"].as_array().unwrap().len(), 3, "root, org.yaml, services/pay: {source}");
     let (_, dangling) = s.daemon.get_json("/api/rigger/relations/unresolved").await;
     assert_eq!(
         dangling["items"],

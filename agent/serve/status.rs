@@ -1,0 +1,46 @@
+//! `GET /api/rigger/sources`: sync status for people — per source its last synced commit, last
+//! success, current error, and per catalog file its state and errors.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::State;
+
+pub async fn sources(AxumState(state): AxumState<State>) -> Response {
+    let (sources, locations) = match (state.store.sources().await, state.store.locations().await) {
+        (Ok(sources), Ok(locations)) => (sources, locations),
+        (Err(err), _) | (_, Err(err)) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": err.to_string()}))).into_response();
+        }
+    };
+    let mut by_source: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for location in locations {
+        by_source.entry(location.source.clone()).or_default().push(json!({
+            "location": location.location_key,
+            "path": location.path,
+            "state": location.state,
+            "errors": location.errors,
+        }));
+    }
+    let items: Vec<Value> = sources
+        .into_iter()
+        .map(|source| {
+            // Last success lives in memory (and in the metric): recording it would make every
+            // no-op pass a write.
+            let last_success = state.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).get();
+            json!({
+                "name": source.name,
+                "revision": source.revision,
+                "lastSuccessSeconds": (last_success > 0).then_some(last_success),
+                "error": source.error,
+                "locations": by_source.remove(&source.name).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Json(json!({ "items": items })).into_response()
+}
