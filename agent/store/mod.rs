@@ -5,6 +5,7 @@
 pub mod diff;
 mod lease;
 mod read;
+mod rows;
 mod write;
 
 use std::time::Duration;

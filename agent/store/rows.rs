@@ -1,0 +1,271 @@
+//! Row-level steps of a location write, each one statement (or a few) inside the caller's
+//! transaction. `write` decides what to do; these do it.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::diff::{Plan, Stored};
+use super::{query_err, StoreError};
+use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
+
+pub(super) const STORED_COLUMNS: &str = "hash, location_key, source, orphan, errors";
+
+pub(super) fn stored_from(row: &AnyRow, first: usize) -> Stored {
+    Stored {
+        hash: row.get(first),
+        location_key: row.get(first + 1),
+        source: row.get(first + 2),
+        orphan: row.get::<i64, _>(first + 3) != 0,
+        errors: row.get(first + 4),
+    }
+}
+
+/// The rows this location owns plus the rows of every ref it wants (which may belong to others).
+pub(super) async fn load_stored<'a>(
+    tx: &mut Transaction<'_, Any>,
+    location_key: &str,
+    wanted: impl Iterator<Item = &'a String>,
+) -> Result<BTreeMap<String, Stored>, StoreError> {
+    let mut stored = BTreeMap::new();
+    let owned = sqlx::query(&format!("SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key = $1"))
+        .bind(location_key)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(query_err("load location entities"))?;
+    for row in owned {
+        stored.insert(row.get(0), stored_from(&row, 1));
+    }
+    for entity_ref in wanted {
+        if stored.contains_key(entity_ref) {
+            continue;
+        }
+        let row = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM entities WHERE entity_ref = $1"))
+            .bind(entity_ref.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_err("load entity"))?;
+        if let Some(row) = row {
+            stored.insert(entity_ref.clone(), stored_from(&row, 0));
+        }
+    }
+    Ok(stored)
+}
+
+pub(super) async fn insert_entity(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    entity: &Entity,
+    hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let r = &entity.entity_ref;
+    let inserted = sqlx::query(
+        "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (entity_ref) DO NOTHING",
+    )
+    .bind(r.to_string())
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(r.kind.as_str())
+    .bind(r.namespace.as_str())
+    .bind(r.name.as_str())
+    .bind(source)
+    .bind(location_key)
+    .bind(entity.body.to_string())
+    .bind(hash)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("insert entity"))?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// New content for an entity this location owns or adopts; clears orphan and error marks.
+/// Conditional on the owner we planned against: false when another source got there first.
+pub(super) async fn write_body(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    owner: &str,
+    entity: &Entity,
+    hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let written = sqlx::query(
+        "UPDATE entities SET body = $1, hash = $2, source = $3, location_key = $4, orphan = 0, errors = NULL, updated_at = $5 \
+         WHERE entity_ref = $6 AND location_key = $7",
+    )
+    .bind(entity.body.to_string())
+    .bind(hash)
+    .bind(source)
+    .bind(location_key)
+    .bind(now)
+    .bind(entity.entity_ref.to_string())
+    .bind(owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("update entity"))?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// Ownership of an entity whose document moved here but fails: the last good body stays, with
+/// the error.
+pub(super) async fn move_failing(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    location_key: &str,
+    owner: &str,
+    entity_ref: &str,
+    message: Option<String>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE entities SET source = $1, location_key = $2, orphan = 0, errors = $3, updated_at = $4 \
+         WHERE entity_ref = $5 AND location_key = $6",
+    )
+    .bind(source)
+    .bind(location_key)
+    .bind(message)
+    .bind(now)
+    .bind(entity_ref)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("move failing entity"))?;
+    Ok(())
+}
+
+/// An entity its file no longer declares: deleted, or kept as an orphan.
+pub(super) async fn remove_entity(
+    tx: &mut Transaction<'_, Any>,
+    entity_ref: &str,
+    location_key: &str,
+    orphans: OrphanStrategy,
+    now: i64,
+) -> Result<(), StoreError> {
+    if orphans == OrphanStrategy::Keep {
+        sqlx::query("UPDATE entities SET orphan = 1, updated_at = $1 WHERE entity_ref = $2 AND location_key = $3")
+            .bind(now)
+            .bind(entity_ref)
+            .bind(location_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(query_err("orphan entity"))?;
+        return Ok(());
+    }
+    let deleted = sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND location_key = $2")
+        .bind(entity_ref)
+        .bind(location_key)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_err("delete entity"))?;
+    // Only our own row's relations: if someone else took the entity over, its rows are theirs.
+    if deleted.rows_affected() == 1 {
+        delete_relations(tx, entity_ref).await?;
+    }
+    Ok(())
+}
+
+/// Puts each failing document's error on its stored entity (whose last good version stays), and
+/// clears errors from entities whose documents are valid again but unchanged.
+pub(super) async fn mark_errors(
+    tx: &mut Transaction<'_, Any>,
+    outcome: &LocationOutcome,
+    stored: &BTreeMap<String, Stored>,
+    plan: &Plan,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !outcome.read {
+        // Nothing is known about the file: its entities' marks stay as they are.
+        return Ok(());
+    }
+    let failing: BTreeMap<String, &String> = outcome.failing.iter().map(|(r, m)| (r.to_string(), m)).collect();
+    for (entity_ref, row) in stored {
+        if row.location_key != outcome.key || plan.update.contains(entity_ref) || plan.remove.contains(entity_ref) {
+            continue;
+        }
+        let wanted = failing.get(entity_ref).map(|m| (*m).clone());
+        if wanted != row.errors {
+            sqlx::query("UPDATE entities SET errors = $1, updated_at = $2 WHERE entity_ref = $3")
+                .bind(wanted)
+                .bind(now)
+                .bind(entity_ref.as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(query_err("mark entity errors"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the relation rows an entity declared with its current ones.
+pub(super) async fn replace_relations(
+    tx: &mut Transaction<'_, Any>,
+    entity_ref: &str,
+    entity: &Entity,
+) -> Result<(), StoreError> {
+    delete_relations(tx, entity_ref).await?;
+    for relation in &entity.relations {
+        sqlx::query("INSERT INTO relations (originating_ref, source_ref, type, target_ref) VALUES ($1, $2, $3, $4)")
+            .bind(entity_ref)
+            .bind(relation.source.to_string())
+            .bind(relation.kind)
+            .bind(relation.target.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(query_err("insert relation"))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn delete_relations(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM relations WHERE originating_ref = $1")
+        .bind(entity_ref)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_err("delete relations"))?;
+    Ok(())
+}
+
+/// Upserts the location's state, but only when state or errors changed.
+pub(super) async fn record_location(
+    tx: &mut Transaction<'_, Any>,
+    source: &str,
+    outcome: &LocationOutcome,
+    errors: &[DocumentError],
+    now: i64,
+) -> Result<(), StoreError> {
+    let state = if errors.is_empty() { "ok" } else { "error" };
+    let errors_json = (!errors.is_empty()).then(|| {
+        Value::Array(errors.iter().map(|e| json!({"index": e.index, "message": e.message})).collect()).to_string()
+    });
+    let current = sqlx::query("SELECT state, errors FROM locations WHERE location_key = $1")
+        .bind(outcome.key.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(query_err("read location"))?;
+    if let Some(row) = current {
+        let (s, e): (String, Option<String>) = (row.get(0), row.get(1));
+        if s == state && e == errors_json {
+            return Ok(());
+        }
+    }
+    sqlx::query(
+        "INSERT INTO locations (location_key, source, path, state, errors, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (location_key) DO UPDATE SET source = excluded.source, path = excluded.path, state = excluded.state, \
+         errors = excluded.errors, updated_at = excluded.updated_at",
+    )
+    .bind(outcome.key.as_str())
+    .bind(source)
+    .bind(outcome.path.as_str())
+    .bind(state)
+    .bind(errors_json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("record location"))?;
+    Ok(())
+}
