@@ -10,6 +10,33 @@ use serde_json::Value;
 /// as written; matching lower-cases them, as Backstage's `value` column does).
 pub type Rows = BTreeMap<String, Vec<String>>;
 
+/// Backstage's `buildEntitySearch` caps: longer keys are dropped, longer values are kept only for
+/// "exists" (their `value` is NULL).
+pub const MAX_KEY_LENGTH: usize = 200;
+pub const MAX_VALUE_LENGTH: usize = 200;
+
+/// Index rows for an entity body: `(key, value lower-cased or None when too long, value as
+/// written)`, deduplicated, without relations (those live in their own table).
+pub fn index_rows(body: &Value) -> Vec<(String, Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Rows::new();
+    flatten("", body, &mut rows);
+    for (key, values) in rows {
+        if key.chars().count() > MAX_KEY_LENGTH {
+            continue;
+        }
+        for value in values {
+            let lower = value.to_lowercase();
+            let indexed = (lower.chars().count() <= MAX_VALUE_LENGTH).then_some(lower);
+            if seen.insert((key.clone(), indexed.clone())) {
+                out.push((key.clone(), indexed, value));
+            }
+        }
+    }
+    out
+}
+
 /// Flattens an entity the way Backstage's `buildEntitySearch` does (without its length caps).
 pub fn rows(entity: &Value) -> Rows {
     let mut out = Rows::new();
@@ -57,7 +84,7 @@ fn push(out: &mut Rows, key: &str, value: &str) {
 
 /// One condition of a filter: `key=value` (any of several values) or bare `key` (exists).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Condition {
+pub enum Condition {
     AnyOf { key: String, values: Vec<String> },
     Exists { key: String },
 }
@@ -92,6 +119,12 @@ impl Filter {
             }
         }
         Ok(Self { groups })
+    }
+
+    /// The groups (any of which may match) of conditions (all of which must hold), for callers
+    /// that evaluate filters elsewhere.
+    pub fn groups(&self) -> &[Vec<Condition>] {
+        &self.groups
     }
 
     /// The filter that matches everything.

@@ -9,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::diff::{Plan, Stored};
 use super::{query_err, StoreError};
-use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
+use crate::catalog::{search, DocumentError, Entity, LocationOutcome, OrphanStrategy};
 
 pub(super) const STORED_COLUMNS: &str = "hash, location_key, source, orphan, errors";
 
@@ -164,7 +164,7 @@ pub(super) async fn remove_entity(
         .map_err(query_err("delete entity"))?;
     // Only our own row's relations: if someone else took the entity over, its rows are theirs.
     if deleted.rows_affected() == 1 {
-        delete_relations(tx, entity_ref).await?;
+        delete_derived(tx, entity_ref).await?;
     }
     Ok(())
 }
@@ -201,32 +201,65 @@ pub(super) async fn mark_errors(
     Ok(())
 }
 
-/// Replaces the relation rows an entity declared with its current ones.
-pub(super) async fn replace_relations(
+/// Replaces what is derived from an entity's body — the relation rows it declared and its search
+/// rows — in the same transaction as the entity itself.
+pub(super) async fn replace_derived(
     tx: &mut Transaction<'_, Any>,
     entity_ref: &str,
     entity: &Entity,
 ) -> Result<(), StoreError> {
-    delete_relations(tx, entity_ref).await?;
-    for relation in &entity.relations {
-        sqlx::query("INSERT INTO relations (originating_ref, source_ref, type, target_ref) VALUES ($1, $2, $3, $4)")
-            .bind(entity_ref)
-            .bind(relation.source.to_string())
-            .bind(relation.kind)
-            .bind(relation.target.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(query_err("insert relation"))?;
+    delete_derived(tx, entity_ref).await?;
+    let relations = entity
+        .relations
+        .iter()
+        .map(|r| {
+            vec![
+                Some(entity_ref.to_owned()),
+                Some(r.source.to_string()),
+                Some(r.kind.to_owned()),
+                Some(r.target.to_string()),
+            ]
+        })
+        .collect();
+    insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", relations).await?;
+    let search = search::index_rows(&entity.body)
+        .into_iter()
+        .map(|(key, value, original)| vec![Some(entity_ref.to_owned()), Some(key), value, Some(original)])
+        .collect();
+    insert_rows(tx, "search (entity_ref, key, value, original_value)", search).await
+}
+
+pub(super) async fn delete_derived(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {
+    for statement in ["DELETE FROM relations WHERE originating_ref = $1", "DELETE FROM search WHERE entity_ref = $1"] {
+        sqlx::query(statement).bind(entity_ref).execute(&mut **tx).await.map_err(query_err("delete derived rows"))?;
     }
     Ok(())
 }
 
-pub(super) async fn delete_relations(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM relations WHERE originating_ref = $1")
-        .bind(entity_ref)
-        .execute(&mut **tx)
-        .await
-        .map_err(query_err("delete relations"))?;
+/// Bound parameters per statement: under SQLite's historic limit of 999.
+const MAX_PARAMETERS: usize = 900;
+
+/// Multi-row `INSERT … VALUES (…), (…)`: one round trip per chunk instead of one per row.
+async fn insert_rows(
+    tx: &mut Transaction<'_, Any>,
+    target: &str,
+    rows: Vec<Vec<Option<String>>>,
+) -> Result<(), StoreError> {
+    let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
+    for chunk in rows.chunks((MAX_PARAMETERS / width).max(1)) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let cells: Vec<String> = (1..=width).map(|col| format!("${}", row * width + col)).collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect();
+        let sql = format!("INSERT INTO {target} VALUES {}", placeholders.join(", "));
+        let mut query = sqlx::query(&sql);
+        for value in chunk.iter().flatten() {
+            query = query.bind(value.clone());
+        }
+        query.execute(&mut **tx).await.map_err(query_err("insert rows"))?;
+    }
     Ok(())
 }
 

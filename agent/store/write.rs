@@ -8,8 +8,7 @@ use sqlx::Row;
 
 use super::diff::{self, Declared, Walk};
 use super::rows::{
-    insert_entity, load_stored, mark_errors, move_failing, record_location, remove_entity, replace_relations,
-    write_body,
+    insert_entity, load_stored, mark_errors, move_failing, record_location, remove_entity, replace_derived, write_body,
 };
 use super::{now_millis, query_err, Store, StoreError};
 use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
@@ -92,7 +91,7 @@ impl Store {
         for entity_ref in &plan.insert {
             let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
             if insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await? {
-                replace_relations(&mut tx, entity_ref, entity).await?;
+                replace_derived(&mut tx, entity_ref, entity).await?;
                 changes.added += 1;
             } else {
                 // Another source inserted it between our read and our write: it claimed first.
@@ -103,7 +102,7 @@ impl Store {
             let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
             let owner = &stored[entity_ref].location_key;
             if write_body(&mut tx, source, &outcome.key, owner, entity, hash, now).await? {
-                replace_relations(&mut tx, entity_ref, entity).await?;
+                replace_derived(&mut tx, entity_ref, entity).await?;
                 changes.updated += 1;
             } else {
                 conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
@@ -165,11 +164,16 @@ impl Store {
                 .await
                 .map_err(query_err("orphan location entities"))?,
                 OrphanStrategy::Delete => {
-                    sqlx::query("DELETE FROM relations WHERE originating_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)")
-                        .bind(key.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_err("delete location relations"))?;
+                    for derived in [
+                        "DELETE FROM relations WHERE originating_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)",
+                        "DELETE FROM search WHERE entity_ref IN (SELECT entity_ref FROM entities WHERE location_key = $1)",
+                    ] {
+                        sqlx::query(derived)
+                            .bind(key.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(query_err("delete location rows"))?;
+                    }
                     sqlx::query("DELETE FROM entities WHERE location_key = $1")
                         .bind(key.as_str())
                         .execute(&mut *tx)
