@@ -1,6 +1,8 @@
 //! The Backstage-compatible catalog read API, same paths and response shapes as Backstage's
-//! catalog backend (`shared/reference/backstage-api-shapes.md`). Queries are evaluated over the
-//! stored catalog in memory for now; the search index that makes them scale is a later step.
+//! catalog backend (`shared/reference/backstage-api-shapes.md`). Queries run in SQL over the
+//! store's search index (`store::query`); only the requested page of entities is loaded.
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::http::{header, Method, StatusCode, Uri};
@@ -9,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::query::{facets, Order, QueryState};
+use super::query::{Order, QueryState};
 use super::{fields, State};
 use crate::catalog::search::{self, Filter};
 use crate::catalog::EntityRef;
@@ -58,9 +60,12 @@ impl ApiError {
     }
 }
 
-async fn api_entities(state: &State) -> Result<Vec<Value>, ApiError> {
-    let entities = state.store.entities(None).await.map_err(ApiError::unavailable)?;
-    Ok(entities.iter().map(StoredEntity::to_api).collect())
+/// One page of a query, as API entities, and the number of matches in all.
+async fn page(state: &State, query: &QueryState, limit: Option<usize>) -> Result<(Vec<Value>, usize), ApiError> {
+    let store_query = query.to_store(limit).map_err(ApiError::input)?;
+    let (refs, total) = state.store.query_refs(&store_query).await.map_err(ApiError::unavailable)?;
+    let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
+    Ok((entities.iter().map(StoredEntity::to_api).collect(), total))
 }
 
 fn fields_of(params: &Params) -> Result<Vec<Vec<String>>, ApiError> {
@@ -85,14 +90,8 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
         query.offset = offset;
     }
     let limit = params.number("limit").map_err(ApiError::input)?;
-    let selected = query.select(api_entities(state).await?).map_err(ApiError::input)?;
-    let total = selected.len();
-    let page: Vec<Value> = selected
-        .into_iter()
-        .skip(query.offset)
-        .take(limit.unwrap_or(usize::MAX))
-        .map(|e| fields::select(e, &fields))
-        .collect();
+    let (entities, total) = page(state, &query, limit).await?;
+    let page: Vec<Value> = entities.into_iter().map(|e| fields::select(e, &fields)).collect();
     let next =
         limit.filter(|l| query.offset + l < total).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
     let mut response = Json(Value::Array(page)).into_response();
@@ -135,10 +134,8 @@ async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> 
             offset: params.number("offset").map_err(ApiError::input)?.unwrap_or(0),
         },
     };
-    let selected = query.select(api_entities(state).await?).map_err(ApiError::input)?;
-    let total = selected.len();
-    let items: Vec<Value> =
-        selected.into_iter().skip(query.offset).take(limit).map(|e| fields::select(e, &fields)).collect();
+    let (entities, total) = page(state, &query, Some(limit)).await?;
+    let items: Vec<Value> = entities.into_iter().map(|e| fields::select(e, &fields)).collect();
     let mut page_info = serde_json::Map::new();
     if query.offset + limit < total {
         page_info
@@ -180,14 +177,12 @@ pub async fn entity_by_name(
 
 /// `GET /api/catalog/entities/by-uid/{uid}`
 pub async fn entity_by_uid(AxumState(state): AxumState<State>, uri: Uri, Path(uid): Path<String>) -> Response {
-    match api_entities(&state).await {
-        Ok(entities) => match entities.into_iter().find(|e| e["metadata"]["uid"] == uid.as_str()) {
-            Some(entity) => Json(entity).into_response(),
-            None => {
-                error(StatusCode::NOT_FOUND, "NotFoundError", &format!("No entity with uid {uid}"), &Method::GET, &uri)
-            }
-        },
-        Err(err) => err.into_response(&Method::GET, &uri),
+    match state.store.entity_by_uid(&uid).await {
+        Ok(Some(entity)) => Json(entity.to_api()).into_response(),
+        Ok(None) => {
+            error(StatusCode::NOT_FOUND, "NotFoundError", &format!("No entity with uid {uid}"), &Method::GET, &uri)
+        }
+        Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
 }
 
@@ -212,25 +207,23 @@ pub async fn entities_by_refs(
         field_params.extend(body.fields.iter().cloned());
         let fields = fields::parse(&field_params).map_err(ApiError::input)?;
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
-        let entities = api_entities(&state).await?;
-        let items: Vec<Value> = body
+        let wanted: Vec<String> = body
             .entity_refs
             .iter()
-            .map(|text| {
-                let wanted = EntityRef::parse(text, None, "default").map(|r| r.to_string()).unwrap_or_default();
-                entities
-                    .iter()
-                    .find(|e| api_ref(e) == wanted && filter.matches(&search::rows(e)))
-                    .map_or(Value::Null, |e| fields::select(e.clone(), &fields))
+            .map(|text| EntityRef::parse(text, None, "default").map(|r| r.to_string()).unwrap_or_default())
+            .collect();
+        let found = state.store.entities_by_refs(&wanted).await.map_err(ApiError::unavailable)?;
+        let by_ref: HashMap<&str, Value> = found.iter().map(|e| (e.entity_ref.as_str(), e.to_api())).collect();
+        let items: Vec<Value> = wanted
+            .iter()
+            .map(|r| match by_ref.get(r.as_str()) {
+                Some(entity) if filter.matches(&search::rows(entity)) => fields::select(entity.clone(), &fields),
+                _ => Value::Null,
             })
             .collect();
         Ok::<_, ApiError>(Json(json!({ "items": items })).into_response())
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
-}
-
-fn api_ref(entity: &Value) -> String {
-    EntityRef::lenient(entity).map(|r| r.to_string()).unwrap_or_default()
 }
 
 /// `GET /api/catalog/entity-facets?facet=kind&filter=…`
@@ -241,9 +234,14 @@ pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuer
         if wanted.is_empty() {
             return Err(ApiError::input("At least one facet is required"));
         }
-        let query = QueryState { filters: params.all("filter"), ..QueryState::default() };
-        let entities = query.select(api_entities(&state).await?).map_err(ApiError::input)?;
-        Ok(Json(json!({ "facets": facets(&entities, &wanted) })).into_response())
+        let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
+        let mut facets = serde_json::Map::new();
+        for facet in wanted {
+            let counts = state.store.facet(&filter, &facet).await.map_err(ApiError::unavailable)?;
+            let values = counts.into_iter().map(|(value, count)| json!({"value": value, "count": count})).collect();
+            facets.insert(facet, Value::Array(values));
+        }
+        Ok(Json(json!({ "facets": facets })).into_response())
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
 }

@@ -4,6 +4,7 @@
 
 pub mod diff;
 mod lease;
+mod query;
 mod read;
 mod rows;
 mod write;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use lease::{SecondWriter, SourceLease, WriterLock};
+pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use write::{Changes, SyncRun};
 

@@ -124,7 +124,11 @@ pub struct SyncRunRow {
 
 const ENTITY_COLUMNS: &str = "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors";
 
-fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
+pub(super) fn entity_columns() -> &'static str {
+    ENTITY_COLUMNS
+}
+
+pub(super) fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
     let entity_ref: String = row.get(0);
     let body: String = row.get(5);
     let body =

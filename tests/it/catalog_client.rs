@@ -32,16 +32,27 @@ spec: { type: openapi, lifecycle: production, owner: team-a, definition: 'openap
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backstages_catalog_client_reads_rigger() {
-    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
-    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+async fn backstages_catalog_client_reads_rigger_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path());
-    let repo = TestRepo::new(dir.path(), "platform");
+    client_reads_rigger(dir.path(), &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backstages_catalog_client_reads_rigger_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::postgres().await;
+    client_reads_rigger(dir.path(), &db).await;
+}
+
+async fn client_reads_rigger(dir: &Path, db: &TestDb) {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
+    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+    let repo = TestRepo::new(dir, "platform");
     repo.commit("catalog", &[("catalog-info.yaml", Some(CATALOG))]);
     let port = free_port();
     let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let config = write_config(dir, &db.url, &format!("127.0.0.1:{port}"), &sources);
     assert!(run(&config, &["sync", "--once"]).status.success());
     let mut daemon = Daemon::start(&config, port);
     daemon.wait_for("/readyz", 200).await;
