@@ -38,49 +38,72 @@ pub(super) async fn load_stored<'a>(
     for row in owned {
         stored.insert(row.get(0), stored_from(&row, 1));
     }
-    for entity_ref in wanted {
-        if stored.contains_key(entity_ref) {
-            continue;
-        }
-        let row = sqlx::query(&format!("SELECT {STORED_COLUMNS} FROM entities WHERE entity_ref = $1"))
-            .bind(entity_ref.as_str())
-            .fetch_optional(&mut **tx)
+    let others: Vec<&String> = wanted.filter(|r| !stored.contains_key(*r)).collect();
+    for chunk in others.chunks(MAX_PARAMETERS) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE entity_ref IN ({})",
+            placeholders.join(", ")
+        );
+        let rows = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |q, r| q.bind(r.as_str()))
+            .fetch_all(&mut **tx)
             .await
-            .map_err(query_err("load entity"))?;
-        if let Some(row) = row {
-            stored.insert(entity_ref.clone(), stored_from(&row, 0));
+            .map_err(query_err("load entities"))?;
+        for row in rows {
+            stored.insert(row.get(0), stored_from(&row, 1));
         }
     }
     Ok(stored)
 }
 
-pub(super) async fn insert_entity(
+/// Inserts new entities with multi-row statements, and their relation and search rows.
+/// Returns the refs actually inserted: one another source inserted meanwhile is skipped (it
+/// claimed first).
+pub(super) async fn insert_entities(
     tx: &mut Transaction<'_, Any>,
     source: &str,
     location_key: &str,
-    entity: &Entity,
-    hash: &str,
+    new: &[(&Entity, &String)],
     now: i64,
-) -> Result<bool, StoreError> {
-    let r = &entity.entity_ref;
-    let inserted = sqlx::query(
-        "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (entity_ref) DO NOTHING",
-    )
-    .bind(r.to_string())
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(r.kind.as_str())
-    .bind(r.namespace.as_str())
-    .bind(r.name.as_str())
-    .bind(source)
-    .bind(location_key)
-    .bind(entity.body.to_string())
-    .bind(hash)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(query_err("insert entity"))?;
-    Ok(inserted.rows_affected() == 1)
+) -> Result<Vec<String>, StoreError> {
+    const COLUMNS: usize = 11;
+    let mut inserted = Vec::new();
+    for chunk in new.chunks(MAX_PARAMETERS / COLUMNS) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                format!("({})", (1..=COLUMNS).map(|c| format!("${}", row * COLUMNS + c)).collect::<Vec<_>>().join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
+             VALUES {} ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (entity, hash) in chunk {
+            let r = &entity.entity_ref;
+            query = query
+                .bind(r.to_string())
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(r.kind.clone())
+                .bind(r.namespace.clone())
+                .bind(r.name.clone())
+                .bind(source.to_owned())
+                .bind(location_key.to_owned())
+                .bind(entity.body.to_string())
+                .bind((*hash).clone())
+                .bind(now)
+                .bind(now);
+        }
+        let rows = query.fetch_all(&mut **tx).await.map_err(query_err("insert entities"))?;
+        inserted.extend(rows.iter().map(|row| row.get::<String, _>(0)));
+    }
+    let fresh: Vec<&Entity> =
+        new.iter().map(|(e, _)| *e).filter(|e| inserted.contains(&e.entity_ref.to_string())).collect();
+    insert_derived(tx, &fresh).await?;
+    Ok(inserted)
 }
 
 /// New content for an entity this location owns or adopts; clears orphan and error marks.
@@ -227,6 +250,28 @@ pub(super) async fn replace_derived(
         .map(|(key, value, original)| vec![Some(entity_ref.to_owned()), Some(key), value, Some(original)])
         .collect();
     insert_rows(tx, "search (entity_ref, key, value, original_value)", search).await
+}
+
+/// Relation and search rows for entities that have none yet (just inserted).
+async fn insert_derived(tx: &mut Transaction<'_, Any>, entities: &[&Entity]) -> Result<(), StoreError> {
+    let mut relations = Vec::new();
+    let mut search_rows = Vec::new();
+    for entity in entities {
+        let entity_ref = entity.entity_ref.to_string();
+        for r in &entity.relations {
+            relations.push(vec![
+                Some(entity_ref.clone()),
+                Some(r.source.to_string()),
+                Some(r.kind.to_owned()),
+                Some(r.target.to_string()),
+            ]);
+        }
+        for (key, value, original) in search::index_rows(&entity.body) {
+            search_rows.push(vec![Some(entity_ref.clone()), Some(key), value, Some(original)]);
+        }
+    }
+    insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", relations).await?;
+    insert_rows(tx, "search (entity_ref, key, value, original_value)", search_rows).await
 }
 
 pub(super) async fn delete_derived(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {

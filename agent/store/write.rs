@@ -8,7 +8,8 @@ use sqlx::Row;
 
 use super::diff::{self, Declared, Walk};
 use super::rows::{
-    insert_entity, load_stored, mark_errors, move_failing, record_location, remove_entity, replace_derived, write_body,
+    insert_entities, load_stored, mark_errors, move_failing, record_location, remove_entity, replace_derived,
+    write_body,
 };
 use super::{now_millis, query_err, Store, StoreError};
 use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
@@ -88,15 +89,12 @@ impl Store {
         let now = now_millis();
         let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
         let mut conflicts = plan.conflicts.clone();
-        for entity_ref in &plan.insert {
-            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
-            if insert_entity(&mut tx, source, &outcome.key, entity, hash, now).await? {
-                replace_derived(&mut tx, entity_ref, entity).await?;
-                changes.added += 1;
-            } else {
-                // Another source inserted it between our read and our write: it claimed first.
-                conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
-            }
+        let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
+        let inserted = insert_entities(&mut tx, source, &outcome.key, &new, now).await?;
+        changes.added = inserted.len() as u64;
+        for entity_ref in plan.insert.iter().filter(|r| !inserted.contains(r)) {
+            // Another source inserted it between our read and our write: it claimed first.
+            conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
         }
         for entity_ref in plan.update.iter().chain(&plan.adopt) {
             let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
