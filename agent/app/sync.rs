@@ -17,6 +17,10 @@ use crate::store::diff::Walk;
 use crate::store::{Changes, Store, StoreError, SyncRun};
 use crate::telemetry::Metrics;
 
+/// A pass that wrote this many entities has changed the tables enough that query plans made
+/// for the old statistics (say, an empty catalog) can be badly wrong.
+const ANALYZE_AFTER_WRITES: u64 = 5_000;
+
 /// What a sync needs, shared by every pass.
 #[derive(Clone)]
 pub struct Context {
@@ -179,6 +183,11 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let source_changed =
         retry(policy, &ctx.metrics, "store", || ctx.store.record_source(&source.name, revision.as_deref(), None))
             .await?;
+    if changes.entity_writes() >= ANALYZE_AFTER_WRITES {
+        if let Err(err) = ctx.store.analyze().await {
+            warn!(error = %err, "cannot refresh planner statistics");
+        }
+    }
     if changes.entity_writes() > 0 || source_changed || last != revision {
         let run = SyncRun {
             source: source.name.clone(),

@@ -90,10 +90,14 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
         query.offset = offset;
     }
     let limit = params.number("limit").map_err(ApiError::input)?;
-    let (entities, total) = page(state, &query, limit).await?;
-    let page: Vec<Value> = entities.into_iter().map(|e| fields::select(e, &fields)).collect();
-    let next =
-        limit.filter(|l| query.offset + l < total).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
+    // One row more than asked tells whether a next page exists, without counting them all.
+    let store_query = query.to_store(limit.map(|l| l + 1)).map_err(ApiError::input)?;
+    let mut refs = state.store.page_refs(&store_query).await.map_err(ApiError::unavailable)?;
+    let more = limit.is_some_and(|l| refs.len() > l);
+    refs.truncate(limit.unwrap_or(usize::MAX));
+    let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
+    let page: Vec<Value> = entities.iter().map(|e| fields::select(e.to_api(), &fields)).collect();
+    let next = limit.filter(|_| more).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
     let mut response = Json(Value::Array(page)).into_response();
     if let Some(next) = next {
         let link = format!(

@@ -127,8 +127,24 @@ impl Sql {
 const NO_LIMIT: i64 = i64::MAX;
 
 impl Store {
+    /// Refreshes the planner's statistics after a large write, so the first queries after a big
+    /// ingest do not run on plans made for an empty catalog.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await.map_err(query_err("analyze"))?;
+        Ok(())
+    }
+
     /// The refs of one page of matching entities, in order, and how many match in all.
     pub async fn query_refs(&self, query: &EntityQuery) -> Result<(Vec<String>, usize), StoreError> {
+        let refs = self.page_refs(query).await?;
+        let mut sql = Sql::default();
+        let count = format!("SELECT COUNT(*) FROM {}", sql.selection(query));
+        let total: i64 = sql.run(&count).fetch_one(&self.pool).await.map_err(query_err("count entities"))?.get(0);
+        Ok((refs, usize::try_from(total).unwrap_or_default()))
+    }
+
+    /// The refs of one page of matching entities, in order, without counting the rest.
+    pub async fn page_refs(&self, query: &EntityQuery) -> Result<Vec<String>, StoreError> {
         let mut sql = Sql::default();
         let selection = sql.selection(query);
         let direction = if query.order.as_ref().is_some_and(|(_, desc)| *desc) { "DESC" } else { "ASC" };
@@ -138,9 +154,7 @@ impl Store {
             query.offset
         );
         let rows = sql.run(&page).fetch_all(&self.pool).await.map_err(query_err("query entities"))?;
-        let count = format!("SELECT COUNT(*) FROM {selection}");
-        let total: i64 = sql.run(&count).fetch_one(&self.pool).await.map_err(query_err("count entities"))?.get(0);
-        Ok((rows.iter().map(|r| r.get(0)).collect(), usize::try_from(total).unwrap_or_default()))
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Entities by canonical ref, in the order asked, with their relations; missing refs skipped.
@@ -182,19 +196,28 @@ impl Store {
     pub async fn facet(&self, filter: &Filter, facet: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let mut sql = Sql::default();
         let facet = facet.to_lowercase();
-        let selected = sql.filter(filter);
+        // Without a filter every entity counts: no need to join back to them.
+        let selected = if filter.is_empty() { None } else { Some(sql.filter(filter)) };
+        let within = |column: &str| {
+            selected
+                .as_ref()
+                .map(|s| format!(" AND {column} IN (SELECT e.entity_ref FROM entities e WHERE {s})"))
+                .unwrap_or_default()
+        };
         let text = if let Some(kind) = facet.strip_prefix("relations.") {
             let kind = sql.bind(kind);
             format!(
-                "SELECT r.target_ref, COUNT(DISTINCT r.source_ref) FROM relations r WHERE LOWER(r.type) = {kind} \
-                 AND r.source_ref IN (SELECT e.entity_ref FROM entities e WHERE {selected}) GROUP BY r.target_ref ORDER BY r.target_ref"
+                "SELECT r.target_ref, COUNT(DISTINCT r.source_ref) FROM relations r WHERE LOWER(r.type) = {kind}{} \
+                 GROUP BY r.target_ref ORDER BY r.target_ref",
+                within("r.source_ref")
             )
         } else {
             let key = sql.bind(&facet);
             format!(
-                "SELECT s.original_value, COUNT(DISTINCT s.entity_ref) FROM search s WHERE s.key = {key} \
-                 AND s.entity_ref IN (SELECT e.entity_ref FROM entities e WHERE {selected}) \
-                 GROUP BY s.original_value ORDER BY s.original_value"
+                // Search rows are distinct per entity, key and value, so COUNT(*) counts entities.
+                "SELECT s.original_value, COUNT(*) FROM search s WHERE s.key = {key}{} \
+                 GROUP BY s.original_value ORDER BY s.original_value",
+                within("s.entity_ref")
             )
         };
         let rows = sql.run(&text).fetch_all(&self.pool).await.map_err(query_err("facets"))?;
