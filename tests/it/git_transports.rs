@@ -45,8 +45,27 @@ async fn http_fetch_checks_the_remote_ref_before_fetching() {
     assert_eq!(snapshot.files.read("catalog-info.yaml", 1 << 20).unwrap().unwrap(), ROOT_CATALOG.as_bytes());
     assert!(snapshot.files.read("missing.yaml", 1 << 20).unwrap().is_none());
 
+    let packs = |server: &GitHttpServer| {
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.starts_with("POST") && r.ends_with("/git-upload-pack"))
+            .count()
+    };
+    assert!(
+        packs(&server) >= 2,
+        "the first fetch listed refs and fetched a pack: {:?}",
+        server.requests.lock().unwrap()
+    );
+    let before = (packs(&server), server.requests.lock().unwrap().len());
     let again = fetch(&remote, cache.path(), Some(&first)).await.unwrap();
     assert!(!again.fetched, "an unmoved ref costs no fetch");
+    let requests = server.requests.lock().unwrap().clone();
+    let ref_checks = &requests[before.1..];
+    // Protocol v2 lists refs with one upload-pack POST (ls-refs); a fetch would need a second one.
+    assert!(packs(&server) - before.0 <= 1, "only the ref advertisement was requested: {ref_checks:?}");
 
     let second = repo.commit("two", &[("services/a/catalog-info.yaml", Some(&component("a", "A")))]);
     let moved = fetch(&remote, cache.path(), Some(&first)).await.unwrap();

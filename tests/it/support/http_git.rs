@@ -17,10 +17,15 @@ struct Backend {
     root: PathBuf,
     /// `(user, password)` required when set.
     auth: Option<(String, String)>,
+    requests: Requests,
 }
+
+/// Every request the server answered, as `METHOD /path`, so tests can see what a client asked.
+pub type Requests = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 pub struct GitHttpServer {
     pub addr: SocketAddr,
+    pub requests: Requests,
     /// The CA certificate (PEM) that signed the server's certificate, when serving HTTPS.
     pub ca_file: Option<PathBuf>,
 }
@@ -29,9 +34,10 @@ impl GitHttpServer {
     pub async fn start(root: PathBuf, auth: Option<(&str, &str)>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = app(root, auth);
+        let requests = Requests::default();
+        let app = app(root, auth, requests.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-        Self { addr, ca_file: None }
+        Self { addr, requests, ca_file: None }
     }
 
     /// HTTPS with a certificate for `localhost` signed by a CA made on the spot; the CA is
@@ -42,8 +48,9 @@ impl GitHttpServer {
         std::fs::write(&ca_file, ca_pem).expect("write CA");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        super::tls::serve(listener, config, app(root, auth));
-        Self { addr, ca_file: Some(ca_file) }
+        let requests = Requests::default();
+        super::tls::serve(listener, config, app(root, auth, requests.clone()));
+        Self { addr, requests, ca_file: Some(ca_file) }
     }
 
     pub fn url(&self, repo: &str) -> String {
@@ -54,12 +61,13 @@ impl GitHttpServer {
     }
 }
 
-fn app(root: PathBuf, auth: Option<(&str, &str)>) -> axum::Router {
-    let backend = Backend { root, auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())) };
+fn app(root: PathBuf, auth: Option<(&str, &str)>, requests: Requests) -> axum::Router {
+    let backend = Backend { root, auth: auth.map(|(u, p)| (u.to_owned(), p.to_owned())), requests };
     axum::Router::new().fallback(handle).with_state(backend)
 }
 
 async fn handle(State(backend): State<Backend>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    backend.requests.lock().expect("request log").push(format!("{method} {}", uri.path()));
     if let Some((user, password)) = &backend.auth {
         if !authorized(&headers, user, password) {
             return Response::builder()
