@@ -7,14 +7,14 @@ use tracing::{info, warn};
 
 use super::retry::{retry, Transient};
 use crate::catalog::placeholders::Remote;
-use crate::catalog::{self, Ingest, Limits};
+use crate::catalog::{self, DocumentError, Limits, LocationOutcome};
 use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
 use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
 use crate::source::remote::HttpReader;
 use crate::source::{Snapshot, TreeError};
-use crate::store::diff::Walk;
-use crate::store::{Changes, Store, StoreError, SyncRun};
+use crate::store::diff::{Declared, Walk};
+use crate::store::{Changes, Deferred, Store, StoreError, SyncRun};
 use crate::telemetry::Metrics;
 
 /// A pass that wrote this many entities has changed the tables enough that query plans made
@@ -170,15 +170,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let revision = snapshot.revision.clone();
     let limits =
         Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
-    let hosts = ctx.config.catalog.placeholder_hosts.clone();
-    let ingest = tokio::task::spawn_blocking(move || {
-        let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
-        let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
-        catalog::ingest_with(&snapshot, limits, remote)
-    })
-    .await
-    .map_err(|e| SyncError::Join(e.to_string()))?;
-    let (changes, errors) = write(ctx, &source.name, &ingest).await?;
+    let (changes, errors) = stream(ctx, &source.name, snapshot, limits).await?;
     // The source's own error is for failed passes; document errors live on their locations.
     let source_changed =
         retry(policy, &ctx.metrics, "store", || ctx.store.record_source(&source.name, revision.as_deref(), None))
@@ -267,36 +259,86 @@ async fn git_snapshot(remote: GitRemote, cache: std::path::PathBuf, tip: Tip) ->
         .map_err(SyncError::from)
 }
 
-/// Writes every location (one transaction each), then prunes locations the walk no longer
-/// reaches — only when the walk was complete, so a broken Location file deletes nothing.
-async fn write(ctx: &Context, source: &str, ingest: &Ingest) -> Result<(Changes, Vec<String>), SyncError> {
+/// Files in flight between the walk and the writer: enough to overlap parsing with writing.
+const LOCATIONS_IN_FLIGHT: usize = 4;
+
+/// Walks the snapshot on a blocking thread and writes each file as it arrives (one transaction
+/// each), so memory is bounded by the largest file. What needs the whole walk — handing
+/// entities over between files, removing ones that left — is settled at the end, then
+/// locations the walk no longer reaches are pruned, only when the walk was complete.
+async fn stream(
+    ctx: &Context,
+    source: &str,
+    snapshot: Snapshot,
+    limits: Limits,
+) -> Result<(Changes, Vec<String>), SyncError> {
+    let hosts = ctx.config.catalog.placeholder_hosts.clone();
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<LocationOutcome>(LOCATIONS_IN_FLIGHT);
+    let walker = tokio::task::spawn_blocking(move || {
+        let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
+        let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
+        // A closed channel means the writer failed: stop walking.
+        catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok());
+    });
     let policy = ctx.config.sync.retry;
-    let orphans = ctx.config.catalog.orphan_strategy;
-    let walk = Walk::of(source, ingest);
+    let mut walk = Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new() };
+    let mut deferred = Vec::new();
     let mut total = Changes::default();
     let mut errors = Vec::new();
-    for location in &ingest.locations {
-        let apply = || ctx.store.apply_location(source, location, &walk, orphans);
-        let (changes, conflicts) = retry(policy, &ctx.metrics, "store", apply).await?;
+    while let Some(location) = receiver.recv().await {
+        let (changes, left) =
+            retry(policy, &ctx.metrics, "store", || ctx.store.apply_location_streamed(source, &location)).await?;
         total.absorb(changes);
-        for error in location.errors.iter().chain(&conflicts) {
-            let at = error.index.map_or_else(|| location.path.clone(), |i| format!("{} document {i}", location.path));
-            warn!(source, file = %location.path, document = ?error.index, error = %error.message, "catalog error");
-            errors.push(format!("{at}: {}", error.message));
+        report(source, &location.path, &location.errors, &mut errors);
+        walk.complete &= location.leads_are_known();
+        walk.reached.insert(location.key.clone(), Declared::of(&location));
+        if !left.is_empty() {
+            deferred.push(left);
         }
     }
-    if ingest.is_complete() {
-        let reached: Vec<String> = ingest.locations.iter().map(|l| l.key.clone()).collect();
-        let prune = || ctx.store.prune_locations(source, &reached, orphans);
-        let pruned = retry(policy, &ctx.metrics, "store", prune).await?;
-        total.absorb(pruned);
+    walker.await.map_err(|e| SyncError::Join(e.to_string()))?;
+    settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
+    record_write_metrics(ctx, source, total);
+    Ok((total, errors))
+}
+
+/// The end of a streamed pass: hand-overs, removals, conflicts, then pruning.
+async fn settle(
+    ctx: &Context,
+    walk: &Walk,
+    deferred: &[Deferred],
+    total: &mut Changes,
+    errors: &mut Vec<String>,
+) -> Result<(), SyncError> {
+    let (policy, orphans, source) = (ctx.config.sync.retry, ctx.config.catalog.orphan_strategy, walk.source.as_str());
+    for left in deferred {
+        let (changes, conflicts) =
+            retry(policy, &ctx.metrics, "store", || ctx.store.settle(source, walk, left, orphans)).await?;
+        total.absorb(changes);
+        report(source, &left.path, &conflicts, errors);
     }
+    if walk.complete {
+        let reached: Vec<String> = walk.reached.keys().cloned().collect();
+        let prune = || ctx.store.prune_locations(source, &reached, orphans);
+        total.absorb(retry(policy, &ctx.metrics, "store", prune).await?);
+    }
+    Ok(())
+}
+
+fn report(source: &str, path: &str, found: &[DocumentError], errors: &mut Vec<String>) {
+    for error in found {
+        let at = error.index.map_or_else(|| path.to_owned(), |i| format!("{path} document {i}"));
+        warn!(source, file = %path, document = ?error.index, error = %error.message, "catalog error");
+        errors.push(format!("{at}: {}", error.message));
+    }
+}
+
+fn record_write_metrics(ctx: &Context, source: &str, total: Changes) {
     // A gauge, not a counter: a contested location is re-read every poll until it resolves.
     ctx.metrics.conflicts.with_label_values(&[source]).set(i64::try_from(total.conflicts).unwrap_or(i64::MAX));
     for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
         ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
     }
-    Ok((total, errors))
 }
 
 /// Refreshes the per-kind entity gauge from the store.

@@ -135,12 +135,28 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
 
 /// [`ingest`], with remote placeholder reads on the hosts `remote` allows.
 pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_>>) -> Ingest {
+    let mut locations = Vec::new();
+    ingest_each(snapshot, limits, remote, |outcome| {
+        locations.push(outcome);
+        true
+    });
+    Ingest { locations }
+}
+
+/// Walks the snapshot and hands each file's outcome to `emit` as soon as it is read, so a
+/// caller can write it and let it go: memory stays bounded by the largest file, not the
+/// repository. `emit` returns false to stop the walk.
+pub fn ingest_each(
+    snapshot: &Snapshot,
+    limits: Limits,
+    remote: Option<Remote<'_>>,
+    mut emit: impl FnMut(LocationOutcome) -> bool,
+) {
     let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
     let root = Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root, optional: false };
     let mut queue = VecDeque::from([root]);
     let mut visited = HashSet::new();
     let mut listing = Listing::default();
-    let mut locations = Vec::new();
     while let Some(pending) = queue.pop_front() {
         // A file reached twice (a diamond or a cycle) is read once; that is what bounds cycles.
         if !visited.insert(pending.path.clone()) {
@@ -178,9 +194,10 @@ pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_
                 }
             }
         }
-        locations.push(outcome);
+        if !emit(outcome) {
+            return;
+        }
     }
-    Ingest { locations }
 }
 
 /// The snapshot's file list, read once and only if a glob target needs it.

@@ -17,7 +17,7 @@ use sqlx::{AnyPool, Executor};
 pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
-pub use write::{Changes, SyncRun};
+pub use write::{Changes, Deferred, SyncRun};
 
 /// How long a connection attempt may take before the store counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -38,6 +38,34 @@ impl Changes {
     }
 }
 
+/// What a streamed location write left for the end of the walk.
+#[derive(Debug, Clone, Default)]
+pub struct Deferred {
+    pub key: String,
+    pub path: String,
+    /// The file's own errors, to restate with any conflicts found at the end.
+    pub errors: Vec<DocumentError>,
+    /// Entities this file declares that another location owns, with their hashes.
+    pub claims: Vec<(Entity, String)>,
+    /// Failing documents naming an entity another location owns, with the error.
+    pub failing_claims: Vec<(String, Option<String>)>,
+    /// Entities this file owned and no longer declares.
+    pub removals: Vec<String>,
+}
+
+impl Deferred {
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty() && self.failing_claims.is_empty() && self.removals.is_empty()
+    }
+}
+
+fn conflict_error(entity_ref: &str, owner: &str, claimant: &str) -> DocumentError {
+    DocumentError {
+        index: None,
+        message: format!("entity {entity_ref} is already managed by {owner}; {claimant} is ignored until that location stops declaring it"),
+    }
+}
+
 /// One row of sync history.
 #[derive(Debug, Clone)]
 pub struct SyncRun {
@@ -117,19 +145,126 @@ impl Store {
             changes.deleted += 1;
         }
         mark_errors(&mut tx, outcome, &stored, &plan, now).await?;
-        let conflict_errors: Vec<DocumentError> = conflicts
-            .iter()
-            .map(|(entity_ref, owner)| DocumentError {
-                index: None,
-                message: format!("entity {entity_ref} is already managed by {owner}; {} is ignored until that location stops declaring it", outcome.key),
-            })
-            .collect();
+        let conflict_errors: Vec<DocumentError> =
+            conflicts.iter().map(|(entity_ref, owner)| conflict_error(entity_ref, owner, &outcome.key)).collect();
         changes.conflicts = conflict_errors.len() as u64;
         let mut errors = outcome.errors.clone();
         errors.extend(conflict_errors.iter().cloned());
         record_location(&mut tx, source, outcome, &errors, now).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok((changes, conflict_errors))
+    }
+
+    /// Phase one of a streamed pass (one file at a time, so memory is bounded by the largest
+    /// file): writes what this file decides on its own — new, changed and unchanged entities,
+    /// its failing documents' marks, its state — and defers what needs the whole walk: taking
+    /// entities from other locations, and removing ones the file dropped (they may have moved).
+    pub async fn apply_location_streamed(
+        &self,
+        source: &str,
+        outcome: &LocationOutcome,
+    ) -> Result<(Changes, Deferred), StoreError> {
+        let alone = Walk {
+            source: source.to_owned(),
+            complete: false,
+            reached: [(outcome.key.clone(), Declared::of(outcome))].into(),
+        };
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let declared = Declared::of(outcome);
+        let entities: BTreeMap<String, &Entity> =
+            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
+        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
+        let plan = diff::plan(&outcome.key, &declared, &stored, &alone);
+        let now = now_millis();
+        let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
+        let mut deferred = Deferred {
+            key: outcome.key.clone(),
+            path: outcome.path.clone(),
+            errors: outcome.errors.clone(),
+            ..Deferred::default()
+        };
+        let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
+        let inserted = insert_entities(&mut tx, source, &outcome.key, &new, now).await?;
+        changes.added = inserted.len() as u64;
+        for entity_ref in
+            plan.insert.iter().filter(|r| !inserted.contains(r)).chain(plan.conflicts.iter().map(|(r, _)| r))
+        {
+            deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
+        }
+        for entity_ref in plan.update.iter().chain(&plan.adopt) {
+            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
+            if write_body(&mut tx, source, &outcome.key, &stored[entity_ref].location_key, entity, hash, now).await? {
+                replace_derived(&mut tx, entity_ref, entity).await?;
+                changes.updated += 1;
+            } else {
+                deferred.claims.push(((*entity).clone(), hash.clone()));
+            }
+        }
+        for (entity_ref, message) in &outcome.failing {
+            let entity_ref = entity_ref.to_string();
+            if stored.get(&entity_ref).is_some_and(|row| row.location_key != outcome.key) {
+                deferred.failing_claims.push((entity_ref, Some(message.clone())));
+            }
+        }
+        deferred.removals.clone_from(&plan.remove);
+        mark_errors(&mut tx, outcome, &stored, &plan, now).await?;
+        record_location(&mut tx, source, outcome, &outcome.errors, now).await?;
+        tx.commit().await.map_err(query_err("commit"))?;
+        Ok((changes, deferred))
+    }
+
+    /// Phase two of a streamed pass, once the whole walk is known: hands over entities whose
+    /// owners gave them up, records conflicts for the rest, and removes what really left.
+    pub async fn settle(
+        &self,
+        source: &str,
+        walk: &Walk,
+        deferred: &Deferred,
+        orphans: OrphanStrategy,
+    ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
+        let mut changes = Changes::default();
+        let mut conflicts = Vec::new();
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let wanted: Vec<String> = deferred
+            .claims
+            .iter()
+            .map(|(e, _)| e.entity_ref.to_string())
+            .chain(deferred.failing_claims.iter().map(|(r, _)| r.clone()))
+            .collect();
+        let stored = load_stored(&mut tx, &deferred.key, wanted.iter()).await?;
+        let now = now_millis();
+        for (entity, hash) in &deferred.claims {
+            let entity_ref = entity.entity_ref.to_string();
+            let Some(row) = stored.get(&entity_ref) else { continue };
+            if walk.releases(row, &entity_ref)
+                && write_body(&mut tx, source, &deferred.key, &row.location_key, entity, hash, now).await?
+            {
+                replace_derived(&mut tx, &entity_ref, entity).await?;
+                changes.updated += 1;
+            } else {
+                conflicts.push(conflict_error(&entity_ref, &row.location_key, &deferred.key));
+            }
+        }
+        for (entity_ref, message) in &deferred.failing_claims {
+            if let Some(row) = stored.get(entity_ref).filter(|row| walk.releases(row, entity_ref)) {
+                move_failing(&mut tx, source, &deferred.key, &row.location_key, entity_ref, message.clone(), now)
+                    .await?;
+                changes.updated += 1;
+            }
+        }
+        for entity_ref in deferred.removals.iter().filter(|r| !walk.moving_elsewhere(&deferred.key, r)) {
+            remove_entity(&mut tx, entity_ref, &deferred.key, orphans, now).await?;
+            changes.deleted += 1;
+        }
+        if !conflicts.is_empty() {
+            let mut errors = deferred.errors.clone();
+            errors.extend(conflicts.iter().cloned());
+            let location = LocationOutcome::new(deferred.key.clone(), deferred.path.clone());
+            record_location(&mut tx, source, &location, &errors, now).await?;
+        }
+        changes.conflicts = conflicts.len() as u64;
+        tx.commit().await.map_err(query_err("commit"))?;
+        Ok((changes, conflicts))
     }
 
     /// Deletes the locations of `source` that the last complete walk no longer reached, with
