@@ -130,7 +130,12 @@ impl Store {
     /// Refreshes the planner's statistics after a large write, so the first queries after a big
     /// ingest do not run on plans made for an empty catalog.
     pub async fn analyze(&self) -> Result<(), StoreError> {
-        sqlx::query("ANALYZE").execute(&self.pool).await.map_err(query_err("analyze"))?;
+        // On PostgreSQL, VACUUM also sets the visibility map, which index-only scans need.
+        let statement = match self.backend {
+            super::Backend::Postgres => "VACUUM (ANALYZE) entities, search, relations",
+            super::Backend::Sqlite => "ANALYZE",
+        };
+        sqlx::query(statement).execute(&self.pool).await.map_err(query_err("analyze"))?;
         Ok(())
     }
 
