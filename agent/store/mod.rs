@@ -91,8 +91,15 @@ fn pool_options(backend: Backend) -> AnyPoolOptions {
         .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;").await?;
+                match backend {
+                    Backend::Sqlite => {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;").await?;
+                    }
+                    // Catalog queries are prepared once and run with very different values: a
+                    // generic plan ignores how rare `tags=t7` is and picks a bad join order.
+                    Backend::Postgres => {
+                        conn.execute("SET plan_cache_mode = force_custom_plan").await?;
+                    }
                 }
                 Ok(())
             })
