@@ -104,8 +104,8 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
     let webhooks =
         raw.webhooks.map(|w| WebhooksConfig { github_secret: w.github.map(|g| resolve_secret(g.secret, base)) });
     let sources = build_sources(raw.sources, base, problems);
-    let kubernetes = raw.kubernetes.map(|k| KubernetesConfig { kubeconfig: k.kubeconfig.map(|p| base.join(p)) });
-    let cache_dir = base.join(raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
+    let kubernetes = raw.kubernetes.map(|k| KubernetesConfig { kubeconfig: k.kubeconfig.map(|p| within(base, p)) });
+    let cache_dir = within(base, raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
     let sync = build_sync(raw.sync, problems);
     let catalog = build_catalog(&raw.catalog, problems);
     Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync, catalog }
@@ -144,6 +144,22 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
     }
 }
 
+/// `path` relative to the config file's folder, with `.` and `..` resolved lexically, so that
+/// locations and logs show `/srv/examples`, not `/srv/config/../examples`.
+fn within(base: &Path, path: impl AsRef<Path>) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in base.join(path).components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn check_database_url(url: &str, problems: &mut Problems) {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|scheme| url.starts_with(scheme)) {
@@ -158,7 +174,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
     if path.starts_with('/') || path == ":memory:" {
         return url.to_owned();
     }
-    let absolute = base.join(path);
+    let absolute = within(base, path);
     match query {
         Some(query) => format!("sqlite://{}?{query}", absolute.display()),
         None => format!("sqlite://{}", absolute.display()),
@@ -167,7 +183,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
 
 fn resolve_secret(secret: super::SecretRef, base: &Path) -> super::SecretRef {
     match secret {
-        super::SecretRef::File(path) => super::SecretRef::File(base.join(path)),
+        super::SecretRef::File(path) => super::SecretRef::File(within(base, path)),
         env @ super::SecretRef::Env(_) => env,
     }
 }
@@ -263,7 +279,7 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
         }
         (None, None, Some(local)) => {
             let catalog_path = catalog(local.catalog_path, "local", problems);
-            let kind = SourceKind::Local(LocalSourceConfig { path: base.join(local.path), catalog_path });
+            let kind = SourceKind::Local(LocalSourceConfig { path: within(base, &local.path), catalog_path });
             Some((kind, DEFAULT_LOCAL_INTERVAL, interval))
         }
         _ => {
@@ -384,7 +400,7 @@ mod tests {
         let config = parse(text, Path::new("/srv/rigger/config")).unwrap();
         assert_eq!(config.sources[0].interval, Duration::from_secs(30));
         let SourceKind::Local(local) = &config.sources[0].kind else { panic!("local source") };
-        assert_eq!(local.path, PathBuf::from("/srv/rigger/config/../examples"));
+        assert_eq!(local.path, PathBuf::from("/srv/rigger/examples"));
     }
 
     #[test]
