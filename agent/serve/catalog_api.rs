@@ -239,9 +239,20 @@ pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuer
             return Err(ApiError::input("At least one facet is required"));
         }
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
+        // Facets are independent index scans: run them side by side.
+        let mut running = tokio::task::JoinSet::new();
+        for (position, facet) in wanted.into_iter().enumerate() {
+            let (store, filter) = (state.store.clone(), filter.clone());
+            running.spawn(async move {
+                let counts = store.facet(&filter, &facet).await;
+                (position, facet, counts)
+            });
+        }
+        let mut done = running.join_all().await;
+        done.sort_by_key(|(position, _, _)| *position);
         let mut facets = serde_json::Map::new();
-        for facet in wanted {
-            let counts = state.store.facet(&filter, &facet).await.map_err(ApiError::unavailable)?;
+        for (_, facet, counts) in done {
+            let counts = counts.map_err(ApiError::unavailable)?;
             let values = counts.into_iter().map(|(value, count)| json!({"value": value, "count": count})).collect();
             facets.insert(facet, Value::Array(values));
         }
