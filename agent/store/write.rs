@@ -97,10 +97,9 @@ impl Store {
         Ok(row.and_then(|r| r.get::<Option<String>, _>(0)))
     }
 
-    /// Writes one location in one transaction: inserts new entities, updates changed ones,
-    /// adopts entities a moved file gave up, removes (or, with `keep`, orphans) ones the file no
-    /// longer declares, marks failing documents' entities with their error, and records the
-    /// location's state. Returns the changes and the conflicts found, as document errors.
+    /// Writes one location of a walk that is already complete: phase one (this file's own
+    /// writes) and, for what it left, phase two (hand-overs, removals, conflicts) right after.
+    /// Returns the changes and the conflicts found, as document errors.
     pub async fn apply_location(
         &self,
         source: &str,
@@ -108,51 +107,13 @@ impl Store {
         walk: &Walk,
         orphans: OrphanStrategy,
     ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-        let declared = Declared::of(outcome);
-        let entities: BTreeMap<String, &Entity> =
-            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
-        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
-        let plan = diff::plan(&outcome.key, &declared, &stored, walk);
-        let now = now_millis();
-        let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
-        let mut conflicts = plan.conflicts.clone();
-        let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
-        let inserted = insert_entities(&mut tx, source, &outcome.key, &new, now).await?;
-        changes.added = inserted.len() as u64;
-        for entity_ref in plan.insert.iter().filter(|r| !inserted.contains(r)) {
-            // Another source inserted it between our read and our write: it claimed first.
-            conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
+        let (mut changes, left) = self.apply_location_streamed(source, outcome).await?;
+        if left.is_empty() {
+            return Ok((changes, Vec::new()));
         }
-        for entity_ref in plan.update.iter().chain(&plan.adopt) {
-            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
-            let owner = &stored[entity_ref].location_key;
-            if write_body(&mut tx, source, &outcome.key, owner, entity, hash, now).await? {
-                replace_derived(&mut tx, entity_ref, entity).await?;
-                changes.updated += 1;
-            } else {
-                conflicts.push((entity_ref.clone(), "another location (claimed concurrently)".to_owned()));
-            }
-        }
-        for entity_ref in &plan.adopt_failing {
-            let message = outcome.failing.iter().find(|(r, _)| r.to_string() == *entity_ref).map(|(_, m)| m.clone());
-            move_failing(&mut tx, source, &outcome.key, &stored[entity_ref].location_key, entity_ref, message, now)
-                .await?;
-            changes.updated += 1;
-        }
-        for entity_ref in &plan.remove {
-            remove_entity(&mut tx, entity_ref, &outcome.key, orphans, now).await?;
-            changes.deleted += 1;
-        }
-        mark_errors(&mut tx, outcome, &stored, &plan, now).await?;
-        let conflict_errors: Vec<DocumentError> =
-            conflicts.iter().map(|(entity_ref, owner)| conflict_error(entity_ref, owner, &outcome.key)).collect();
-        changes.conflicts = conflict_errors.len() as u64;
-        let mut errors = outcome.errors.clone();
-        errors.extend(conflict_errors.iter().cloned());
-        record_location(&mut tx, source, outcome, &errors, now).await?;
-        tx.commit().await.map_err(query_err("commit"))?;
-        Ok((changes, conflict_errors))
+        let (settled, conflicts) = self.settle(source, walk, &left, orphans).await?;
+        changes.absorb(settled);
+        Ok((changes, conflicts))
     }
 
     /// Phase one of a streamed pass (one file at a time, so memory is bounded by the largest
