@@ -26,7 +26,12 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());
-    let state = serve::State { store: ctx.store.clone(), metrics: ctx.metrics.clone(), readiness: readiness.clone() };
+    let state = serve::State {
+        store: ctx.store.clone(),
+        metrics: ctx.metrics.clone(),
+        readiness: readiness.clone(),
+        facets: Arc::default(),
+    };
     let (addr, server) = serve::bind(ctx.config.server.listen, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
     let server = tokio::spawn(server);

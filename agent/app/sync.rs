@@ -175,6 +175,9 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let source_changed =
         retry(policy, &ctx.metrics, "store", || ctx.store.record_source(&source.name, revision.as_deref(), None))
             .await?;
+    if changes.entity_writes() > 0 {
+        retry(policy, &ctx.metrics, "store", || ctx.store.bump_generation()).await?;
+    }
     if changes.entity_writes() >= ANALYZE_AFTER_WRITES {
         if let Err(err) = ctx.store.analyze().await {
             warn!(error = %err, "cannot refresh planner statistics");

@@ -239,12 +239,22 @@ pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuer
             return Err(ApiError::input("At least one facet is required"));
         }
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
-        // Facets are independent index scans: run them side by side.
+        // Unchanged catalog (same generation): the cached counts are still the answer.
+        let generation = state.store.generation().await.map_err(ApiError::unavailable)?;
+        let filter_key = params.all("filter").join("\n").to_lowercase();
+        // Facets are independent index scans: run the uncached ones side by side.
         let mut running = tokio::task::JoinSet::new();
         for (position, facet) in wanted.into_iter().enumerate() {
-            let (store, filter) = (state.store.clone(), filter.clone());
+            let (store, filter, cache, filter_key) =
+                (state.store.clone(), filter.clone(), state.facets.clone(), filter_key.clone());
             running.spawn(async move {
+                if let Some(counts) = cache.get(&facet, &filter_key, generation) {
+                    return (position, facet, Ok(counts));
+                }
                 let counts = store.facet(&filter, &facet).await;
+                if let Ok(counts) = &counts {
+                    cache.put(&facet, &filter_key, generation, counts.clone());
+                }
                 (position, facet, counts)
             });
         }

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-pub use state::{Readiness, State};
+pub use state::{FacetCache, Readiness, State};
 
 /// The whole HTTP surface.
 pub fn router(state: State) -> Router {

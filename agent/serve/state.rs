@@ -1,7 +1,8 @@
 //! What the HTTP side reads: the store, the metrics, and readiness flags the app sets.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -11,6 +12,38 @@ pub struct State {
     pub store: Store,
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
+    pub facets: Arc<FacetCache>,
+}
+
+/// Facet counts by (facet, filter), valid for one catalog generation. Catalog pages ask for the
+/// same facets over and over; between sync passes that change entities the answer is the same.
+#[derive(Debug, Default)]
+pub struct FacetCache {
+    entries: Mutex<HashMap<FacetKey, (i64, Counts)>>,
+}
+
+/// `(facet, filter)`.
+type FacetKey = (String, String);
+/// `(value, entities)` pairs, in value order.
+type Counts = Vec<(String, i64)>;
+
+/// Distinct (facet, filter) pairs kept; beyond it the cache starts over (it refills cheaply).
+const FACET_CACHE_ENTRIES: usize = 512;
+
+impl FacetCache {
+    pub fn get(&self, facet: &str, filter: &str, generation: i64) -> Option<Counts> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(&(facet.to_owned(), filter.to_owned())).filter(|(g, _)| *g == generation).map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, facet: &str, filter: &str, generation: i64, counts: Counts) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= FACET_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert((facet.to_owned(), filter.to_owned()), (generation, counts));
+        }
+    }
 }
 
 /// Facts readiness depends on that only the app knows.

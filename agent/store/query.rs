@@ -127,6 +127,25 @@ impl Sql {
 const NO_LIMIT: i64 = i64::MAX;
 
 impl Store {
+    /// The catalog's change counter (see [`Store::bump_generation`]).
+    pub async fn generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM catalog_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("read generation"))?;
+        Ok(row.get(0))
+    }
+
+    /// Marks the catalog as changed; called once per pass that wrote entities (never by a no-op
+    /// pass, which writes nothing).
+    pub async fn bump_generation(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE catalog_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("bump generation"))?;
+        Ok(())
+    }
+
     /// Refreshes the planner's statistics after a large write, so the first queries after a big
     /// ingest do not run on plans made for an empty catalog.
     pub async fn analyze(&self) -> Result<(), StoreError> {

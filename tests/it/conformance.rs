@@ -358,3 +358,36 @@ async fn remote_placeholders_do_not_follow_redirects() {
     let out = run(&s.config, &["sync", "--once"]);
     assert!(stdout(&out).contains("redirects are not followed"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facet_counts_follow_changes_made_by_any_process() {
+    let s = setup("").await;
+    let count = |facets: &Value| {
+        facets["facets"]["kind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["value"] == "Component")
+            .map(|v| v["count"].clone())
+    };
+    let (_, before) = s.daemon.get_json("/api/catalog/entity-facets?facet=kind").await;
+    let (_, cached) = s.daemon.get_json("/api/catalog/entity-facets?facet=kind").await;
+    assert_eq!((count(&before), count(&cached)), (Some(json!(1)), Some(json!(1))));
+    s.repo.commit(
+        "a second service",
+        &[(
+            "services/more/catalog-info.yaml",
+            Some(
+                &pay("team-a")
+                    .replace("name: pay }", "name: more }")
+                    .replace("pay-api", "more-api")
+                    .replace("$text: ./openapi.yaml", "$text: ../pay/openapi.yaml"),
+            ),
+        )],
+    );
+    let out = run(&s.config, &["sync", "--once"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    // Another process wrote: the daemon's cached counts must not outlive the change.
+    let (_, after) = s.daemon.get_json("/api/catalog/entity-facets?facet=kind").await;
+    assert_eq!(count(&after), Some(json!(2)), "{after}");
+}
