@@ -232,24 +232,7 @@ pub(super) async fn replace_derived(
     entity: &Entity,
 ) -> Result<(), StoreError> {
     delete_derived(tx, entity_ref).await?;
-    let relations = entity
-        .relations
-        .iter()
-        .map(|r| {
-            vec![
-                Some(entity_ref.to_owned()),
-                Some(r.source.to_string()),
-                Some(r.kind.to_owned()),
-                Some(r.target.to_string()),
-            ]
-        })
-        .collect();
-    insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", relations).await?;
-    let search = search::index_rows(&entity.body)
-        .into_iter()
-        .map(|(key, value, original)| vec![Some(entity_ref.to_owned()), Some(key), value, Some(original)])
-        .collect();
-    insert_rows(tx, "search (entity_ref, key, value, original_value)", search).await
+    insert_derived(tx, &[entity]).await
 }
 
 /// Relation and search rows for entities that have none yet (just inserted).
