@@ -93,3 +93,67 @@ async fn store_semantics(db: &TestDb) {
     assert!(store.entities(None).await.unwrap().is_empty());
     store.close().await;
 }
+
+#[tokio::test]
+async fn sqlite_full_text_uses_the_fts5_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = full_text_semantics(&TestDb::sqlite(dir.path())).await;
+    let plan = store.explain(&text_query("gateway")).await.unwrap();
+    assert!(plan.contains("VIRTUAL TABLE INDEX"), "FTS5 lookup expected, got:\n{plan}");
+    // A term shorter than a trigram cannot use the index; it still matches, by scanning.
+    let plan = store.explain(&text_query("ga")).await.unwrap();
+    assert!(!plan.contains("VIRTUAL TABLE"), "short terms scan, got:\n{plan}");
+}
+
+#[tokio::test]
+async fn postgres_full_text_semantics() {
+    full_text_semantics(&TestDb::postgres().await).await;
+}
+
+fn text_query(term: &str) -> rigger::store::EntityQuery {
+    rigger::store::EntityQuery {
+        full_text: Some((term.to_owned(), vec!["metadata.description".to_owned()])),
+        ..Default::default()
+    }
+}
+
+/// Substring semantics of `fullTextFilterTerm`, whichever index serves it: case-insensitive,
+/// short terms, quotes and LIKE wildcards taken literally, and updates seen at once.
+async fn full_text_semantics(db: &TestDb) -> Store {
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let a = location(
+        "url:a",
+        vec![
+            entity("pay", "Payment GATEWAY for cards"),
+            entity("quote", r#"says "hello" at 50% volume"#),
+            entity("plain", "nothing to see"),
+        ],
+        vec![],
+    );
+    apply(&store, &a).await;
+    let found = |term: &'static str| {
+        let store = store.clone();
+        async move {
+            let (mut refs, total) = store.query_refs(&text_query(term)).await.unwrap();
+            refs.sort();
+            assert_eq!(refs.len(), total);
+            refs
+        }
+    };
+    assert_eq!(found("gateway").await, ["component:default/pay"]);
+    assert_eq!(found("ment gate").await, ["component:default/pay"], "spaces are part of the substring");
+    assert_eq!(found("ga").await, ["component:default/pay"], "terms shorter than a trigram still match");
+    assert_eq!(found("\"hello\"").await, ["component:default/quote"], "quotes are literal");
+    assert_eq!(found("50%").await, ["component:default/quote"], "% is literal");
+    assert!(found("%").await == ["component:default/quote"]);
+    assert!(found("gateways").await.is_empty());
+
+    // The index follows updates in the same transaction: the old text no longer matches.
+    let a = location("url:a", vec![entity("pay", "Billing"), entity("plain", "nothing to see")], vec![]);
+    apply(&store, &a).await;
+    assert!(found("gateway").await.is_empty());
+    assert_eq!(found("billing").await, ["component:default/pay"]);
+    assert!(found("hello").await.is_empty(), "a removed entity's text is gone");
+    store
+}
