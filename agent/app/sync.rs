@@ -14,7 +14,7 @@ use crate::source::local::LocalDir;
 use crate::source::remote::HttpReader;
 use crate::source::{Snapshot, TreeError};
 use crate::store::diff::{Declared, Walk};
-use crate::store::{Changes, Deferred, Store, StoreError, SyncRun};
+use crate::store::{Backend, Changes, Deferred, Store, StoreError, SyncRun};
 use crate::telemetry::Metrics;
 
 /// A pass that wrote this many entities has changed the tables enough that query plans made
@@ -283,18 +283,25 @@ async fn stream(
         // A closed channel means the writer failed: stop walking.
         catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok());
     });
-    let policy = ctx.config.sync.retry;
     let mut walk = Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new() };
     let mut deferred = Vec::new();
     let mut total = Changes::default();
     let mut errors = Vec::new();
-    while let Some(location) = receiver.recv().await {
-        let (changes, left) =
-            retry(policy, &ctx.metrics, "store", || ctx.store.apply_location_streamed(source, &location)).await?;
+    let mut in_flight = std::collections::VecDeque::new();
+    let writers = concurrent_writers(ctx.store.backend());
+    loop {
+        let next = if in_flight.len() < writers { receiver.recv().await } else { None };
+        if let Some(location) = next {
+            in_flight.push_back(tokio::spawn(write_location(ctx.clone(), source.to_owned(), location)));
+            continue;
+        }
+        // Results are taken in walk order, so reports and the walk do not depend on timing.
+        let Some(oldest) = in_flight.pop_front() else { break };
+        let (location, declared, (changes, left)) = oldest.await.map_err(|e| SyncError::Join(e.to_string()))??;
         total.absorb(changes);
         report(source, &location.path, &location.errors, &mut errors);
         walk.complete &= location.leads_are_known();
-        walk.reached.insert(location.key.clone(), Declared::of(&location));
+        walk.reached.insert(location.key.clone(), declared);
         if !left.is_empty() {
             deferred.push(left);
         }
@@ -303,6 +310,29 @@ async fn stream(
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
     record_write_metrics(ctx, source, total);
     Ok((total, errors))
+}
+
+/// Locations written at once. PostgreSQL spends most of a large ingest maintaining indexes on
+/// one core per connection, so a second writer uses the otherwise idle core; each location is
+/// still its own transaction, and anything contested between files waits for the settling at
+/// the end of the walk. SQLite has a single writer: more would only wait on its lock.
+fn concurrent_writers(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)),
+    }
+}
+
+/// Phase one of one location, with retries, as its own task so that writes overlap.
+async fn write_location(
+    ctx: Context,
+    source: String,
+    location: LocationOutcome,
+) -> Result<(LocationOutcome, Declared, (Changes, Deferred)), SyncError> {
+    let declared = Declared::of(&location);
+    let write = || ctx.store.apply_location_streamed(&source, &location, &declared);
+    let written = retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await?;
+    Ok((location, declared, written))
 }
 
 /// The end of a streamed pass: hand-overs, removals, conflicts, then pruning.

@@ -15,9 +15,12 @@ pub type Rows = BTreeMap<String, Vec<String>>;
 pub const MAX_KEY_LENGTH: usize = 200;
 pub const MAX_VALUE_LENGTH: usize = 200;
 
+/// One index row: key, value lower-cased (None when too long to index), value as written.
+pub type IndexRow = (String, Option<String>, String);
+
 /// Index rows for an entity body: `(key, value lower-cased or None when too long, value as
 /// written)`, deduplicated, without relations (those live in their own table).
-pub fn index_rows(body: &Value) -> Vec<(String, Option<String>, String)> {
+pub fn index_rows(body: &Value) -> Vec<IndexRow> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut rows = Rows::new();

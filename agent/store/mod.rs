@@ -61,6 +61,7 @@ impl StoreError {
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
                 ) || is_busy(source)
+                    || lost_a_race(source)
             }
             Self::Migrate(_) | Self::Corrupt { .. } => false,
         }
@@ -70,6 +71,14 @@ impl StoreError {
 /// SQLite's "database is locked" clears by itself once the other writer commits.
 fn is_busy(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.message().contains("locked") || e.message().contains("busy"))
+}
+
+/// Two writers locking the same rows in opposite orders, or a serialisation conflict: PostgreSQL
+/// aborts one transaction, which succeeds when run again.
+fn lost_a_race(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(sqlx::error::DatabaseError::code)
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {

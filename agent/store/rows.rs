@@ -237,24 +237,30 @@ pub(super) async fn replace_derived(
 
 /// Relation and search rows for entities that have none yet (just inserted).
 async fn insert_derived(tx: &mut Transaction<'_, Any>, entities: &[&Entity]) -> Result<(), StoreError> {
-    let mut relations = Vec::new();
-    let mut search_rows = Vec::new();
-    for entity in entities {
-        let entity_ref = entity.entity_ref.to_string();
-        for r in &entity.relations {
-            relations.push(vec![
-                Some(entity_ref.clone()),
-                Some(r.source.to_string()),
-                Some(r.kind.to_owned()),
-                Some(r.target.to_string()),
-            ]);
-        }
-        for (key, value, original) in search::index_rows(&entity.body) {
-            search_rows.push(vec![Some(entity_ref.clone()), Some(key), value, Some(original)]);
-        }
-    }
-    insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", relations).await?;
-    insert_rows(tx, "search (entity_ref, key, value, original_value)", search_rows).await
+    // Owned text first, then rows borrowing it: no string is copied again on its way to the driver.
+    let refs: Vec<String> = entities.iter().map(|e| e.entity_ref.to_string()).collect();
+    let relations: Vec<(&str, String, &str, String)> = entities
+        .iter()
+        .zip(&refs)
+        .flat_map(|(e, r)| {
+            e.relations.iter().map(move |rel| (r.as_str(), rel.source.to_string(), rel.kind, rel.target.to_string()))
+        })
+        .collect();
+    let search: Vec<(&str, search::IndexRow)> = entities
+        .iter()
+        .zip(&refs)
+        .flat_map(|(e, r)| search::index_rows(&e.body).into_iter().map(move |row| (r.as_str(), row)))
+        .collect();
+    let relation_rows: Vec<[Option<&str>; 4]> = relations
+        .iter()
+        .map(|(origin, source, kind, target)| [Some(*origin), Some(source), Some(*kind), Some(target)])
+        .collect();
+    let search_rows: Vec<[Option<&str>; 4]> = search
+        .iter()
+        .map(|(r, (key, value, original))| [Some(*r), Some(key), value.as_deref(), Some(original)])
+        .collect();
+    insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", &relation_rows).await?;
+    insert_rows(tx, "search (entity_ref, key, value, original_value)", &search_rows).await
 }
 
 pub(super) async fn delete_derived(tx: &mut Transaction<'_, Any>, entity_ref: &str) -> Result<(), StoreError> {
@@ -268,27 +274,36 @@ pub(super) async fn delete_derived(tx: &mut Transaction<'_, Any>, entity_ref: &s
 const MAX_PARAMETERS: usize = 900;
 
 /// Multi-row `INSERT … VALUES (…), (…)`: one round trip per chunk instead of one per row.
-async fn insert_rows(
+async fn insert_rows<const W: usize>(
     tx: &mut Transaction<'_, Any>,
     target: &str,
-    rows: Vec<Vec<Option<String>>>,
+    rows: &[[Option<&str>; W]],
 ) -> Result<(), StoreError> {
-    let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
-    for chunk in rows.chunks((MAX_PARAMETERS / width).max(1)) {
-        let placeholders: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let cells: Vec<String> = (1..=width).map(|col| format!("${}", row * width + col)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
-        let sql = format!("INSERT INTO {target} VALUES {}", placeholders.join(", "));
-        let mut query = sqlx::query(&sql);
-        for value in chunk.iter().flatten() {
-            query = query.bind(value.clone());
+    let per_statement = (MAX_PARAMETERS / W).max(1);
+    let mut sql = String::new();
+    for chunk in rows.chunks(per_statement) {
+        // Every full chunk has the same text (and so the same prepared statement): build it once.
+        if sql.is_empty() || chunk.len() != per_statement {
+            sql = values_statement(target, W, chunk.len());
         }
+        let query = chunk.iter().flatten().fold(sqlx::query(&sql), |q, value| q.bind(*value));
         query.execute(&mut **tx).await.map_err(query_err("insert rows"))?;
     }
     Ok(())
+}
+
+fn values_statement(target: &str, width: usize, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO {target} VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 1..=width {
+            let sep = if col == 1 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * width + col);
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// Upserts the location's state, but only when state or errors changed.

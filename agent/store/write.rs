@@ -107,7 +107,7 @@ impl Store {
         walk: &Walk,
         orphans: OrphanStrategy,
     ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
-        let (mut changes, left) = self.apply_location_streamed(source, outcome).await?;
+        let (mut changes, left) = self.apply_location_streamed(source, outcome, &Declared::of(outcome)).await?;
         if left.is_empty() {
             return Ok((changes, Vec::new()));
         }
@@ -120,22 +120,23 @@ impl Store {
     /// file): writes what this file decides on its own — new, changed and unchanged entities,
     /// its failing documents' marks, its state — and defers what needs the whole walk: taking
     /// entities from other locations, and removing ones the file dropped (they may have moved).
+    /// `declared` is [`Declared::of`] the outcome, which the caller keeps for the walk.
     pub async fn apply_location_streamed(
         &self,
         source: &str,
         outcome: &LocationOutcome,
+        declared: &Declared,
     ) -> Result<(Changes, Deferred), StoreError> {
         let alone = Walk {
             source: source.to_owned(),
             complete: false,
-            reached: [(outcome.key.clone(), Declared::of(outcome))].into(),
+            reached: [(outcome.key.clone(), declared.clone())].into(),
         };
         let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-        let declared = Declared::of(outcome);
         let entities: BTreeMap<String, &Entity> =
             outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
         let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
-        let plan = diff::plan(&outcome.key, &declared, &stored, &alone);
+        let plan = diff::plan(&outcome.key, declared, &stored, &alone);
         let now = now_millis();
         let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
         let mut deferred = Deferred {
