@@ -1,5 +1,6 @@
-//! `rigger run`: serve HTTP, sync every source on its jittered interval (and on file changes for
-//! local sources), and stop within the grace period on SIGTERM/SIGINT.
+//! `rigger run`: serve HTTP, feed the work queue from every trigger (jittered poll timers, file
+//! changes of local sources, push webhooks, requests recorded before a restart), run its passes
+//! on `sync.concurrency` workers, and stop within the grace period on SIGTERM/SIGINT.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,26 +12,34 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
-use super::sync::{refresh_entity_gauge, sync_source, Context};
+use super::queue::{Outcome, WorkQueue};
+use super::sync::{refresh_entity_gauge, sync_source, Context, Pass};
 use crate::config::{SourceConfig, SourceKind};
-use crate::serve::{self, Readiness};
+use crate::serve::{self, GithubWebhook, Readiness, Tracked};
+use crate::source::git::RemoteUrl;
 use crate::source::watch;
 
 /// Long enough to coalesce a save or a checkout, short enough to feel immediate.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 /// Longest wait between attempts to reach the database at start-up.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
+/// How often recorded requests are re-read: picks up what another replica accepted but did not
+/// get to (it died, or another replica held the source at the time).
+const PENDING_CHECK: Duration = Duration::from_secs(15);
 
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let _writer = ctx.store.lock_single_writer()?;
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());
+    let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry);
+    let webhook = github_webhook(&ctx, &queue)?;
     let state = serve::State {
         store: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         readiness: readiness.clone(),
         facets: Arc::default(),
+        webhook,
     };
     let (addr, server) = serve::bind(ctx.config.server.listen, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
@@ -55,11 +64,14 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     readiness.set_first_pass_done();
     info!("initial sync pass finished; ready");
 
-    for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
-        let (ctx, source, cancel) = (ctx.clone(), source.clone(), cancel.clone());
-        let span = tracing::info_span!("source", source = %source.name);
-        tracker.spawn(source_loop(ctx, source, trigger, cancel).instrument(span));
+    for _ in 0..ctx.config.sync.concurrency {
+        tracker.spawn(worker(ctx.clone(), queue.clone(), cancel.clone()));
     }
+    for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
+        tracker.spawn(poll_timer(source.clone(), queue.clone(), cancel.clone()));
+        tracker.spawn(on_change(source.name.clone(), trigger, queue.clone(), cancel.clone()));
+    }
+    tracker.spawn(recorded_requests(ctx.clone(), queue.clone(), cancel.clone()));
     cancel.cancelled().await;
     shut_down(tracker, server, &ctx).await
 }
@@ -152,21 +164,110 @@ async fn initial_pass(ctx: &Context) {
     refresh_entity_gauge(ctx).await;
 }
 
-async fn source_loop(ctx: Context, source: SourceConfig, trigger: Arc<Notify>, cancel: CancellationToken) {
+/// Takes sources off the queue one at a time and syncs them. A pass in flight finishes (bounded
+/// by the grace period) rather than being torn mid-write.
+async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
     loop {
-        let wait = jittered(source.interval);
-        tokio::select! {
+        let source_name = tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-            () = trigger.notified() => {
-                settle(&trigger, &cancel).await;
-                info!("change detected");
+            name = queue.next() => name,
+        };
+        let Some(source) = ctx.config.sources.iter().find(|s| s.name == source_name) else {
+            queue.finish(&source_name, Outcome::Done);
+            continue;
+        };
+        let started = crate::store::now_millis();
+        let span = tracing::info_span!("source", source = %source.name);
+        let result = sync_source(&ctx, source).instrument(span).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Done,
+            Err(err) if super::retry::Transient::is_transient(err) => Outcome::Transient,
+            Err(_) => Outcome::Permanent,
+        };
+        // A request is served by a pass that started after it arrived; a transient failure keeps
+        // it for the retry, and a replica that skipped the source leaves it to the holder.
+        if outcome != Outcome::Transient && !matches!(result, Ok(Pass::Skipped)) {
+            if let Err(err) = ctx.store.clear_pending(&source.name, started).await {
+                warn!(source = %source.name, error = %err, "cannot clear the served sync request; it will run once more");
             }
         }
-        // A pass in flight finishes (bounded by the grace period) rather than being torn mid-write.
-        drop(sync_source(&ctx, &source).await);
         refresh_entity_gauge(&ctx).await;
+        queue.finish(&source.name, outcome);
     }
+}
+
+/// The safety net: a pass every interval (±10 %), whatever else happens.
+async fn poll_timer(source: SourceConfig, queue: WorkQueue, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(jittered(source.interval)) => queue.request(&source.name, "poll"),
+        }
+    }
+}
+
+/// File changes of a local source, debounced into one request.
+async fn on_change(source: String, trigger: Arc<Notify>, queue: WorkQueue, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = trigger.notified() => {}
+        }
+        settle(&trigger, &cancel).await;
+        info!(source, "change detected");
+        queue.request(&source, "change");
+    }
+}
+
+/// Requests recorded in the store (webhooks accepted before a restart, or by another replica).
+async fn recorded_requests(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
+    loop {
+        match ctx.store.pending_syncs().await {
+            Ok(pending) => {
+                for request in pending {
+                    if ctx.config.sources.iter().any(|s| s.name == request.source) {
+                        queue.request(&request.source, "recorded");
+                    } else {
+                        // A source removed from the config: nothing can serve it any more.
+                        drop(ctx.store.clear_pending(&request.source, i64::MAX).await);
+                    }
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot read recorded sync requests"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(PENDING_CHECK) => {}
+        }
+    }
+}
+
+/// The webhook endpoint's half of the wiring, when `webhooks.github` is configured: the secret,
+/// the repositories git sources track, and a channel into the queue.
+fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc<GithubWebhook>>> {
+    let Some(secret) = ctx.config.webhooks.as_ref().and_then(|w| w.github_secret.as_ref()) else {
+        return Ok(None);
+    };
+    let secret = secret.resolve().context("webhooks.github.secret")?;
+    let tracked = ctx
+        .config
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Git(git) => {
+                Some(Tracked { source: s.name.clone(), url: RemoteUrl::parse(&git.url), branch: git.branch.clone() })
+            }
+            _ => None,
+        })
+        .collect();
+    let (requests, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        while let Some(source) = received.recv().await {
+            queue.request(&source, "webhook");
+        }
+    });
+    Ok(Some(Arc::new(GithubWebhook { secret, tracked, requests })))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

@@ -4,6 +4,7 @@
 pub mod cli;
 mod daemon;
 mod one_shot;
+mod queue;
 pub mod retry;
 pub mod sync;
 pub mod validate;

@@ -113,6 +113,8 @@ pub struct SyncConfig {
     pub shutdown_grace: Duration,
     /// How many `Location` hops a tree may have below its root file.
     pub location_depth: u32,
+    /// Sources synced at once by the daemon's work queue.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy)]

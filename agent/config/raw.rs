@@ -100,6 +100,7 @@ pub struct RawSync {
     pub retry: Option<RawRetry>,
     pub shutdown_grace: Option<String>,
     pub location_depth: Option<u32>,
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

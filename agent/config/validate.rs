@@ -13,6 +13,9 @@ use super::{
 const DEFAULT_DATABASE: &str = "sqlite://rigger.db";
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_CATALOG_PATH: &str = "catalog-info.yaml";
+/// Enough to overlap network waits of several repositories, few enough to keep database
+/// connections and CPU for the API.
+const DEFAULT_SYNC_CONCURRENCY: u32 = 4;
 const DEFAULT_GITHUB_API: &str = "https://api.github.com";
 /// A minute keeps a developer's merge visible quickly while costing one ref advertisement.
 const DEFAULT_GIT_INTERVAL: Duration = Duration::from_secs(60);
@@ -321,7 +324,12 @@ fn build_sync(raw: RawSync, problems: &mut Problems) -> SyncConfig {
     if location_depth == 0 {
         problems.push("sync.location_depth", "must be at least 1");
     }
-    SyncConfig { retry, shutdown_grace, location_depth }
+    let concurrency = raw.concurrency.unwrap_or(DEFAULT_SYNC_CONCURRENCY);
+    if concurrency == 0 {
+        problems.push("sync.concurrency", "must be at least 1");
+    }
+    let concurrency = usize::try_from(concurrency.max(1)).unwrap_or(1);
+    SyncConfig { retry, shutdown_grace, location_depth, concurrency }
 }
 
 fn default_retry() -> RetryConfig {

@@ -7,6 +7,7 @@ mod health;
 mod query;
 mod state;
 mod status;
+mod webhook;
 
 use std::net::SocketAddr;
 
@@ -15,6 +16,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use state::{FacetCache, Readiness, State};
+pub use webhook::{GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES};
 
 /// The whole HTTP surface.
 pub fn router(state: State) -> Router {
@@ -31,6 +33,7 @@ pub fn router(state: State) -> Router {
         .route("/api/catalog/locations", get(catalog_api::list_locations))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .route("/api/rigger/sources", get(status::sources))
+        .route("/webhooks/github", post(webhook::github))
         .with_state(state)
 }
 

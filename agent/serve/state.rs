@@ -13,6 +13,8 @@ pub struct State {
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
     pub facets: Arc<FacetCache>,
+    /// Set when `webhooks.github` is configured.
+    pub webhook: Option<Arc<super::GithubWebhook>>,
 }
 
 /// Facet counts by (facet, filter), valid for one catalog generation. Catalog pages ask for the

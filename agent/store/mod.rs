@@ -7,6 +7,7 @@ mod lease;
 mod query;
 mod read;
 mod rows;
+mod triggers;
 mod write;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use sqlx::{AnyPool, Executor};
 pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
+pub use triggers::PendingSync;
 pub use write::{Changes, Deferred, SyncRun};
 
 /// How long a connection attempt may take before the store counts as down.

@@ -2,7 +2,7 @@
 //! are bounded (source names from config, entity kinds, fixed outcome words).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -31,6 +31,17 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// 1 when the last store round trip succeeded.
     pub store_up: IntGauge,
+    /// Sources waiting for a worker.
+    pub queue_depth: IntGauge,
+    /// Seconds a source waited in the queue before its pass started.
+    pub queue_wait: Histogram,
+    /// Sync requests that queued a pass, by reason (`poll`, `change`, `webhook`, `retry`, …).
+    pub queue_requests: IntCounterVec,
+    /// Sync requests absorbed by a pass already queued or running, by reason.
+    pub queue_coalesced: IntCounterVec,
+    /// Webhook deliveries by event and outcome (`accepted`, `duplicate`, `ignored`,
+    /// `bad_signature`, `too_large`, `malformed`, `store_down`).
+    pub webhook_deliveries: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -71,7 +82,36 @@ impl Metrics {
         let store_up =
             IntGauge::new("rigger_store_up", "1 when the last store round trip succeeded.").expect("valid gauge");
         registry.register(Box::new(store_up.clone())).expect("unique gauge");
+        let queue_depth =
+            IntGauge::new("rigger_queue_depth", "Sources waiting for a sync worker.").expect("valid gauge");
+        registry.register(Box::new(queue_depth.clone())).expect("unique gauge");
+        let queue_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "rigger_queue_wait_seconds",
+                "Time a source waited in the queue before its pass started.",
+            )
+            .buckets(vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(queue_wait.clone())).expect("unique histogram");
         let metrics = Self {
+            queue_requests: counter(
+                "rigger_queue_requests_total",
+                "Sync requests that queued a pass, by reason.",
+                &["reason"],
+            ),
+            queue_coalesced: counter(
+                "rigger_queue_coalesced_total",
+                "Sync requests absorbed by a pass already queued or running, by reason.",
+                &["reason"],
+            ),
+            webhook_deliveries: counter(
+                "rigger_webhook_deliveries_total",
+                "Webhook deliveries by event and outcome.",
+                &["event", "outcome"],
+            ),
+            queue_depth,
+            queue_wait,
             sync_runs: counter("rigger_sync_runs_total", "Sync passes by source and outcome.", &["source", "outcome"]),
             sync_last_success: gauge(
                 "rigger_sync_last_success_timestamp_seconds",

@@ -34,6 +34,17 @@ impl RemoteUrl {
         Self { host: String::new(), path, scheme: "file" }
     }
 
+    /// The same repository, however it is spelled (scheme, `.git`, case, user): what a push
+    /// webhook's clone or SSH URL is matched with.
+    pub fn same_repository(&self, other: &RemoteUrl) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host) && self.path.eq_ignore_ascii_case(&other.path)
+    }
+
+    /// Whether `owner/name` (a webhook's `full_name`) names this repository.
+    pub fn names(&self, full_name: &str) -> bool {
+        !full_name.is_empty() && self.display_name().eq_ignore_ascii_case(full_name)
+    }
+
     pub fn is_github(&self) -> bool {
         self.host.eq_ignore_ascii_case("github.com")
     }

@@ -1,0 +1,202 @@
+//! `POST /webhooks/github`: verified, deduplicated push notifications that queue a sync of the
+//! repositories they name. A delivery is acknowledged only once its request is committed to the
+//! store, so a restart — or a crash right after the answer — does not lose it.
+
+use axum::body::Body;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
+
+use super::State;
+use crate::config::Secret;
+use crate::source::git::RemoteUrl;
+
+/// GitHub caps webhook payloads at 25 MB, but pushes large enough to matter for a catalog are
+/// far smaller; anything bigger is refused before it is buffered further.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// A repository and branch a git source tracks, as pushes name them.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub source: String,
+    pub url: RemoteUrl,
+    /// `None`: the repository's default branch.
+    pub branch: Option<String>,
+}
+
+/// What the webhook endpoint needs: the shared secret, the tracked repositories, and where to
+/// send the sources a push asks for (the app's work queue).
+pub struct GithubWebhook {
+    pub secret: Secret,
+    pub tracked: Vec<Tracked>,
+    pub requests: UnboundedSender<String>,
+}
+
+impl GithubWebhook {
+    /// Sources tracking the pushed repository (by clone URL, SSH URL or `owner/name`) and branch.
+    pub fn sources_for_push(&self, push: &Value) -> Vec<String> {
+        let repo = &push["repository"];
+        let Some(branch) = push["ref"].as_str().and_then(|r| r.strip_prefix("refs/heads/")) else {
+            return Vec::new();
+        };
+        let urls: Vec<RemoteUrl> = ["clone_url", "ssh_url", "git_url", "html_url"]
+            .iter()
+            .filter_map(|k| repo[*k].as_str())
+            .map(RemoteUrl::parse)
+            .collect();
+        let full_name = repo["full_name"].as_str().unwrap_or_default();
+        let default_branch = repo["default_branch"].as_str().or_else(|| repo["master_branch"].as_str());
+        self.tracked
+            .iter()
+            .filter(|t| urls.iter().any(|u| u.same_repository(&t.url)) || t.url.names(full_name))
+            .filter(|t| t.branch.as_deref().or(default_branch) == Some(branch))
+            .map(|t| t.source.clone())
+            .collect()
+    }
+
+    fn signature_matches(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let Some(signature) = header(headers, "x-hub-signature-256").and_then(|s| s.strip_prefix("sha256=")) else {
+            return false;
+        };
+        let Ok(expected) = hex::decode(signature) else { return false };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes()) else { return false };
+        mac.update(body);
+        // Constant-time comparison: timing reveals nothing about the expected signature.
+        mac.verify_slice(&expected).is_ok()
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body: Body) -> Response {
+    let Some(hook) = state.webhook.clone() else {
+        return answer(StatusCode::NOT_FOUND, json!({"error": "webhooks.github is not configured"}));
+    };
+    let event = header(&headers, "x-github-event").unwrap_or("unknown").to_owned();
+    let count = |outcome: &str| {
+        // Event names come from GitHub's fixed list; anything else is counted as `other`.
+        let label = if event.len() <= 40 && event.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            event.as_str()
+        } else {
+            "other"
+        };
+        state.metrics.webhook_deliveries.with_label_values(&[label, outcome]).inc();
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        count("too_large");
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("payload over {MAX_BODY_BYTES} bytes")}));
+    };
+    if !hook.signature_matches(&headers, &body) {
+        count("bad_signature");
+        warn!(event, "webhook with a missing or invalid X-Hub-Signature-256 rejected");
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "missing or invalid X-Hub-Signature-256"}));
+    }
+    if event == "ping" {
+        count("accepted");
+        return answer(StatusCode::OK, json!({"ok": true}));
+    }
+    if event != "push" {
+        count("ignored");
+        return answer(StatusCode::OK, json!({"ignored": format!("event {event} is not used")}));
+    }
+    let (Some(delivery), Ok(push)) = (header(&headers, "x-github-delivery"), serde_json::from_slice::<Value>(&body))
+    else {
+        count("malformed");
+        return answer(StatusCode::BAD_REQUEST, json!({"error": "a push needs X-GitHub-Delivery and a JSON body"}));
+    };
+    let sources = hook.sources_for_push(&push);
+    if sources.is_empty() {
+        count("ignored");
+        return answer(StatusCode::OK, json!({"ignored": "no source tracks this repository and branch"}));
+    }
+    match state.store.record_delivery(delivery, &event, &sources, "webhook").await {
+        Ok(false) => {
+            count("duplicate");
+            answer(StatusCode::OK, json!({"duplicate": delivery}))
+        }
+        Ok(true) => {
+            count("accepted");
+            info!(delivery, sources = ?sources, "push received; sync queued");
+            for source in &sources {
+                // The request is already durable; a closed queue (shutting down) picks it up on start.
+                let _ = hook.requests.send(source.clone());
+            }
+            answer(StatusCode::ACCEPTED, json!({"queued": sources}))
+        }
+        Err(err) => {
+            count("store_down");
+            warn!(delivery, error = %err, "cannot record the webhook; GitHub will show it failed (redeliver it)");
+            answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "cannot record the request; the store is down"}))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(tracked: &[(&str, &str, Option<&str>)]) -> GithubWebhook {
+        let (requests, _) = tokio::sync::mpsc::unbounded_channel();
+        GithubWebhook {
+            secret: Secret::from_config("s3cret"),
+            tracked: tracked
+                .iter()
+                .map(|(s, u, b)| Tracked { source: (*s).into(), url: RemoteUrl::parse(u), branch: b.map(Into::into) })
+                .collect(),
+            requests,
+        }
+    }
+
+    fn push(reference: &str) -> Value {
+        json!({"ref": reference, "repository": {
+            "full_name": "Acme/Platform", "default_branch": "main",
+            "clone_url": "https://github.com/Acme/Platform.git", "ssh_url": "git@github.com:Acme/Platform.git"}})
+    }
+
+    #[test]
+    fn pushes_match_by_clone_url_ssh_url_or_owner_and_name_on_the_tracked_branch() {
+        let h = hook(&[
+            ("https", "https://github.com/acme/platform.git", None),
+            ("ssh", "ssh://git@github.com/acme/platform.git", Some("main")),
+            ("scp", "git@github.com:acme/platform", None),
+            ("release", "https://github.com/acme/platform", Some("release")),
+            ("other", "https://github.com/acme/other.git", None),
+        ]);
+        assert_eq!(h.sources_for_push(&push("refs/heads/main")), ["https", "ssh", "scp"]);
+        assert_eq!(h.sources_for_push(&push("refs/heads/release")), ["release"]);
+        assert!(h.sources_for_push(&push("refs/tags/v1")).is_empty(), "tags are not branches");
+        let by_name = hook(&[("mirror", "http://127.0.0.1:9/git/acme/platform.git", None)]);
+        assert_eq!(by_name.sources_for_push(&push("refs/heads/main")), ["mirror"], "owner/name alone is enough");
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_the_exact_body() {
+        let h = hook(&[]);
+        let body = br#"{"zen":"Keep it logically awesome."}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-hub-signature-256", value.parse().unwrap());
+            headers
+        };
+        assert!(h.signature_matches(&with(&good), body));
+        assert!(!h.signature_matches(&with(&good), b"{}"), "another body");
+        assert!(!h.signature_matches(&with(&good.replace("sha256=", "sha1=")), body));
+        assert!(!h.signature_matches(&with("sha256=zz"), body));
+        assert!(!h.signature_matches(&HeaderMap::new(), body), "unsigned");
+    }
+}
