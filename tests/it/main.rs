@@ -14,3 +14,4 @@ mod outage;
 mod replicas;
 mod store;
 mod support;
+mod webhooks;

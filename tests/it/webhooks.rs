@@ -1,0 +1,158 @@
+//! `POST /webhooks/github` against a running daemon: a signed push syncs its repository at once
+//! (the poll interval is an hour), forged, unsigned, oversized and replayed deliveries do nothing,
+//! and an accepted push is recorded before it is acknowledged, surviving a crash.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::support::component;
+use crate::support::db::TestDb;
+use crate::support::git::TestRepo;
+use crate::support::rigger::{free_port, write_config, Daemon, DEADLINE};
+
+const SECRET: &str = "It's a Secret to Everybody";
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn push_body(repo: &TestRepo, branch: &str) -> Vec<u8> {
+    let payload = json!({
+        "ref": format!("refs/heads/{branch}"),
+        "after": "0000000000000000000000000000000000000000",
+        "repository": {"full_name": "acme/platform", "default_branch": "main", "clone_url": repo.file_url()},
+    });
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// Sends one delivery; `signature` None leaves the header out.
+async fn deliver(base: &str, event: &str, delivery: &str, body: Vec<u8>, signature: Option<String>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/webhooks/github"))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", delivery)
+        .header("Content-Type", "application/json")
+        .body(body);
+    if let Some(signature) = signature {
+        request = request.header("X-Hub-Signature-256", signature);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A daemon tracking `repo` (branch main, polled hourly) with the webhook secret in a file.
+fn start(dir: &std::path::Path, db_url: &str, repo: &TestRepo) -> Daemon {
+    let port = free_port();
+    let sources =
+        format!("  - name: platform\n    interval: 1h\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir, db_url, &format!("127.0.0.1:{port}"), &sources);
+    std::fs::write(dir.join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("webhooks:\n  github:\n    secret: { file: webhook-secret }\n");
+    std::fs::write(&config, text).unwrap();
+    Daemon::start(&config, port)
+}
+
+async fn description(daemon: &Daemon) -> Value {
+    daemon.get_json("/api/catalog/entities/by-name/component/default/svc").await.1["metadata"]["description"].clone()
+}
+
+async fn wait_for_description(daemon: &Daemon, wanted: &str) {
+    let started = Instant::now();
+    while description(daemon).await != wanted {
+        assert!(started.elapsed() < DEADLINE, "{wanted:?} never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_pushes_sync_at_once_and_forged_unsigned_oversized_or_replayed_ones_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new(dir.path(), "platform");
+    repo.commit("one", &[("catalog-info.yaml", Some(&component("svc", "First")))]);
+    let db = TestDb::sqlite(dir.path());
+    let mut daemon = start(dir.path(), &db.url, &repo);
+    daemon.wait_for("/readyz", 200).await;
+    assert_eq!(description(&daemon).await, "First");
+    let base = daemon.base.clone();
+
+    repo.commit("two", &[("catalog-info.yaml", Some(&component("svc", "Second")))]);
+    let body = push_body(&repo, "main");
+    let forged = deliver(&base, "push", "d-1", body.clone(), Some(sign("guess", &body))).await;
+    assert_eq!(forged.0, 401, "{forged:?}");
+    assert_eq!(deliver(&base, "push", "d-1", body.clone(), None).await.0, 401, "unsigned");
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b" ");
+    assert_eq!(deliver(&base, "push", "d-1", tampered, Some(sign(SECRET, &body))).await.0, 401, "body changed");
+    let huge = vec![b' '; rigger::serve::MAX_WEBHOOK_BYTES + 1];
+    let signature = sign(SECRET, &huge);
+    assert_eq!(deliver(&base, "push", "d-2", huge, Some(signature)).await.0, 413);
+    let metrics = daemon.get_text("/metrics").await;
+    assert_eq!(metric(&metrics, "rigger_webhook_deliveries_total{event=\"push\",outcome=\"bad_signature\"}"), 3);
+    assert!(!metrics.contains("rigger_queue_requests_total{reason=\"webhook\"}"), "nothing queued yet");
+
+    let ping = json!({"zen": "Design for failure."}).to_string().into_bytes();
+    assert_eq!(deliver(&base, "ping", "d-3", ping.clone(), Some(sign(SECRET, &ping))).await.0, 200);
+    let other_branch = push_body(&repo, "feature");
+    let (status, answer) = deliver(&base, "push", "d-4", other_branch.clone(), Some(sign(SECRET, &other_branch))).await;
+    assert_eq!((status, answer["ignored"].is_string()), (200, true), "{answer}");
+
+    let (status, answer) = deliver(&base, "push", "d-5", body.clone(), Some(sign(SECRET, &body))).await;
+    assert_eq!((status, answer), (202, json!({"queued": ["platform"]})));
+    wait_for_description(&daemon, "Second").await;
+
+    let (status, answer) = deliver(&base, "push", "d-5", body.clone(), Some(sign(SECRET, &body))).await;
+    assert_eq!((status, answer), (200, json!({"duplicate": "d-5"})), "a redelivery is acknowledged, not run");
+    let metrics = daemon.get_text("/metrics").await;
+    assert_eq!(metric(&metrics, "rigger_queue_requests_total{reason=\"webhook\"}"), 1);
+    assert_eq!(metric(&metrics, "rigger_webhook_deliveries_total{event=\"push\",outcome=\"duplicate\"}"), 1);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_push_is_recorded_until_a_pass_serves_it_even_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = TestRepo::new(dir.path(), "platform");
+    repo.commit("one", &[("catalog-info.yaml", Some(&component("svc", "First")))]);
+    let db = TestDb::postgres().await;
+    let first = dir.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let mut daemon = start(&first, &db.url, &repo);
+    daemon.wait_for("/readyz", 200).await;
+
+    // Another replica (this test) holds the source: the daemon can accept the push but not serve it.
+    let store = rigger::store::Store::connect(&db.url).await.unwrap();
+    let lease = store.try_lease("platform").await.unwrap().expect("lease is free between passes");
+    repo.commit("two", &[("catalog-info.yaml", Some(&component("svc", "Second")))]);
+    let body = push_body(&repo, "main");
+    let (status, _) = deliver(&daemon.base, "push", "d-1", body.clone(), Some(sign(SECRET, &body))).await;
+    assert_eq!(status, 202);
+    let pending = store.pending_syncs().await.unwrap();
+    assert_eq!(pending.iter().map(|p| p.source.as_str()).collect::<Vec<_>>(), ["platform"], "recorded before the 202");
+
+    drop(daemon); // SIGKILL right after acknowledging
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let mut daemon = start(&second, &db.url, &repo);
+    drop(lease);
+    daemon.wait_for("/readyz", 200).await;
+    wait_for_description(&daemon, "Second").await;
+    let started = Instant::now();
+    while !store.pending_syncs().await.unwrap().is_empty() {
+        assert!(started.elapsed() < DEADLINE, "the served request was never cleared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
