@@ -172,10 +172,12 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             name = queue.next() => name,
         };
-        let Some(source) = ctx.config.sources.iter().find(|s| s.name == source_name) else {
+        let configured = ctx.config.sources.iter().find(|s| s.name == source_name).cloned();
+        let Some(source) = configured.or_else(|| ctx.discovery.repository(&source_name)) else {
             queue.finish(&source_name, Outcome::Done);
             continue;
         };
+        let source = &source;
         let started = crate::store::now_millis();
         let span = tracing::info_span!("source", source = %source.name);
         let result = sync_source(&ctx, source).instrument(span).await;
@@ -225,9 +227,11 @@ async fn recorded_requests(ctx: Context, queue: WorkQueue, cancel: CancellationT
         match ctx.store.pending_syncs().await {
             Ok(pending) => {
                 for request in pending {
-                    if ctx.config.sources.iter().any(|s| s.name == request.source) {
+                    if ctx.config.sources.iter().any(|s| s.name == request.source)
+                        || ctx.discovery.repository(&request.source).is_some()
+                    {
                         queue.request(&request.source, "recorded");
-                    } else {
+                    } else if !is_discoverable(&ctx, &request.source) {
                         // A source removed from the config: nothing can serve it any more.
                         drop(ctx.store.clear_pending(&request.source, i64::MAX).await);
                     }
@@ -240,6 +244,15 @@ async fn recorded_requests(ctx: Context, queue: WorkQueue, cancel: CancellationT
             () = tokio::time::sleep(PENDING_CHECK) => {}
         }
     }
+}
+
+/// A repository name a configured GitHub source could discover (`<source>/<repository>`): kept
+/// for when discovery answers again.
+fn is_discoverable(ctx: &Context, name: &str) -> bool {
+    ctx.config.sources.iter().any(|s| {
+        matches!(s.kind, SourceKind::Github(_))
+            && name.strip_prefix(s.name.as_str()).is_some_and(|r| r.starts_with('/'))
+    })
 }
 
 /// The webhook endpoint's half of the wiring, when `webhooks.github` is configured: the secret,
@@ -267,7 +280,8 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
             queue.request(&source, "webhook");
         }
     });
-    Ok(Some(Arc::new(GithubWebhook { secret, tracked, requests })))
+    let discovered = ctx.discovery.tracked.clone();
+    Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, requests })))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

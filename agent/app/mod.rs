@@ -3,6 +3,7 @@
 
 pub mod cli;
 mod daemon;
+mod discovery;
 mod one_shot;
 mod queue;
 pub mod retry;

@@ -23,7 +23,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
     })?;
     let metrics = Metrics::new();
     metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
-    Ok(Context { config, store, metrics, interrupt: Arc::new(AtomicBool::new(false)) })
+    Ok(Context { config, store, metrics, interrupt: Arc::new(AtomicBool::new(false)), discovery: Arc::default() })
 }
 
 pub async fn migrate(config: Arc<Config>) -> ExitCode {

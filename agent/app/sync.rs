@@ -29,6 +29,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Set on shutdown; long blocking git work polls it.
     pub interrupt: Arc<AtomicBool>,
+    /// GitHub sources' clients and discovered repositories.
+    pub discovery: Arc<super::discovery::Discovery>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum SyncError {
     Unsupported(String),
     #[error("a blocking task failed: {0}")]
     Join(String),
+    #[error(transparent)]
+    Github(#[from] crate::source::github::GithubError),
 }
 
 impl Transient for SyncError {
@@ -52,6 +56,7 @@ impl Transient for SyncError {
         match self {
             Self::Git(e) => e.is_transient(),
             Self::Store(e) => e.is_transient(),
+            Self::Github(e) => e.is_transient(),
             Self::ReadDirectory(_) | Self::Secret { .. } | Self::Unsupported(_) | Self::Join(_) => false,
         }
     }
@@ -157,15 +162,14 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
             Err(unchanged) => return Ok(unchanged),
         },
         SourceKind::Local(local) => {
-            let dir = LocalDir { source: source.name.clone(), root: local.path.clone(), catalog_path: local.catalog_path.clone() };
+            let dir = LocalDir {
+                source: source.name.clone(),
+                root: local.path.clone(),
+                catalog_path: local.catalog_path.clone(),
+            };
             dir.snapshot()?
         }
-        SourceKind::Github(gh) => {
-            return Err(SyncError::Unsupported(format!(
-                "GitHub organisation discovery (org {}) is not implemented in this version; list repositories as git sources",
-                gh.org
-            )))
-        }
+        SourceKind::Github(gh) => return github_pass(ctx, source, gh).await,
     };
     let revision = snapshot.revision.clone();
     let limits =
@@ -198,6 +202,29 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
         updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
     Ok(Pass::Synced { revision, changes, errors })
+}
+
+/// A GitHub source's pass: discovery, then each repository as its own git source (its own
+/// lease, history and metrics). Unchanged repositories cost one ref advertisement each.
+async fn github_pass(
+    ctx: &Context,
+    source: &SourceConfig,
+    gh: &crate::config::GithubSourceConfig,
+) -> Result<Pass, SyncError> {
+    let (repositories, mut changes) = super::discovery::discover(ctx, source, gh).await?;
+    let mut errors = Vec::new();
+    for repository in &repositories {
+        match Box::pin(sync_source(ctx, repository)).await {
+            Ok(Pass::Synced { changes: c, errors: e, .. }) => {
+                changes.absorb(c);
+                errors.extend(e.into_iter().map(|e| format!("{}: {e}", repository.name)));
+            }
+            Ok(Pass::Unchanged { .. } | Pass::Skipped) => {}
+            Err(err) => errors.push(format!("{}: {err}", repository.name)),
+        }
+    }
+    info!(source = %source.name, repositories = repositories.len(), "organisation synced");
+    Ok(Pass::Synced { revision: None, changes, errors })
 }
 
 /// Fetches (when the remote moved) and snapshots a git source; `Err(pass)` when nothing is to

@@ -98,6 +98,24 @@ pub struct GithubSourceConfig {
     pub token: Option<SecretRef>,
     pub api_url: String,
     pub catalog_path: String,
+    /// `None`: each repository's default branch.
+    pub branch: Option<String>,
+    pub filters: RepoFilters,
+}
+
+/// Which discovered repositories a GitHub source syncs.
+#[derive(Debug, Clone, Default)]
+pub struct RepoFilters {
+    pub include_archived: bool,
+    pub include_forks: bool,
+    /// A repository needs at least one of these topics (when any are given).
+    pub topics: Vec<String>,
+    /// A repository with any of these topics is left out.
+    pub exclude_topics: Vec<String>,
+    /// A glob over the repository name, e.g. `service-*`.
+    pub name_pattern: Option<globset::GlobMatcher>,
+    /// `public`, `private`, `internal`; empty means all.
+    pub visibility: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

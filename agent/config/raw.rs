@@ -82,6 +82,18 @@ pub struct RawGithub {
     pub token: Option<SecretRef>,
     pub api_url: Option<String>,
     pub catalog_path: Option<String>,
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub include_archived: bool,
+    #[serde(default)]
+    pub include_forks: bool,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub exclude_topics: Vec<String>,
+    pub name_pattern: Option<String>,
+    #[serde(default)]
+    pub visibility: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

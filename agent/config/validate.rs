@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::raw::{DatabaseUrl, RawConfig, RawRetry, RawSource, RawSync};
 use super::{
     Config, DatabaseConfig, GitSourceConfig, GithubSourceConfig, KubernetesConfig, LocalSourceConfig, Problem,
-    RetryConfig, ServerConfig, SourceConfig, SourceKind, SyncConfig, WebhooksConfig,
+    RepoFilters, RetryConfig, ServerConfig, SourceConfig, SourceKind, SyncConfig, WebhooksConfig,
 };
 
 const DEFAULT_DATABASE: &str = "sqlite://rigger.db";
@@ -277,7 +277,32 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
                 problems.push(format!("{at}.github.api_url"), format!("not a URL: {api_url:?}"));
             }
             let token = gh.token.map(|t| resolve_secret(t, base));
-            let kind = SourceKind::Github(GithubSourceConfig { org: gh.org, token, api_url, catalog_path });
+            let name_pattern = gh.name_pattern.and_then(|p| match globset::Glob::new(&p) {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(err) => {
+                    problems.push(format!("{at}.github.name_pattern"), format!("not a glob: {err}"));
+                    None
+                }
+            });
+            for v in gh.visibility.iter().filter(|v| !matches!(v.as_str(), "public" | "private" | "internal")) {
+                problems.push(format!("{at}.github.visibility"), format!("{v:?} is not public, private or internal"));
+            }
+            let filters = RepoFilters {
+                include_archived: gh.include_archived,
+                include_forks: gh.include_forks,
+                topics: gh.topics,
+                exclude_topics: gh.exclude_topics,
+                name_pattern,
+                visibility: gh.visibility,
+            };
+            let kind = SourceKind::Github(GithubSourceConfig {
+                org: gh.org,
+                token,
+                api_url,
+                catalog_path,
+                branch: gh.branch,
+                filters,
+            });
             Some((kind, DEFAULT_GITHUB_INTERVAL, interval))
         }
         (None, None, Some(local)) => {

@@ -2,6 +2,8 @@
 //! repositories they name. A delivery is acknowledged only once its request is committed to the
 //! store, so a restart — or a crash right after the answer — does not lose it.
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use axum::body::Body;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
@@ -34,7 +36,10 @@ pub struct Tracked {
 /// send the sources a push asks for (the app's work queue).
 pub struct GithubWebhook {
     pub secret: Secret,
+    /// Configured git sources.
     pub tracked: Vec<Tracked>,
+    /// Repositories GitHub sources discovered (refreshed by every discovery).
+    pub discovered: Arc<RwLock<Vec<Tracked>>>,
     pub requests: UnboundedSender<String>,
 }
 
@@ -52,8 +57,10 @@ impl GithubWebhook {
             .collect();
         let full_name = repo["full_name"].as_str().unwrap_or_default();
         let default_branch = repo["default_branch"].as_str().or_else(|| repo["master_branch"].as_str());
+        let discovered = self.discovered.read().unwrap_or_else(PoisonError::into_inner);
         self.tracked
             .iter()
+            .chain(discovered.iter())
             .filter(|t| urls.iter().any(|u| u.same_repository(&t.url)) || t.url.names(full_name))
             .filter(|t| t.branch.as_deref().or(default_branch) == Some(branch))
             .map(|t| t.source.clone())
@@ -155,6 +162,7 @@ mod tests {
                 .iter()
                 .map(|(s, u, b)| Tracked { source: (*s).into(), url: RemoteUrl::parse(u), branch: b.map(Into::into) })
                 .collect(),
+            discovered: Arc::default(),
             requests,
         }
     }

@@ -2,6 +2,7 @@
 //! [`Snapshot`] — the files of one repository at one commit — for the catalog to read.
 
 pub mod git;
+pub mod github;
 pub mod local;
 pub mod remote;
 mod snapshot;

@@ -81,3 +81,29 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Names of sources recorded in the store that start with `prefix` (a GitHub source's
+    /// discovered repositories are `<source>/<repository>`).
+    pub async fn source_names_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT source FROM locations WHERE source LIKE $1 ESCAPE '\\' UNION SELECT name FROM sources WHERE name LIKE $1 ESCAPE '\\'")
+            .bind(format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list discovered sources"))?;
+        let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Forgets a source's revision and error (its locations and entities are pruned first).
+    pub async fn forget_source(&self, source: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sources WHERE name = $1")
+            .bind(source)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("forget source"))?;
+        Ok(())
+    }
+}

@@ -42,6 +42,8 @@ pub struct Metrics {
     /// Webhook deliveries by event and outcome (`accepted`, `duplicate`, `ignored`,
     /// `bad_signature`, `too_large`, `malformed`, `store_down`).
     pub webhook_deliveries: IntCounterVec,
+    /// GitHub API requests left in the current rate-limit window, by source.
+    pub github_rate_remaining: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -109,6 +111,11 @@ impl Metrics {
                 "rigger_webhook_deliveries_total",
                 "Webhook deliveries by event and outcome.",
                 &["event", "outcome"],
+            ),
+            github_rate_remaining: gauge(
+                "rigger_github_rate_limit_remaining",
+                "GitHub API requests left in the current rate-limit window (X-RateLimit-Remaining).",
+                &["source"],
             ),
             queue_depth,
             queue_wait,

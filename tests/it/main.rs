@@ -9,6 +9,7 @@ mod cli;
 mod conformance;
 mod daemon;
 mod differential;
+mod discovery;
 mod git_transports;
 mod outage;
 mod replicas;

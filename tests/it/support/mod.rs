@@ -2,6 +2,7 @@
 //! and the `rigger` binary as a process.
 
 pub mod db;
+pub mod fake_github;
 pub mod git;
 pub mod http_git;
 pub mod pg_server;

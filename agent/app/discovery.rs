@@ -1,0 +1,177 @@
+//! GitHub sources: discovery turns an organisation into git sources, one per repository,
+//! named `<source>/<repository>`, and removes a repository's entities only on positive evidence
+//! (the API lists it as archived or filtered out, answers 404, or says it moved) — never because
+//! of a timeout or a 5xx.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tracing::{info, warn};
+
+use super::sync::{Context, SyncError};
+use crate::config::{GitSourceConfig, GithubSourceConfig, RepoFilters, SourceConfig, SourceKind};
+use crate::serve::Tracked;
+use crate::source::git::RemoteUrl;
+use crate::source::github::{GithubClient, Repo, RepoCheck};
+use crate::store::Changes;
+
+/// What discovery knows across passes: a client per source (its ETag cache lives there) and the
+/// repositories each source found, for the queue and the webhook.
+#[derive(Default)]
+pub struct Discovery {
+    clients: Mutex<HashMap<String, Arc<GithubClient>>>,
+    repos: RwLock<HashMap<String, Vec<SourceConfig>>>,
+    /// Discovered repositories as the webhook matches pushes; shared with the HTTP side.
+    pub tracked: Arc<RwLock<Vec<Tracked>>>,
+}
+
+impl Discovery {
+    /// A discovered repository's git source, by its `<source>/<repository>` name.
+    pub fn repository(&self, name: &str) -> Option<SourceConfig> {
+        let repos = self.repos.read().unwrap_or_else(PoisonError::into_inner);
+        repos.values().flatten().find(|s| s.name == name).cloned()
+    }
+
+    fn client(&self, source: &str, gh: &GithubSourceConfig) -> Result<Arc<GithubClient>, SyncError> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(source) {
+            return Ok(client.clone());
+        }
+        let token = match &gh.token {
+            Some(secret) => {
+                Some(secret.resolve().map_err(|error| SyncError::Secret { source_name: source.to_owned(), error })?)
+            }
+            None => None,
+        };
+        let client = Arc::new(GithubClient::new(&gh.api_url, token.as_ref())?);
+        clients.insert(source.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn remember(&self, source: &str, found: Vec<SourceConfig>) {
+        let mut repos = self.repos.write().unwrap_or_else(PoisonError::into_inner);
+        repos.insert(source.to_owned(), found);
+        let tracked: Vec<Tracked> = repos
+            .values()
+            .flatten()
+            .filter_map(|s| match &s.kind {
+                SourceKind::Git(git) => Some(Tracked {
+                    source: s.name.clone(),
+                    url: RemoteUrl::parse(&git.url),
+                    branch: git.branch.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        *self.tracked.write().unwrap_or_else(PoisonError::into_inner) = tracked;
+    }
+}
+
+/// Whether the filters keep a repository.
+pub fn keeps(filters: &RepoFilters, repo: &Repo) -> bool {
+    let has = |topic: &String| repo.topics.iter().any(|t| t.eq_ignore_ascii_case(topic));
+    (filters.include_archived || !repo.archived)
+        && (filters.include_forks || !repo.fork)
+        && (filters.topics.is_empty() || filters.topics.iter().any(has))
+        && !filters.exclude_topics.iter().any(has)
+        && filters.name_pattern.as_ref().is_none_or(|p| p.is_match(&repo.name))
+        && (filters.visibility.is_empty()
+            || filters.visibility.iter().any(|v| v.eq_ignore_ascii_case(&repo.visibility)))
+}
+
+/// The git source syncing one discovered repository.
+fn repository_source(source: &SourceConfig, gh: &GithubSourceConfig, repo: &Repo) -> SourceConfig {
+    SourceConfig {
+        name: format!("{}/{}", source.name, repo.name.to_lowercase()),
+        interval: source.interval,
+        kind: SourceKind::Git(GitSourceConfig {
+            url: repo.clone_url.clone(),
+            branch: Some(gh.branch.clone().unwrap_or_else(|| repo.default_branch.clone())),
+            catalog_path: gh.catalog_path.clone(),
+            token: gh.token.clone(),
+        }),
+    }
+}
+
+/// Lists the organisation, remembers what the filters keep, and removes repositories that
+/// verifiably left. Returns the repositories' git sources and what removing cost.
+pub async fn discover(
+    ctx: &Context,
+    source: &SourceConfig,
+    gh: &GithubSourceConfig,
+) -> Result<(Vec<SourceConfig>, Changes), SyncError> {
+    let client = ctx.discovery.client(&source.name, gh)?;
+    let listed = client.org_repos(&gh.org).await;
+    if let Some(remaining) = client.budget().remaining {
+        ctx.metrics.github_rate_remaining.with_label_values(&[source.name.as_str()]).set(remaining);
+    }
+    let listed = listed?;
+    let kept: Vec<SourceConfig> =
+        listed.iter().filter(|r| keeps(&gh.filters, r)).map(|r| repository_source(source, gh, r)).collect();
+    let prefix = format!("{}/", source.name);
+    let mut removed = Changes::default();
+    for known in ctx.store.source_names_with_prefix(&prefix).await? {
+        if kept.iter().any(|s| s.name == known) {
+            continue;
+        }
+        let name = &known[prefix.len()..];
+        let listed_repo = listed.iter().find(|r| r.name.eq_ignore_ascii_case(name));
+        let evidence = match listed_repo {
+            // Listed but filtered out (archived, a topic changed): the API said so.
+            Some(_) => Some("filtered out"),
+            None => match client.check(&format!("{}/{name}", gh.org)).await {
+                Ok(RepoCheck::Gone) => Some("deleted (404)"),
+                Ok(RepoCheck::Moved) => Some("renamed or transferred (301)"),
+                Ok(RepoCheck::Exists(repo)) if !keeps(&gh.filters, &repo) => Some("filtered out"),
+                Ok(RepoCheck::Exists(_)) => None,
+                Err(err) => {
+                    warn!(repository = %known, error = %err, "repository left the listing but the API did not confirm it; keeping it");
+                    None
+                }
+            },
+        };
+        if let Some(why) = evidence {
+            info!(repository = %known, why, "repository left the organisation's catalog; removing its entities");
+            removed.absorb(ctx.store.prune_locations(&known, &[], ctx.config.catalog.orphan_strategy).await?);
+            ctx.store.forget_source(&known).await?;
+        }
+    }
+    ctx.discovery.remember(&source.name, kept.clone());
+    Ok((kept, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(name: &str) -> Repo {
+        Repo {
+            name: name.into(),
+            full_name: format!("acme/{name}"),
+            clone_url: format!("https://github.com/acme/{name}.git"),
+            default_branch: "main".into(),
+            archived: false,
+            fork: false,
+            topics: vec!["backstage".into()],
+            visibility: "public".into(),
+        }
+    }
+
+    #[test]
+    fn filters_leave_out_archived_forks_topics_names_and_visibility_as_configured() {
+        let all = RepoFilters::default();
+        assert!(keeps(&all, &repo("pay")));
+        assert!(!keeps(&all, &Repo { archived: true, ..repo("old") }), "archived out by default");
+        assert!(!keeps(&all, &Repo { fork: true, ..repo("fork") }), "forks out by default");
+        assert!(keeps(&RepoFilters { include_archived: true, ..all.clone() }, &Repo { archived: true, ..repo("old") }));
+        let topics = RepoFilters { topics: vec!["Backstage".into()], ..all.clone() };
+        assert!(keeps(&topics, &repo("pay")));
+        assert!(!keeps(&topics, &Repo { topics: vec![], ..repo("pay") }));
+        assert!(!keeps(&RepoFilters { exclude_topics: vec!["backstage".into()], ..all.clone() }, &repo("pay")));
+        let named =
+            RepoFilters { name_pattern: Some(globset::Glob::new("svc-*").unwrap().compile_matcher()), ..all.clone() };
+        assert!(keeps(&named, &repo("svc-pay")) && !keeps(&named, &repo("pay")));
+        let private = RepoFilters { visibility: vec!["private".into()], ..all };
+        assert!(!keeps(&private, &repo("pay")));
+    }
+}

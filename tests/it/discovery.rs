@@ -1,0 +1,169 @@
+//! GitHub organisation discovery against a fake GitHub API and real git repositories: paging,
+//! filters, rate limits, conditional requests, and removal only on positive evidence.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::support::component;
+use crate::support::db::TestDb;
+use crate::support::fake_github::{repo, FakeGithub};
+use crate::support::git::TestRepo;
+use crate::support::rigger::{free_port, run, stdout, write_config, Daemon, DEADLINE};
+
+struct Org {
+    dir: tempfile::TempDir,
+    github: FakeGithub,
+    db: TestDb,
+    repos: Vec<TestRepo>,
+}
+
+/// An org with `pay` and `billing` (synced), `old` (archived) and `forked` (a fork).
+async fn org() -> Org {
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGithub::start().await;
+    let mut repos = Vec::new();
+    for (name, archived, fork) in
+        [("pay", false, false), ("billing", false, false), ("old", true, false), ("forked", false, true)]
+    {
+        let git = TestRepo::new(dir.path(), name);
+        git.commit("one", &[("catalog-info.yaml", Some(&component(name, "v1")))]);
+        let mut listed = repo(name, &git.file_url());
+        listed["archived"] = json!(archived);
+        listed["fork"] = json!(fork);
+        github.with(|w| w.repos.insert(name.to_owned(), listed));
+        repos.push(git);
+    }
+    let db = TestDb::sqlite(dir.path());
+    Org { dir, github, db, repos }
+}
+
+fn org_source(github: &FakeGithub, interval: &str) -> String {
+    format!("  - name: acme\n    interval: {interval}\n    github:\n      org: acme\n      api_url: {}\n", github.base)
+}
+
+async fn sync_once(org: &Org) -> (Option<i32>, String) {
+    let config = write_config(org.dir.path(), &org.db.url, "127.0.0.1:0", &org_source(&org.github, "1h"));
+    let out = tokio::task::spawn_blocking(move || run(&config, &["sync", "--once"])).await.unwrap();
+    (out.status.code(), stdout(&out))
+}
+
+async fn names(org: &Org) -> Vec<String> {
+    let store = rigger::store::Store::connect(&org.db.url).await.unwrap();
+    let mut names = Vec::new();
+    for name in ["pay", "billing", "old", "forked"] {
+        if store.entity(&format!("component:default/{name}")).await.unwrap().is_some() {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_is_paged_filtered_and_rate_limits_are_waited_out() {
+    let org = org().await;
+    org.github.with(|w| w.secondary_limit_once = true);
+    let (code, out) = sync_once(&org).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(names(&org).await, ["pay", "billing"], "archived repositories and forks are left out");
+    assert_eq!(org.github.statuses("/orgs/acme/repos?page=1"), [403, 200], "secondary limit waited out, then retried");
+    assert_eq!(org.github.statuses("/orgs/acme/repos?page=2"), [200], "the Link header led to page 2");
+    assert!(out.contains("acme: synced working tree: 2 added"), "{out}");
+    let store = rigger::store::Store::connect(&org.db.url).await.unwrap();
+    let sources = store.source_names_with_prefix("acme/").await.unwrap();
+    assert_eq!(sources, ["acme/billing", "acme/pay"], "each repository is its own source");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_leave_the_catalog_only_on_positive_evidence() {
+    let org = org().await;
+    assert_eq!(sync_once(&org).await.0, Some(0));
+    assert_eq!(names(&org).await, ["pay", "billing"]);
+
+    org.github.with(|w| w.outage = Some(502));
+    let (code, out) = sync_once(&org).await;
+    assert_eq!(code, Some(1), "an API outage fails the pass: {out}");
+    assert_eq!(names(&org).await, ["pay", "billing"], "…and removes nothing");
+
+    // Left the listing but the API still answers 200 for it (listing lag): kept.
+    org.github.with(|w| {
+        w.outage = None;
+        let pay = w.repos.remove("pay").unwrap();
+        w.hidden.insert("pay".into(), pay);
+    });
+    assert_eq!(sync_once(&org).await.0, Some(0));
+    assert_eq!(names(&org).await, ["pay", "billing"]);
+
+    // Deleted: 404 is positive evidence.
+    org.github.with(|w| w.repos.remove("billing"));
+    assert_eq!(sync_once(&org).await.0, Some(0));
+    assert_eq!(names(&org).await, ["pay"]);
+
+    // Renamed: the old name answers 301, the new one is listed with the same repository.
+    org.github.with(|w| {
+        w.hidden.clear();
+        w.moved.push("pay".into());
+        w.repos.insert("payments".into(), repo("payments", &org.repos[0].file_url()));
+    });
+    let (code, out) = sync_once(&org).await;
+    assert_eq!(code, Some(0), "the new name takes the entity over without a conflict: {out}");
+    assert_eq!(names(&org).await, ["pay"]);
+    let store = rigger::store::Store::connect(&org.db.url).await.unwrap();
+    let sources = store.source_names_with_prefix("acme/").await.unwrap();
+    assert_eq!(sources, ["acme/payments"], "the old name was pruned (301), the new one synced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_organisation_costs_only_conditional_requests_and_pushes_reach_discovered_repositories() {
+    let org = org().await;
+    let port = free_port();
+    let config =
+        write_config(org.dir.path(), &org.db.url, &format!("127.0.0.1:{port}"), &org_source(&org.github, "1s"));
+    std::fs::write(org.dir.path().join("secret"), "s").unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("webhooks:\n  github:\n    secret: { file: secret }\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    let started = Instant::now();
+    while org.github.statuses("/orgs/acme/repos?page=1").len() < 3 {
+        assert!(started.elapsed() < DEADLINE, "discovery did not run again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pages = org.github.statuses("/orgs/acme/repos");
+    assert_eq!(&pages[..2], [200, 200], "the first discovery reads both pages");
+    assert!(pages[2..].iter().all(|s| *s == 304), "later ones are conditional and unchanged: {pages:?}");
+    let metrics = daemon.get_text("/metrics").await;
+    assert!(metrics.contains("rigger_github_rate_limit_remaining{source=\"acme\"} 4998"), "{metrics}");
+
+    org.repos[0].commit("two", &[("catalog-info.yaml", Some(&component("pay", "v2")))]);
+    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main",
+        "repository": {"full_name": "acme/pay", "default_branch": "main", "clone_url": org.repos[0].file_url()}}))
+    .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s").unwrap();
+    mac.update(&body);
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/github", daemon.base))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "d-1")
+        .header("X-Hub-Signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap(), json!({"queued": ["acme/pay"]}));
+    let started = Instant::now();
+    loop {
+        let (_, pay) = daemon.get_json("/api/catalog/entities/by-name/component/default/pay").await;
+        if pay["metadata"]["description"] == "v2" {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "push to a discovered repository not synced: {pay}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(daemon.terminate().code(), Some(0));
+}

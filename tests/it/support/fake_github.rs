@@ -1,0 +1,146 @@
+//! A local stand-in for GitHub's REST API, speaking the endpoints discovery calls: organisation
+//! repositories with `Link` pagination, `ETag`/`If-None-Match` → 304, rate-limit headers, and
+//! injectable trouble (a secondary rate limit answered with 403 + `Retry-After`, 5xx outages).
+//! `GET /repos/{owner}/{name}` answers 200, 301 (moved) or 404.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+/// Repositories per page, small so a handful of repositories spans several pages.
+pub const PAGE_SIZE: usize = 2;
+
+#[derive(Default)]
+pub struct World {
+    /// Listed repositories by name.
+    pub repos: BTreeMap<String, Value>,
+    /// Names that answer 301 (renamed); names in neither map answer 404.
+    pub moved: Vec<String>,
+    /// Names that still answer 200 on `GET /repos/…` although the listing left them out.
+    pub hidden: BTreeMap<String, Value>,
+    /// Answer every request with this status (an outage) while set.
+    pub outage: Option<u16>,
+    /// Answer the next listing request with a secondary rate limit.
+    pub secondary_limit_once: bool,
+    pub remaining: i64,
+    /// `(path and query, status)` of every request, in order.
+    pub log: Vec<(String, u16)>,
+}
+
+#[derive(Clone)]
+pub struct FakeGithub {
+    pub world: Arc<Mutex<World>>,
+    pub base: String,
+}
+
+pub fn repo(name: &str, clone_url: &str) -> Value {
+    json!({"name": name, "full_name": format!("acme/{name}"), "clone_url": clone_url, "default_branch": "main",
+           "archived": false, "fork": false, "topics": ["backstage"], "visibility": "public", "private": false})
+}
+
+impl FakeGithub {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let world = Arc::new(Mutex::new(World { remaining: 5000, ..World::default() }));
+        let fake = Self { world, base };
+        let app = Router::new()
+            .route("/orgs/{org}/repos", get(list))
+            .route("/repos/{owner}/{name}", get(one))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        fake
+    }
+
+    pub fn with<R>(&self, change: impl FnOnce(&mut World) -> R) -> R {
+        change(&mut self.world.lock().unwrap())
+    }
+
+    /// Statuses of the requests logged so far whose path starts with `prefix`.
+    pub fn statuses(&self, prefix: &str) -> Vec<u16> {
+        self.with(|w| w.log.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, s)| *s).collect())
+    }
+}
+
+fn limits(world: &mut World, counted: bool, response: &mut Response) {
+    if counted {
+        world.remaining -= 1;
+    }
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
+    headers.insert("x-ratelimit-remaining", world.remaining.to_string().parse().unwrap());
+    headers.insert("x-ratelimit-reset", "4102444800".parse().unwrap());
+}
+
+async fn list(
+    State(fake): State<FakeGithub>,
+    Path(org): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut world = fake.world.lock().unwrap();
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let path = format!("/orgs/{org}/repos?page={page}");
+    let (status, mut response) = if let Some(code) = world.outage {
+        let status = StatusCode::from_u16(code).unwrap();
+        (status, (status, "unavailable").into_response())
+    } else if std::mem::take(&mut world.secondary_limit_once) {
+        let mut response = (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})),
+        )
+            .into_response();
+        response.headers_mut().insert("retry-after", "1".parse().unwrap());
+        (StatusCode::FORBIDDEN, response)
+    } else {
+        let all: Vec<&Value> = world.repos.values().collect();
+        let items: Vec<&Value> = all.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).copied().collect();
+        let body = serde_json::to_string(&items).unwrap();
+        let etag = format!("\"{}\"", hex::encode(Sha1::digest(body.as_bytes())));
+        if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+            (StatusCode::NOT_MODIFIED, StatusCode::NOT_MODIFIED.into_response())
+        } else {
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert("etag", etag.parse().unwrap());
+            response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            if page * PAGE_SIZE < all.len() {
+                let link =
+                    format!(r#"<{}/orgs/{org}/repos?per_page=100&type=all&page={}>; rel="next""#, fake.base, page + 1);
+                response.headers_mut().insert("link", link.parse().unwrap());
+            }
+            (StatusCode::OK, response)
+        }
+    };
+    // GitHub does not charge conditional requests that answer 304.
+    let counted = status != StatusCode::NOT_MODIFIED;
+    limits(&mut world, counted, &mut response);
+    world.log.push((path, status.as_u16()));
+    response
+}
+
+async fn one(State(fake): State<FakeGithub>, Path((owner, name)): Path<(String, String)>) -> Response {
+    let mut world = fake.world.lock().unwrap();
+    let found = world.repos.get(&name).or_else(|| world.hidden.get(&name)).cloned();
+    let mut response = if let Some(code) = world.outage {
+        (StatusCode::from_u16(code).unwrap(), "unavailable").into_response()
+    } else if let Some(repo) = found {
+        axum::Json(repo).into_response()
+    } else if world.moved.contains(&name) {
+        let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+        response.headers_mut().insert("location", format!("{}/repositories/42", fake.base).parse().unwrap());
+        response
+    } else {
+        (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response()
+    };
+    let status = response.status().as_u16();
+    limits(&mut world, true, &mut response);
+    world.log.push((format!("/repos/{owner}/{name}"), status));
+    response
+}
