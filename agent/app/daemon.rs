@@ -281,7 +281,16 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
         }
     });
     let discovered = ctx.discovery.tracked.clone();
-    Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, requests })))
+    let orgs = ctx
+        .config
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Github(gh) => Some((gh.org.clone(), s.name.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, orgs, requests })))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

@@ -40,6 +40,8 @@ pub struct GithubWebhook {
     pub tracked: Vec<Tracked>,
     /// Repositories GitHub sources discovered (refreshed by every discovery).
     pub discovered: Arc<RwLock<Vec<Tracked>>>,
+    /// `(organisation, source)` of every GitHub source: `repository` events re-run its discovery.
+    pub orgs: Vec<(String, String)>,
     pub requests: UnboundedSender<String>,
 }
 
@@ -65,6 +67,13 @@ impl GithubWebhook {
             .filter(|t| t.branch.as_deref().or(default_branch) == Some(branch))
             .map(|t| t.source.clone())
             .collect()
+    }
+
+    /// GitHub sources discovering the organisation a `repository` event is about.
+    pub fn sources_for_repository_event(&self, event: &Value) -> Vec<String> {
+        let owner = event["repository"]["owner"]["login"].as_str().or_else(|| event["organization"]["login"].as_str());
+        let Some(owner) = owner else { return Vec::new() };
+        self.orgs.iter().filter(|(org, _)| org.eq_ignore_ascii_case(owner)).map(|(_, s)| s.clone()).collect()
     }
 
     fn signature_matches(&self, headers: &HeaderMap, body: &[u8]) -> bool {
@@ -114,19 +123,22 @@ pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body
         count("accepted");
         return answer(StatusCode::OK, json!({"ok": true}));
     }
-    if event != "push" {
+    if event != "push" && event != "repository" {
         count("ignored");
         return answer(StatusCode::OK, json!({"ignored": format!("event {event} is not used")}));
     }
-    let (Some(delivery), Ok(push)) = (header(&headers, "x-github-delivery"), serde_json::from_slice::<Value>(&body))
+    let (Some(delivery), Ok(payload)) = (header(&headers, "x-github-delivery"), serde_json::from_slice::<Value>(&body))
     else {
         count("malformed");
-        return answer(StatusCode::BAD_REQUEST, json!({"error": "a push needs X-GitHub-Delivery and a JSON body"}));
+        return answer(StatusCode::BAD_REQUEST, json!({"error": "a delivery needs X-GitHub-Delivery and a JSON body"}));
     };
-    let sources = hook.sources_for_push(&push);
+    // A repository created, deleted, archived, renamed or transferred: discovery runs again and
+    // asks the API itself (a forged-looking event cannot delete anything on its own).
+    let sources =
+        if event == "push" { hook.sources_for_push(&payload) } else { hook.sources_for_repository_event(&payload) };
     if sources.is_empty() {
         count("ignored");
-        return answer(StatusCode::OK, json!({"ignored": "no source tracks this repository and branch"}));
+        return answer(StatusCode::OK, json!({"ignored": "no source tracks this repository"}));
     }
     match state.store.record_delivery(delivery, &event, &sources, "webhook").await {
         Ok(false) => {
@@ -163,6 +175,7 @@ mod tests {
                 .map(|(s, u, b)| Tracked { source: (*s).into(), url: RemoteUrl::parse(u), branch: b.map(Into::into) })
                 .collect(),
             discovered: Arc::default(),
+            orgs: vec![("acme".into(), "acme-org".into())],
             requests,
         }
     }
@@ -187,6 +200,15 @@ mod tests {
         assert!(h.sources_for_push(&push("refs/tags/v1")).is_empty(), "tags are not branches");
         let by_name = hook(&[("mirror", "http://127.0.0.1:9/git/acme/platform.git", None)]);
         assert_eq!(by_name.sources_for_push(&push("refs/heads/main")), ["mirror"], "owner/name alone is enough");
+    }
+
+    #[test]
+    fn repository_events_name_the_sources_discovering_their_organisation() {
+        let h = hook(&[]);
+        let renamed = json!({"action": "renamed", "repository": {"name": "pay", "owner": {"login": "ACME"}}});
+        assert_eq!(h.sources_for_repository_event(&renamed), ["acme-org"]);
+        let elsewhere = json!({"action": "deleted", "repository": {"name": "x", "owner": {"login": "other"}}});
+        assert!(h.sources_for_repository_event(&elsewhere).is_empty());
     }
 
     #[test]

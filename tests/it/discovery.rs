@@ -167,3 +167,29 @@ async fn an_unchanged_organisation_costs_only_conditional_requests_and_pushes_re
     }
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_repositories_cost_fifty_requests_then_fifty_free_ones_within_the_budget() {
+    let github = FakeGithub::start().await;
+    github.with(|w| {
+        w.page_size = 100;
+        for i in 0..5000 {
+            let name = format!("repo-{i:04}");
+            w.repos.insert(name.clone(), repo(&name, "file:///nowhere.git"));
+        }
+        // Only 30 requests left in this window, which turns over in two seconds.
+        w.remaining = 30;
+        w.reset_at = crate::support::fake_github::now() + 2;
+    });
+    let client = rigger::source::github::GithubClient::new(&github.base, None).unwrap();
+    assert_eq!(client.org_repos("acme").await.unwrap().len(), 5000);
+    let first = github.statuses("/orgs/acme/repos");
+    assert_eq!(first.len(), 50, "100 per page");
+    assert!(first.iter().all(|s| *s == 200), "waited for the reset instead of running into 403s: {first:?}");
+
+    assert_eq!(client.org_repos("acme").await.unwrap().len(), 5000);
+    let second = &github.statuses("/orgs/acme/repos")[50..];
+    assert_eq!(second.len(), 50);
+    assert!(second.iter().all(|s| *s == 304), "an unchanged org answers 304 page by page: {second:?}");
+    assert_eq!(client.budget().remaining, Some(5000 - 20), "304s cost nothing");
+}

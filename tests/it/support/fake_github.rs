@@ -30,6 +30,10 @@ pub struct World {
     /// Answer the next listing request with a secondary rate limit.
     pub secondary_limit_once: bool,
     pub remaining: i64,
+    /// Unix seconds when the rate-limit window resets to 5,000 requests.
+    pub reset_at: i64,
+    /// Repositories per listing page.
+    pub page_size: usize,
     /// `(path and query, status)` of every request, in order.
     pub log: Vec<(String, u16)>,
 }
@@ -49,7 +53,12 @@ impl FakeGithub {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let world = Arc::new(Mutex::new(World { remaining: 5000, ..World::default() }));
+        let world = Arc::new(Mutex::new(World {
+            remaining: 5000,
+            reset_at: 4_102_444_800,
+            page_size: PAGE_SIZE,
+            ..World::default()
+        }));
         let fake = Self { world, base };
         let app = Router::new()
             .route("/orgs/{org}/repos", get(list))
@@ -69,14 +78,28 @@ impl FakeGithub {
     }
 }
 
+pub fn now() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+/// GitHub's primary limit: a new window at the reset time; an exhausted one answers 403.
+fn exhausted(world: &mut World) -> Option<Response> {
+    if now() >= world.reset_at {
+        world.remaining = 5000;
+        world.reset_at = now() + 3600;
+    }
+    (world.remaining <= 0)
+        .then(|| (StatusCode::FORBIDDEN, axum::Json(json!({"message": "API rate limit exceeded"}))).into_response())
+}
+
 fn limits(world: &mut World, counted: bool, response: &mut Response) {
-    if counted {
+    if counted && world.remaining > 0 {
         world.remaining -= 1;
     }
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
     headers.insert("x-ratelimit-remaining", world.remaining.to_string().parse().unwrap());
-    headers.insert("x-ratelimit-reset", "4102444800".parse().unwrap());
+    headers.insert("x-ratelimit-reset", world.reset_at.to_string().parse().unwrap());
 }
 
 async fn list(
@@ -91,6 +114,8 @@ async fn list(
     let (status, mut response) = if let Some(code) = world.outage {
         let status = StatusCode::from_u16(code).unwrap();
         (status, (status, "unavailable").into_response())
+    } else if let Some(refused) = exhausted(&mut world) {
+        (StatusCode::FORBIDDEN, refused)
     } else if std::mem::take(&mut world.secondary_limit_once) {
         let mut response = (
             StatusCode::FORBIDDEN,
@@ -101,7 +126,8 @@ async fn list(
         (StatusCode::FORBIDDEN, response)
     } else {
         let all: Vec<&Value> = world.repos.values().collect();
-        let items: Vec<&Value> = all.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).copied().collect();
+        let size = world.page_size;
+        let items: Vec<&Value> = all.iter().skip((page - 1) * size).take(size).copied().collect();
         let body = serde_json::to_string(&items).unwrap();
         let etag = format!("\"{}\"", hex::encode(Sha1::digest(body.as_bytes())));
         if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
@@ -110,7 +136,7 @@ async fn list(
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert("etag", etag.parse().unwrap());
             response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-            if page * PAGE_SIZE < all.len() {
+            if page * size < all.len() {
                 let link =
                     format!(r#"<{}/orgs/{org}/repos?per_page=100&type=all&page={}>; rel="next""#, fake.base, page + 1);
                 response.headers_mut().insert("link", link.parse().unwrap());
