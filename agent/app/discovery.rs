@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tracing::{info, warn};
 
 use super::sync::{Context, SyncError};
-use crate::config::{GitSourceConfig, GithubSourceConfig, RepoFilters, SourceConfig, SourceKind};
+use crate::config::{GitSourceConfig, GithubSourceConfig, RepoFilters, SecretRef, SourceConfig, SourceKind};
 use crate::serve::Tracked;
 use crate::source::git::RemoteUrl;
-use crate::source::github::{GithubClient, Repo, RepoCheck};
+use crate::source::github::{Auth, GithubClient, Repo, RepoCheck};
 use crate::store::Changes;
 
 /// What discovery knows across passes: a client per source (its ETag cache lives there) and the
@@ -37,13 +37,19 @@ impl Discovery {
         if let Some(client) = clients.get(source) {
             return Ok(client.clone());
         }
-        let token = match &gh.token {
-            Some(secret) => {
-                Some(secret.resolve().map_err(|error| SyncError::Secret { source_name: source.to_owned(), error })?)
-            }
-            None => None,
+        let resolve = |secret: &SecretRef| {
+            secret.resolve().map_err(|error| SyncError::Secret { source_name: source.to_owned(), error })
         };
-        let client = Arc::new(GithubClient::new(&gh.api_url, token.as_ref())?);
+        let auth = match (&gh.token, &gh.app) {
+            (Some(token), _) => Auth::Token(resolve(token)?),
+            (None, Some(app)) => Auth::App {
+                app_id: app.app_id,
+                installation_id: app.installation_id,
+                private_key: resolve(&app.private_key)?,
+            },
+            (None, None) => Auth::Anonymous,
+        };
+        let client = Arc::new(GithubClient::new(&gh.api_url, auth)?);
         clients.insert(source.to_owned(), client.clone());
         Ok(client)
     }
@@ -79,8 +85,13 @@ pub fn keeps(filters: &RepoFilters, repo: &Repo) -> bool {
             || filters.visibility.iter().any(|v| v.eq_ignore_ascii_case(&repo.visibility)))
 }
 
-/// The git source syncing one discovered repository.
-fn repository_source(source: &SourceConfig, gh: &GithubSourceConfig, repo: &Repo) -> SourceConfig {
+/// The git source syncing one discovered repository, cloning with `token`.
+fn repository_source(
+    source: &SourceConfig,
+    gh: &GithubSourceConfig,
+    repo: &Repo,
+    token: Option<&SecretRef>,
+) -> SourceConfig {
     SourceConfig {
         name: format!("{}/{}", source.name, repo.name.to_lowercase()),
         interval: source.interval,
@@ -88,7 +99,7 @@ fn repository_source(source: &SourceConfig, gh: &GithubSourceConfig, repo: &Repo
             url: repo.clone_url.clone(),
             branch: Some(gh.branch.clone().unwrap_or_else(|| repo.default_branch.clone())),
             catalog_path: gh.catalog_path.clone(),
-            token: gh.token.clone(),
+            token: token.cloned(),
         }),
     }
 }
@@ -106,8 +117,18 @@ pub async fn discover(
         ctx.metrics.github_rate_remaining.with_label_values(&[source.name.as_str()]).set(remaining);
     }
     let listed = listed?;
-    let kept: Vec<SourceConfig> =
-        listed.iter().filter(|r| keeps(&gh.filters, r)).map(|r| repository_source(source, gh, r)).collect();
+    // A configured token is passed on as configured; an App's installation token is issued
+    // now, valid well past this pass, and renewed by the next discovery.
+    let token = match (&gh.token, &gh.app) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(_)) => client.clone_token().await?.map(SecretRef::Issued),
+        (None, None) => None,
+    };
+    let kept: Vec<SourceConfig> = listed
+        .iter()
+        .filter(|r| keeps(&gh.filters, r))
+        .map(|r| repository_source(source, gh, r, token.as_ref()))
+        .collect();
     let prefix = format!("{}/", source.name);
     let mut removed = Changes::default();
     for known in ctx.store.source_names_with_prefix(&prefix).await? {

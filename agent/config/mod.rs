@@ -100,7 +100,18 @@ pub struct GithubSourceConfig {
     pub catalog_path: String,
     /// `None`: each repository's default branch.
     pub branch: Option<String>,
-    pub filters: RepoFilters,
+    /// Boxed: a compiled glob is large, and every source config carries the enum.
+    pub filters: Box<RepoFilters>,
+    /// Authenticate as a GitHub App installation instead of with a token.
+    pub app: Option<GithubApp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GithubApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+    /// The App's private key (PEM).
+    pub private_key: SecretRef,
 }
 
 /// Which discovered repositories a GitHub source syncs.
@@ -198,7 +209,11 @@ impl Config {
         for (i, source) in self.sources.iter().enumerate() {
             let token = match &source.kind {
                 SourceKind::Git(git) => git.token.as_ref().map(|t| (format!("sources[{i}].git.token"), t)),
-                SourceKind::Github(gh) => gh.token.as_ref().map(|t| (format!("sources[{i}].github.token"), t)),
+                SourceKind::Github(gh) => {
+                    gh.token.as_ref().map(|t| (format!("sources[{i}].github.token"), t)).or_else(|| {
+                        gh.app.as_ref().map(|a| (format!("sources[{i}].github.app.private_key"), &a.private_key))
+                    })
+                }
                 SourceKind::Local(_) => None,
             };
             refs.extend(token.map(|(path, t)| (path, t.clone())));

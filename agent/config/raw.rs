@@ -94,6 +94,14 @@ pub struct RawGithub {
     pub name_pattern: Option<String>,
     #[serde(default)]
     pub visibility: Vec<String>,
+    pub app: Option<RawGithubApp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGithubApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+    pub private_key: SecretRef,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
+    /// A credential Rigger obtained at run time (a GitHub App installation token for cloning);
+    /// never written in a config file.
+    Issued(Secret),
 }
 
 /// The mapping as written; exactly one key must be present.
@@ -39,6 +42,7 @@ impl fmt::Display for SecretRef {
         match self {
             Self::Env(name) => write!(f, "env:{name}"),
             Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Issued(_) => f.write_str("issued token"),
         }
     }
 }
@@ -67,6 +71,7 @@ impl SecretRef {
                 .map_err(|source| SecretError::ReadFile { path: path.clone(), source })?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),
+            Self::Issued(secret) => return Ok(secret.clone()),
         };
         if value.is_empty() {
             return Err(SecretError::Empty(self.clone()));

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::raw::{DatabaseUrl, RawConfig, RawRetry, RawSource, RawSync};
 use super::{
-    Config, DatabaseConfig, GitSourceConfig, GithubSourceConfig, KubernetesConfig, LocalSourceConfig, Problem,
-    RepoFilters, RetryConfig, ServerConfig, SourceConfig, SourceKind, SyncConfig, WebhooksConfig,
+    Config, DatabaseConfig, GitSourceConfig, GithubApp, GithubSourceConfig, KubernetesConfig, LocalSourceConfig,
+    Problem, RepoFilters, RetryConfig, ServerConfig, SourceConfig, SourceKind, SyncConfig, WebhooksConfig,
 };
 
 const DEFAULT_DATABASE: &str = "sqlite://rigger.db";
@@ -187,7 +187,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
 fn resolve_secret(secret: super::SecretRef, base: &Path) -> super::SecretRef {
     match secret {
         super::SecretRef::File(path) => super::SecretRef::File(within(base, path)),
-        env @ super::SecretRef::Env(_) => env,
+        other => other,
     }
 }
 
@@ -295,13 +295,22 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
                 name_pattern,
                 visibility: gh.visibility,
             };
+            if token.is_some() && gh.app.is_some() {
+                problems.push(format!("{at}.github"), "use either token or app, not both");
+            }
+            let app = gh.app.map(|a| GithubApp {
+                app_id: a.app_id,
+                installation_id: a.installation_id,
+                private_key: resolve_secret(a.private_key, base),
+            });
             let kind = SourceKind::Github(GithubSourceConfig {
                 org: gh.org,
                 token,
                 api_url,
                 catalog_path,
                 branch: gh.branch,
-                filters,
+                filters: Box::new(filters),
+                app,
             });
             Some((kind, DEFAULT_GITHUB_INTERVAL, interval))
         }

@@ -100,8 +100,28 @@ pub struct Budget {
     pub reset: Option<i64>,
 }
 
+/// How discovery authenticates.
+pub enum Auth {
+    Anonymous,
+    /// A personal or fine-grained token, also used to clone over HTTPS.
+    Token(Secret),
+    /// A GitHub App installation: octocrab signs a JWT with the App's key, exchanges it for an
+    /// installation token and renews that token before it expires.
+    App {
+        app_id: u64,
+        installation_id: u64,
+        private_key: Secret,
+    },
+}
+
+/// A handed-out clone token lasts at least this long (installation tokens live an hour).
+const CLONE_TOKEN_MIN_LIFE_MINUTES: i64 = 10;
+
 pub struct GithubClient {
     octocrab: Octocrab,
+    /// Token for cloning; `None` for an App, whose token is asked for when needed.
+    token: Option<Secret>,
+    app: bool,
     api_url: String,
     pages: Mutex<HashMap<String, CachedPage>>,
     budget: Mutex<Budget>,
@@ -117,22 +137,51 @@ struct Answer {
 impl GithubClient {
     /// octocrab is built without its `retry` feature: rate limits and outages are handled here,
     /// where they are counted and bounded.
-    pub fn new(api_url: &str, token: Option<&Secret>) -> Result<Self, GithubError> {
-        let mut builder = Octocrab::builder()
+    pub fn new(api_url: &str, auth: Auth) -> Result<Self, GithubError> {
+        let client = |e: octocrab::Error| GithubError::Client(e.to_string());
+        let builder = Octocrab::builder()
             .base_uri(api_url)
-            .map_err(|e| GithubError::Client(e.to_string()))?
+            .map_err(client)?
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(Duration::from_secs(30)));
-        if let Some(token) = token {
-            builder = builder.personal_token(token.expose().to_owned());
-        }
-        let octocrab = builder.build().map_err(|e| GithubError::Client(e.to_string()))?;
+        let (octocrab, token, app) = match auth {
+            Auth::Anonymous => (builder.build().map_err(client)?, None, false),
+            Auth::Token(token) => {
+                (builder.personal_token(token.expose().to_owned()).build().map_err(client)?, Some(token), false)
+            }
+            Auth::App { app_id, installation_id, private_key } => {
+                let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose().as_bytes()).map_err(
+                    |e| GithubError::Client(format!("the GitHub App private key is not an RSA PEM key: {e}")),
+                )?;
+                let as_app = builder.app(app_id.into(), key).build().map_err(client)?;
+                (as_app.installation(installation_id.into()).map_err(client)?, None, true)
+            }
+        };
         Ok(Self {
             octocrab,
+            token,
+            app,
             api_url: api_url.trim_end_matches('/').to_owned(),
             pages: Mutex::default(),
             budget: Mutex::default(),
         })
+    }
+
+    /// The credential for cloning over HTTPS: the token, or a current installation token (valid
+    /// for at least ten more minutes; octocrab renews it when it is older).
+    pub async fn clone_token(&self) -> Result<Option<Secret>, GithubError> {
+        if !self.app {
+            return Ok(self.token.clone());
+        }
+        let token = self
+            .octocrab
+            .installation_token_with_buffer(chrono::Duration::minutes(CLONE_TOKEN_MIN_LIFE_MINUTES))
+            .await
+            .map_err(|e| GithubError::Unavailable {
+                url: self.api_url.clone(),
+                reason: format!("installation token: {e}"),
+            })?;
+        Ok(Some(Secret::from_config(octocrab::secrecy::ExposeSecret::expose_secret(&token).to_owned())))
     }
 
     /// The rate-limit budget the last response advertised.
@@ -201,8 +250,11 @@ impl GithubClient {
                 headers.insert(http::header::IF_NONE_MATCH, value);
             }
             let unavailable = |reason: String| GithubError::Unavailable { url: url.to_owned(), reason };
-            let response =
-                self.octocrab._get_with_headers(url, Some(headers)).await.map_err(|e| unavailable(e.to_string()))?;
+            let response = self
+                .octocrab
+                ._get_with_headers(self.on_api(url), Some(headers))
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
             let (status, headers) = (response.status(), response.headers().clone());
             let body = self.octocrab.body_to_string(response).await.map_err(|e| unavailable(e.to_string()))?;
             self.note_budget(&headers);
@@ -229,6 +281,23 @@ impl GithubClient {
             }
             tracing::warn!(url, ?wait, "GitHub rate limit reached; waiting as the API asks");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The request target for `url`: its path and query when it is on the API host. octocrab
+    /// sends credentials only with such relative targets (or to api.github.com), so a GitHub
+    /// Enterprise host gets them too, and a URL on any other host never does.
+    fn on_api(&self, url: &str) -> String {
+        let (Ok(target), Ok(api)) = (url::Url::parse(url), url::Url::parse(&self.api_url)) else {
+            return url.to_owned();
+        };
+        if target.scheme() == api.scheme() && target.host_str() == api.host_str() && target.port() == api.port() {
+            match target.query() {
+                Some(query) => format!("{}?{query}", target.path()),
+                None => target.path().to_owned(),
+            }
+        } else {
+            url.to_owned()
         }
     }
 

@@ -64,8 +64,15 @@ async fn names(org: &Org) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organisation_is_paged_filtered_and_rate_limits_are_waited_out() {
     let org = org().await;
-    org.github.with(|w| w.secondary_limit_once = true);
-    let (code, out) = sync_once(&org).await;
+    org.github.with(|w| {
+        w.secondary_limit_once = true;
+        w.token = Some("ghp_test".into());
+    });
+    std::fs::write(org.dir.path().join("token"), "ghp_test\n").unwrap();
+    let source = format!("{}      token: {{ file: token }}\n", org_source(&org.github, "1h"));
+    let config = write_config(org.dir.path(), &org.db.url, "127.0.0.1:0", &source);
+    let out = tokio::task::spawn_blocking(move || run(&config, &["sync", "--once"])).await.unwrap();
+    let (code, out) = (out.status.code(), stdout(&out));
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(names(&org).await, ["pay", "billing"], "archived repositories and forks are left out");
     assert_eq!(org.github.statuses("/orgs/acme/repos?page=1"), [403, 200], "secondary limit waited out, then retried");
@@ -181,7 +188,8 @@ async fn five_thousand_repositories_cost_fifty_requests_then_fifty_free_ones_wit
         w.remaining = 30;
         w.reset_at = crate::support::fake_github::now() + 2;
     });
-    let client = rigger::source::github::GithubClient::new(&github.base, None).unwrap();
+    let client =
+        rigger::source::github::GithubClient::new(&github.base, rigger::source::github::Auth::Anonymous).unwrap();
     assert_eq!(client.org_repos("acme").await.unwrap().len(), 5000);
     let first = github.statuses("/orgs/acme/repos");
     assert_eq!(first.len(), 50, "100 per page");
@@ -192,4 +200,28 @@ async fn five_thousand_repositories_cost_fifty_requests_then_fifty_free_ones_wit
     assert_eq!(second.len(), 50);
     assert!(second.iter().all(|s| *s == 304), "an unchanged org answers 304 page by page: {second:?}");
     assert_eq!(client.budget().remaining, Some(5000 - 20), "304s cost nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_app_installation_discovers_with_its_installation_token() {
+    let org = org().await;
+    org.github.with(|w| w.app_id = Some(1234));
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/github-app-test-key.pem");
+    let source = format!(
+        "{}      app:\n        app_id: 1234\n        installation_id: 42\n        private_key: {{ file: {key} }}\n",
+        org_source(&org.github, "1h")
+    );
+    let config = write_config(org.dir.path(), &org.db.url, "127.0.0.1:0", &source);
+    let out = tokio::task::spawn_blocking(move || run(&config, &["sync", "--once"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(names(&org).await, ["pay", "billing"]);
+    assert_eq!(org.github.statuses("/app/installations/42/access_tokens")[0], 201, "the App's JWT was accepted");
+    assert!(org.github.statuses("/orgs/acme/repos").iter().all(|s| *s == 200), "listed with the installation token");
+
+    // Without the App's key, the API refuses: discovery fails and removes nothing.
+    org.github.with(|w| w.app_id = Some(999));
+    let config = org.dir.path().join("rigger.yaml");
+    let out = tokio::task::spawn_blocking(move || run(&config, &["sync", "--once"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(names(&org).await, ["pay", "billing"]);
 }

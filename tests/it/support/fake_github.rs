@@ -34,6 +34,13 @@ pub struct World {
     pub reset_at: i64,
     /// Repositories per listing page.
     pub page_size: usize,
+    /// When set, the API answers only installation tokens it issued to this GitHub App (whose
+    /// JWT must name it as issuer).
+    pub app_id: Option<u64>,
+    /// Installation tokens issued so far (and, with `app_id` unset, a personal token to require).
+    pub issued: Vec<String>,
+    /// Require this personal token on every request.
+    pub token: Option<String>,
     /// `(path and query, status)` of every request, in order.
     pub log: Vec<(String, u16)>,
 }
@@ -63,6 +70,7 @@ impl FakeGithub {
         let app = Router::new()
             .route("/orgs/{org}/repos", get(list))
             .route("/repos/{owner}/{name}", get(one))
+            .route("/app/installations/{id}/access_tokens", axum::routing::post(access_token))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -116,6 +124,11 @@ async fn list(
         (status, (status, "unavailable").into_response())
     } else if let Some(refused) = exhausted(&mut world) {
         (StatusCode::FORBIDDEN, refused)
+    } else if !authorized(&world, &headers) {
+        (
+            StatusCode::UNAUTHORIZED,
+            (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Bad credentials"}))).into_response(),
+        )
     } else if std::mem::take(&mut world.secondary_limit_once) {
         let mut response = (
             StatusCode::FORBIDDEN,
@@ -149,6 +162,39 @@ async fn list(
     limits(&mut world, counted, &mut response);
     world.log.push((path, status.as_u16()));
     response
+}
+
+/// With an App configured, only its issued installation tokens are accepted.
+fn authorized(world: &World, headers: &HeaderMap) -> bool {
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("token ")).unwrap_or_default();
+    match (&world.app_id, &world.token) {
+        (Some(_), _) => world.issued.iter().any(|t| t == token),
+        (None, Some(required)) => required == token,
+        (None, None) => true,
+    }
+}
+
+/// `POST /app/installations/{id}/access_tokens`: a JWT signed by the App in, a token out.
+async fn access_token(State(fake): State<FakeGithub>, Path(id): Path<u64>, headers: HeaderMap) -> Response {
+    use base64::Engine;
+    let mut world = fake.world.lock().unwrap();
+    let jwt = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let claims: Option<Value> = jwt
+        .and_then(|j| j.split('.').nth(1))
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let issuer = claims.as_ref().map(|c| c["iss"].to_string().trim_matches('"').to_owned());
+    let path = format!("/app/installations/{id}/access_tokens");
+    if issuer.is_none() || issuer != world.app_id.map(|a| a.to_string()) {
+        world.log.push((path, 401));
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "A JSON web token could not be decoded"})))
+            .into_response();
+    }
+    let token = format!("ghs_installation_{id}_{}", world.issued.len());
+    world.issued.push(token.clone());
+    world.log.push((path, 201));
+    (StatusCode::CREATED, axum::Json(json!({"token": token, "expires_at": "2100-01-01T00:00:00Z", "permissions": {"contents": "read", "metadata": "read"}, "repository_selection": "all"}))).into_response()
 }
 
 async fn one(State(fake): State<FakeGithub>, Path((owner, name)): Path<(String, String)>) -> Response {
