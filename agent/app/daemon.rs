@@ -316,7 +316,8 @@ fn start_watchers(ctx: &Context, triggers: &[Arc<Notify>]) -> Vec<watch::Watcher
     let mut watchers = Vec::new();
     for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
         if let SourceKind::Local(local) = &source.kind {
-            match watch::watch(&local.path, trigger.clone()) {
+            let changed = ctx.changed.get(&source.name).cloned().unwrap_or_default();
+            match watch::watch(&local.path, trigger.clone(), changed) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(err) => {
                     warn!(source = %source.name, error = %err, "cannot watch directory; relying on the poll interval");

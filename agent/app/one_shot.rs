@@ -23,7 +23,20 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
     })?;
     let metrics = Metrics::new();
     metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
-    Ok(Context { config, store, metrics, interrupt: Arc::new(AtomicBool::new(false)), discovery: Arc::default() })
+    let changed = config
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, crate::config::SourceKind::Local(_)))
+        .map(|s| (s.name.clone(), Arc::default()))
+        .collect();
+    Ok(Context {
+        config,
+        store,
+        metrics,
+        interrupt: Arc::new(AtomicBool::new(false)),
+        discovery: Arc::default(),
+        changed: Arc::new(changed),
+    })
 }
 
 pub async fn migrate(config: Arc<Config>) -> ExitCode {

@@ -12,6 +12,7 @@ use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKi
 use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
 use crate::source::remote::HttpReader;
+use crate::source::watch::ChangedFiles;
 use crate::source::{Snapshot, TreeError};
 use crate::store::diff::{Declared, Walk};
 use crate::store::{Backend, Changes, Deferred, Store, StoreError, SyncRun};
@@ -31,6 +32,8 @@ pub struct Context {
     pub interrupt: Arc<AtomicBool>,
     /// GitHub sources' clients and discovered repositories.
     pub discovery: Arc<super::discovery::Discovery>,
+    /// Files the watcher saw change, per local source.
+    pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,10 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
                 root: local.path.clone(),
                 catalog_path: local.catalog_path.clone(),
             };
+            if let Some(pass) = changed_files_pass(ctx, source, &dir).await? {
+                return Ok(pass);
+            }
+            ctx.metrics.local_rescans.with_label_values(&[source.name.as_str(), "full"]).inc();
             dir.snapshot()?
         }
         SourceKind::Github(gh) => return github_pass(ctx, source, gh).await,
@@ -202,6 +209,53 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
         updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
     Ok(Pass::Synced { revision, changes, errors })
+}
+
+/// A local directory's pass when its watcher named the changed files: only those files are read
+/// and written. `None` (a full rescan is needed) unless every changed file is a catalog file the
+/// last walk reached, is still there, and neither declares nor declared a `Location` (whose
+/// targets shape the tree). Nothing is pruned: the walk is partial.
+async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir) -> Result<Option<Pass>, SyncError> {
+    let Some(paths) = ctx.changed.get(&source.name).and_then(|c| c.take()) else { return Ok(None) };
+    if !ctx.config.catalog.placeholder_hosts.is_empty() {
+        return Ok(None);
+    }
+    let snapshot = dir.snapshot()?;
+    let limits =
+        Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
+    let Some(outcomes) = catalog::ingest_paths(&snapshot, &paths, limits) else { return Ok(None) };
+    let known = ctx.store.location_keys_by_path(&source.name).await?;
+    for outcome in &outcomes {
+        if known.get(&outcome.path) != Some(&outcome.key)
+            || ctx.store.location_holds_kind(&outcome.key, "location").await?
+        {
+            return Ok(None);
+        }
+    }
+    ctx.metrics.local_rescans.with_label_values(&[source.name.as_str(), "changed_files"]).inc();
+    let mut walk = Walk { source: source.name.clone(), complete: false, reached: std::collections::HashMap::new() };
+    let (mut total, mut errors, mut deferred) = (Changes::default(), Vec::new(), Vec::new());
+    for location in outcomes {
+        let declared = Declared::of(&location);
+        let write = || ctx.store.apply_location_streamed(&source.name, &location, &declared);
+        let (changes, left) = retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await?;
+        total.absorb(changes);
+        report(&source.name, &location.path, &location.errors, &mut errors);
+        walk.reached.insert(location.key.clone(), declared);
+        if !left.is_empty() {
+            deferred.push(left);
+        }
+    }
+    settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
+    for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
+        ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
+    }
+    if total.entity_writes() > 0 {
+        retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.bump_generation()).await?;
+    }
+    info!(source = %source.name, files = paths.len(), added = total.added, updated = total.updated,
+        deleted = total.deleted, "changed files synced");
+    Ok(Some(Pass::Synced { revision: None, changes: total, errors }))
 }
 
 /// A GitHub source's pass: discovery, then each repository as its own git source (its own

@@ -200,6 +200,35 @@ pub fn ingest_each(
     }
 }
 
+/// Re-reads only `paths`, each as the walk would read it (same location key, same origin), for a
+/// local directory whose watcher saw just these files change. `None` when that cannot stand in
+/// for a walk: a file is gone, or declares `Location` targets (the tree's shape may have
+/// changed). The caller also checks the files were reached by the last walk.
+pub fn ingest_paths(snapshot: &Snapshot, paths: &[String], limits: Limits) -> Option<Vec<LocationOutcome>> {
+    let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
+    let mut outcomes = Vec::new();
+    for path in paths {
+        if !matches!(snapshot.files.read(path, limits.max_file_bytes), Ok(Some(_))) {
+            return None;
+        }
+        let reached = if *path == snapshot.catalog_path { Reached::Root } else { Reached::Target };
+        let file = FileContext {
+            origin: &snapshot.origin,
+            origin_key: &origin_key,
+            key: location_ref(&snapshot.origin, path, reached),
+            path,
+            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote: None },
+        };
+        let (outcome, targets) = read_location(snapshot, &file, limits);
+        let declares_locations = outcome.entities.iter().any(|e| e.entity_ref.kind == "location");
+        if !targets.is_empty() || outcome.hides_locations || declares_locations {
+            return None;
+        }
+        outcomes.push(outcome);
+    }
+    Some(outcomes)
+}
+
 /// The snapshot's file list, read once and only if a glob target needs it.
 #[derive(Default)]
 struct Listing(Option<Vec<String>>);

@@ -12,7 +12,9 @@ pub mod search;
 pub mod validate;
 
 pub use entity_ref::EntityRef;
-pub use ingest::{ingest, ingest_each, ingest_with, DocumentError, Entity, Ingest, Limits, LocationOutcome};
+pub use ingest::{
+    ingest, ingest_each, ingest_paths, ingest_with, DocumentError, Entity, Ingest, Limits, LocationOutcome,
+};
 
 /// What happens to an entity no location declares any more (Backstage's `catalog.orphanStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -107,3 +107,29 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Location key by file path, for every location of `source` the last walks reached.
+    pub async fn location_keys_by_path(
+        &self,
+        source: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT path, location_key FROM locations WHERE source = $1")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list locations"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Whether the location currently holds an entity of `kind` (lower case).
+    pub async fn location_holds_kind(&self, location_key: &str, kind: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM entities WHERE location_key = $1 AND LOWER(kind) = $2")
+            .bind(location_key)
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("location kinds"))?;
+        Ok(row.get::<i64, _>(0) > 0)
+    }
+}

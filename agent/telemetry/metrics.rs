@@ -44,6 +44,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// GitHub API requests left in the current rate-limit window, by source.
     pub github_rate_remaining: IntGaugeVec,
+    /// Passes of local sources by scope: `changed_files` (only what the watcher named) or `full`.
+    pub local_rescans: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -116,6 +118,11 @@ impl Metrics {
                 "rigger_github_rate_limit_remaining",
                 "GitHub API requests left in the current rate-limit window (X-RateLimit-Remaining).",
                 &["source"],
+            ),
+            local_rescans: counter(
+                "rigger_local_rescans_total",
+                "Passes of local sources by scope: changed_files (only what the watcher named) or full.",
+                &["source", "scope"],
             ),
             queue_depth,
             queue_wait,

@@ -72,3 +72,61 @@ async fn readiness_tells_the_truth_when_the_database_is_down() {
     assert_eq!(status.code(), Some(0), "shutdown while waiting for the database is clean");
     drop(TestDb::sqlite(dir.path()));
 }
+
+fn scope_count(metrics: &str, scope: &str) -> u64 {
+    let series = format!("rigger_local_rescans_total{{scope=\"{scope}\",source=\"demo\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_source_rereads_only_the_files_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir_all(&catalog).unwrap();
+    let root = |targets: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {{ name: root }}\nspec:\n  targets: [{targets}]\n")
+    };
+    std::fs::write(catalog.join("catalog-info.yaml"), root("./a.yaml, ./b.yaml")).unwrap();
+    std::fs::write(catalog.join("a.yaml"), component("a", "A1")).unwrap();
+    std::fs::write(catalog.join("b.yaml"), component("b", "B1")).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    assert_eq!(scope_count(&daemon.get_text("/metrics").await, "full"), 1, "the first pass walks everything");
+
+    let description = |name: &'static str| {
+        let base = daemon.base.clone();
+        async move {
+            let url = format!("{base}/api/catalog/entities/by-name/component/default/{name}");
+            let response = reqwest::get(url).await.unwrap();
+            if response.status() != 200 {
+                return serde_json::Value::Null;
+            }
+            response.json::<serde_json::Value>().await.unwrap()["metadata"]["description"].clone()
+        }
+    };
+    std::fs::write(catalog.join("b.yaml"), component("b", "B2")).unwrap();
+    let started = Instant::now();
+    while description("b").await != "B2" {
+        assert!(started.elapsed() < DEADLINE, "the edit was not synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = daemon.get_text("/metrics").await;
+    assert_eq!(scope_count(&metrics, "full"), 1, "an edited catalog file is re-read alone:\n{metrics}");
+    assert!(scope_count(&metrics, "changed_files") >= 1);
+    assert_eq!(description("a").await, "A1", "the untouched file's entity stays");
+
+    // A new target changes the tree's shape: only a full walk finds it.
+    std::fs::write(catalog.join("c.yaml"), component("c", "C1")).unwrap();
+    std::fs::write(catalog.join("catalog-info.yaml"), root("./a.yaml, ./b.yaml, ./c.yaml")).unwrap();
+    let started = Instant::now();
+    while description("c").await != "C1" {
+        assert!(started.elapsed() < DEADLINE, "the new target was not found");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(scope_count(&daemon.get_text("/metrics").await, "full") >= 2);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
