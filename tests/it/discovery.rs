@@ -11,6 +11,7 @@ use crate::support::component;
 use crate::support::db::TestDb;
 use crate::support::fake_github::{repo, FakeGithub};
 use crate::support::git::TestRepo;
+use crate::support::http_git::GitHttpServer;
 use crate::support::rigger::{free_port, run, stdout, write_config, Daemon, DEADLINE};
 
 struct Org {
@@ -18,26 +19,29 @@ struct Org {
     github: FakeGithub,
     db: TestDb,
     repos: Vec<TestRepo>,
+    /// Serves the repositories over HTTP (`git http-backend`), as GitHub would.
+    git: GitHttpServer,
 }
 
 /// An org with `pay` and `billing` (synced), `old` (archived) and `forked` (a fork).
 async fn org() -> Org {
     let dir = tempfile::tempdir().unwrap();
     let github = FakeGithub::start().await;
+    let git = GitHttpServer::start(dir.path().to_owned(), None).await;
     let mut repos = Vec::new();
     for (name, archived, fork) in
         [("pay", false, false), ("billing", false, false), ("old", true, false), ("forked", false, true)]
     {
-        let git = TestRepo::new(dir.path(), name);
-        git.commit("one", &[("catalog-info.yaml", Some(&component(name, "v1")))]);
-        let mut listed = repo(name, &git.file_url());
+        let repository = TestRepo::new(dir.path(), name);
+        repository.commit("one", &[("catalog-info.yaml", Some(&component(name, "v1")))]);
+        let mut listed = repo(name, &git.url(&format!("{name}.git")));
         listed["archived"] = json!(archived);
         listed["fork"] = json!(fork);
         github.with(|w| w.repos.insert(name.to_owned(), listed));
-        repos.push(git);
+        repos.push(repository);
     }
     let db = TestDb::sqlite(dir.path());
-    Org { dir, github, db, repos }
+    Org { dir, github, db, repos, git }
 }
 
 fn org_source(github: &FakeGithub, interval: &str) -> String {
@@ -112,7 +116,7 @@ async fn repositories_leave_the_catalog_only_on_positive_evidence() {
     org.github.with(|w| {
         w.hidden.clear();
         w.moved.push("pay".into());
-        w.repos.insert("payments".into(), repo("payments", &org.repos[0].file_url()));
+        w.repos.insert("payments".into(), repo("payments", &org.git.url("pay.git")));
     });
     let (code, out) = sync_once(&org).await;
     assert_eq!(code, Some(0), "the new name takes the entity over without a conflict: {out}");
@@ -148,7 +152,7 @@ async fn an_unchanged_organisation_costs_only_conditional_requests_and_pushes_re
 
     org.repos[0].commit("two", &[("catalog-info.yaml", Some(&component("pay", "v2")))]);
     let body = serde_json::to_vec(&json!({"ref": "refs/heads/main",
-        "repository": {"full_name": "acme/pay", "default_branch": "main", "clone_url": org.repos[0].file_url()}}))
+        "repository": {"full_name": "acme/pay", "default_branch": "main", "clone_url": org.git.url("pay.git")}}))
     .unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(b"s").unwrap();
     mac.update(&body);
