@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
 use super::queue::{Outcome, WorkQueue};
-use super::sync::{refresh_entity_gauge, sync_source, Context, Pass};
+use super::sync::{discover_source, refresh_entity_gauge, sync_source, Context, Pass};
 use crate::config::{SourceConfig, SourceKind};
 use crate::serve::{self, GithubWebhook, Readiness, Tracked};
 use crate::source::git::RemoteUrl;
@@ -180,7 +180,20 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
         let source = &source;
         let started = crate::store::now_millis();
         let span = tracing::info_span!("source", source = %source.name);
-        let result = sync_source(&ctx, source).instrument(span).await;
+        let result = match &source.kind {
+            // An organisation's repositories become queue entries of their own.
+            SourceKind::Github(gh) => match discover_source(&ctx, source, gh).instrument(span).await {
+                Ok(Some(repositories)) => {
+                    for repository in &repositories {
+                        queue.request(repository, "discovery");
+                    }
+                    Ok(Pass::Synced { revision: None, changes: crate::store::Changes::default(), errors: Vec::new() })
+                }
+                Ok(None) => Ok(Pass::Skipped),
+                Err(err) => Err(err),
+            },
+            _ => sync_source(&ctx, source).instrument(span).await,
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Done,
             Err(err) if super::retry::Transient::is_transient(err) => Outcome::Transient,

@@ -157,6 +157,9 @@ pub async fn discover(
             ctx.store.forget_source(&known).await?;
         }
     }
+    if removed.entity_writes() > 0 {
+        ctx.store.bump_generation().await?;
+    }
     ctx.discovery.remember(&source.name, kept.clone());
     Ok((kept, removed))
 }

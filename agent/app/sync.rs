@@ -258,6 +258,39 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
     Ok(Some(Pass::Synced { revision: None, changes: total, errors }))
 }
 
+/// The daemon's pass of a GitHub source: discovery alone, under the source's lease. The
+/// repositories it keeps are returned for the work queue, so that the workers share them out
+/// and each is one entry however it was asked for. `None`: another replica holds the source.
+pub async fn discover_source(
+    ctx: &Context,
+    source: &SourceConfig,
+    gh: &crate::config::GithubSourceConfig,
+) -> Result<Option<Vec<String>>, SyncError> {
+    let started = crate::store::now_millis();
+    let Some(lease) = ctx.store.try_lease(&source.name).await? else {
+        ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "skipped"]).inc();
+        return Ok(None);
+    };
+    let result = super::discovery::discover(ctx, source, gh).await;
+    drop(lease);
+    match result {
+        Ok((repositories, _)) => {
+            ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "success"]).inc();
+            ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(started / 1000);
+            let recorded = ctx.store.record_source(&source.name, None, None).await;
+            if let Err(err) = recorded {
+                warn!(source = %source.name, error = %err, "cannot record the discovery");
+            }
+            Ok(Some(repositories.into_iter().map(|r| r.name).collect()))
+        }
+        Err(err) => {
+            ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "failure"]).inc();
+            record_failure(ctx, source, started, &err).await;
+            Err(err)
+        }
+    }
+}
+
 /// A GitHub source's pass: discovery, then each repository as its own git source (its own
 /// lease, history and metrics). Unchanged repositories cost one ref advertisement each.
 async fn github_pass(
@@ -277,6 +310,8 @@ async fn github_pass(
             Err(err) => errors.push(format!("{}: {err}", repository.name)),
         }
     }
+    // The organisation's own row: a discovery error from an earlier pass is cleared.
+    retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.record_source(&source.name, None, None)).await?;
     info!(source = %source.name, repositories = repositories.len(), "organisation synced");
     Ok(Pass::Synced { revision: None, changes, errors })
 }

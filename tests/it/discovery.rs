@@ -149,6 +149,10 @@ async fn an_unchanged_organisation_costs_only_conditional_requests_and_pushes_re
     assert!(pages[2..].iter().all(|s| *s == 304), "later ones are conditional and unchanged: {pages:?}");
     let metrics = daemon.get_text("/metrics").await;
     assert!(metrics.contains("rigger_github_rate_limit_remaining{source=\"acme\"} 4998"), "{metrics}");
+    assert!(
+        metrics.contains("rigger_queue_requests_total{reason=\"discovery\"}"),
+        "the daemon's discovery queues each repository as its own entry:\n{metrics}"
+    );
 
     org.repos[0].commit("two", &[("catalog-info.yaml", Some(&component("pay", "v2")))]);
     let body = serde_json::to_vec(&json!({"ref": "refs/heads/main",
