@@ -17,6 +17,7 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod reconcile;
 pub mod serve;
 pub mod source;
 pub mod store;

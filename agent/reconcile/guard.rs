@@ -1,0 +1,134 @@
+//! What an entity may write, and when a plan deletes too much to trust. Refusals are errors the
+//! caller puts on the entity; nothing here is silent.
+
+use serde_json::Value;
+
+use super::plan::{Action, Plan};
+
+/// The RBAC kinds: refused unless a source allows them, since they grant what the entity's
+/// owners might not hold themselves.
+const RBAC_KINDS: [&str; 4] = ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+
+/// Where one entity's objects may go and what they may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Namespaces the entity may write to.
+    pub namespaces: Vec<String>,
+    /// Kinds it may create; empty means any namespaced kind.
+    pub kinds: Vec<String>,
+    pub allow_cluster_scoped: bool,
+    pub allow_rbac: bool,
+}
+
+impl Tenancy {
+    /// The default: the Kubernetes namespace named like the entity's catalog namespace, any
+    /// namespaced kind, nothing cluster-scoped, no RBAC.
+    pub fn for_namespace(namespace: &str) -> Self {
+        Self {
+            namespaces: vec![namespace.to_owned()],
+            kinds: Vec::new(),
+            allow_cluster_scoped: false,
+            allow_rbac: false,
+        }
+    }
+
+    /// Admits an object (as it will be applied, namespace filled in), or says why not.
+    /// `namespaced` comes from the cluster's discovery of the kind.
+    pub fn admit(&self, object: &Value, namespaced: bool) -> Result<(), String> {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        if RBAC_KINDS.contains(&kind) && !self.allow_rbac {
+            return Err(format!("{kind} {name}: RBAC objects are not allowed for this source"));
+        }
+        if !namespaced && !self.allow_cluster_scoped {
+            return Err(format!("{kind} {name}: cluster-scoped objects are not allowed for this source"));
+        }
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == kind) {
+            return Err(format!("{kind} {name}: kind {kind} is not among the kinds this entity may create"));
+        }
+        if namespaced {
+            let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+            if !self.namespaces.iter().any(|n| n == namespace) {
+                return Err(format!(
+                    "{kind} {name}: namespace {namespace:?} is not one this entity may write to ({})",
+                    self.namespaces.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A plan that would delete everything an entity owns is stopped (an empty or unreadable
+/// manifest set looks exactly like that), unless the entity allows it.
+pub fn mass_prune(plan: &Plan, allowed: bool) -> Option<String> {
+    let pruned = plan.count(Action::Prune);
+    let kept = plan.steps.len() - pruned;
+    (pruned > 0 && kept == 0 && !allowed).then(|| {
+        format!(
+            "the plan would delete all {pruned} object(s) this entity owns; not pruning (set rigger.dev/allow-mass-prune: \"true\" on the entity if that is intended)"
+        )
+    })
+}
+
+/// Across a source: more than `max_fraction` of its objects pruned in one pass is stopped.
+pub fn source_prune_fraction(pruned: usize, total: usize, max_fraction: f64) -> Option<String> {
+    if total == 0 || pruned == 0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)] // object counts are far below 2^52
+    let fraction = pruned as f64 / total as f64;
+    (fraction > max_fraction).then(|| {
+        format!(
+            "the pass would prune {pruned} of {total} objects ({:.0} %), over the limit of {:.0} %; not pruning",
+            fraction * 100.0,
+            max_fraction * 100.0
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::reconcile::plan::{ObjectKey, Step};
+
+    fn object(kind: &str, namespace: Option<&str>) -> Value {
+        let mut o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}});
+        if let Some(ns) = namespace {
+            o["metadata"]["namespace"] = json!(ns);
+        }
+        o
+    }
+
+    #[test]
+    fn objects_outside_the_tenancy_are_refused_with_the_reason() {
+        let t = Tenancy::for_namespace("payments");
+        assert!(t.admit(&object("ConfigMap", Some("payments")), true).is_ok());
+        let other = t.admit(&object("ConfigMap", Some("kube-system")), true).unwrap_err();
+        assert!(other.contains("namespace \"kube-system\""), "{other}");
+        assert!(t.admit(&object("Namespace", None), false).unwrap_err().contains("cluster-scoped"));
+        assert!(t.admit(&object("RoleBinding", Some("payments")), true).unwrap_err().contains("RBAC"));
+        let only_config = Tenancy { kinds: vec!["ConfigMap".into()], ..t.clone() };
+        assert!(only_config.admit(&object("Secret", Some("payments")), true).unwrap_err().contains("kind Secret"));
+        let open = Tenancy { allow_cluster_scoped: true, allow_rbac: true, ..t };
+        assert!(open.admit(&object("ClusterRole", None), false).is_ok());
+    }
+
+    #[test]
+    fn deleting_everything_an_entity_owns_needs_its_consent() {
+        let step = |action| Step {
+            key: ObjectKey { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: None, name: "a".into() },
+            action,
+            object: None,
+        };
+        let all_gone = Plan { steps: vec![step(Action::Prune), step(Action::Prune)] };
+        assert!(mass_prune(&all_gone, false).unwrap().contains("all 2 object(s)"));
+        assert!(mass_prune(&all_gone, true).is_none());
+        let some_kept = Plan { steps: vec![step(Action::Unchanged), step(Action::Prune)] };
+        assert!(mass_prune(&some_kept, false).is_none());
+        assert!(source_prune_fraction(30, 100, 0.25).is_some());
+        assert!(source_prune_fraction(20, 100, 0.25).is_none());
+    }
+}
