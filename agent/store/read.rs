@@ -8,7 +8,7 @@ use sha1::{Digest, Sha1};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Backend, Store, StoreError};
 
 /// An entity as stored, with its identity and the relations whose source it is.
 #[derive(Debug, Clone)]
@@ -186,17 +186,6 @@ impl Store {
         Ok(out)
     }
 
-    async fn relations_of(&self, entity_ref: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT type, target_ref FROM relations WHERE source_ref = $1 ORDER BY type, target_ref",
-        )
-        .bind(entity_ref)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("entity relations"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
     /// Relations declared by an entity whose target does not exist, in ref order.
     pub async fn unresolved_relations(&self) -> Result<Vec<UnresolvedRelation>, StoreError> {
         let rows = sqlx::query(
@@ -211,15 +200,28 @@ impl Store {
         Ok(rows.iter().map(|r| UnresolvedRelation { source: r.get(0), kind: r.get(1), target: r.get(2) }).collect())
     }
 
-    /// One entity by canonical ref (`kind:namespace/name`, any case).
+    /// One entity by canonical ref (`kind:namespace/name`, any case), with its relations in the
+    /// same round trip (aggregated as JSON): `by-name` is the API's hottest path.
     pub async fn entity(&self, entity_ref: &str) -> Result<Option<StoredEntity>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_ref = $1"))
+        let aggregate = match self.backend {
+            Backend::Postgres => "COALESCE(json_agg(json_build_array(r.type, r.target_ref))::text, '[]')",
+            Backend::Sqlite => "COALESCE(json_group_array(json_array(r.type, r.target_ref)), '[]')",
+        };
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS}, (SELECT {aggregate} FROM (SELECT DISTINCT type, target_ref FROM relations              WHERE source_ref = entities.entity_ref) r) FROM entities WHERE entity_ref = $1"
+        );
+        let row = sqlx::query(&sql)
             .bind(entity_ref.to_lowercase())
             .fetch_optional(&self.pool)
             .await
             .map_err(query_err("get entity"))?;
-        let Some(mut entity) = row.as_ref().map(entity_from_row).transpose()? else { return Ok(None) };
-        entity.relations = self.relations_of(&entity.entity_ref).await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut entity = entity_from_row(&row)?;
+        let relations: String = row.get(9);
+        let mut relations: Vec<(String, String)> = serde_json::from_str(&relations)
+            .map_err(|source| StoreError::Corrupt { entity_ref: entity.entity_ref.clone(), source })?;
+        relations.sort();
+        entity.relations = relations;
         Ok(Some(entity))
     }
 
