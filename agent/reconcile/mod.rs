@@ -4,6 +4,7 @@
 //! Nothing here talks to a cluster; the kube-backed apply loop builds on these.
 
 pub mod guard;
+pub mod health;
 pub mod manifests;
 pub mod plan;
 
