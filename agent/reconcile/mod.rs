@@ -5,6 +5,7 @@
 
 pub mod guard;
 pub mod health;
+pub mod ingest;
 pub mod manifests;
 pub mod plan;
 
