@@ -15,8 +15,7 @@ use tracing::{error, info, warn, Instrument};
 use super::queue::{Outcome, WorkQueue};
 use super::sync::{discover_source, refresh_entity_gauge, sync_source, Context, Pass};
 use crate::config::{SourceConfig, SourceKind};
-use crate::serve::{self, GithubWebhook, Readiness, Tracked};
-use crate::source::git::RemoteUrl;
+use crate::serve::{self, GithubWebhook, Readiness};
 use crate::source::watch;
 
 /// Long enough to coalesce a save or a checkout, short enough to feel immediate.
@@ -275,17 +274,7 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
         return Ok(None);
     };
     let secret = secret.resolve().context("webhooks.github.secret")?;
-    let tracked = ctx
-        .config
-        .sources
-        .iter()
-        .filter_map(|s| match &s.kind {
-            SourceKind::Git(git) => {
-                Some(Tracked { source: s.name.clone(), url: RemoteUrl::parse(&git.url), branch: git.branch.clone() })
-            }
-            _ => None,
-        })
-        .collect();
+    let tracked = ctx.config.sources.iter().filter_map(super::discovery::tracked).collect();
     let (requests, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
     let queue = queue.clone();
     tokio::spawn(async move {

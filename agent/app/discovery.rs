@@ -20,7 +20,9 @@ use crate::store::Changes;
 #[derive(Default)]
 pub struct Discovery {
     clients: Mutex<HashMap<String, Arc<GithubClient>>>,
-    repos: RwLock<HashMap<String, Vec<SourceConfig>>>,
+    /// Discovered repository name (`<source>/<repository>`) → its organisation source and config;
+    /// looked up by name for every queue entry, so a map rather than a scan.
+    repos: RwLock<HashMap<String, (String, SourceConfig)>>,
     /// Discovered repositories as the webhook matches pushes; shared with the HTTP side.
     pub tracked: Arc<RwLock<Vec<Tracked>>>,
 }
@@ -29,7 +31,7 @@ impl Discovery {
     /// A discovered repository's git source, by its `<source>/<repository>` name.
     pub fn repository(&self, name: &str) -> Option<SourceConfig> {
         let repos = self.repos.read().unwrap_or_else(PoisonError::into_inner);
-        repos.values().flatten().find(|s| s.name == name).cloned()
+        repos.get(name).map(|(_, source)| source.clone())
     }
 
     fn client(&self, source: &str, gh: &GithubSourceConfig) -> Result<Arc<GithubClient>, SyncError> {
@@ -56,20 +58,20 @@ impl Discovery {
 
     fn remember(&self, source: &str, found: Vec<SourceConfig>) {
         let mut repos = self.repos.write().unwrap_or_else(PoisonError::into_inner);
-        repos.insert(source.to_owned(), found);
-        let tracked: Vec<Tracked> = repos
-            .values()
-            .flatten()
-            .filter_map(|s| match &s.kind {
-                SourceKind::Git(git) => Some(Tracked {
-                    source: s.name.clone(),
-                    url: RemoteUrl::parse(&git.url),
-                    branch: git.branch.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
+        repos.retain(|_, (org, _)| org != source);
+        repos.extend(found.into_iter().map(|repo| (repo.name.clone(), (source.to_owned(), repo))));
+        let tracked: Vec<Tracked> = repos.values().filter_map(|(_, repo)| tracked(repo)).collect();
         *self.tracked.write().unwrap_or_else(PoisonError::into_inner) = tracked;
+    }
+}
+
+/// A git source as the webhook matches pushes against it; `None` for other kinds.
+pub fn tracked(source: &SourceConfig) -> Option<Tracked> {
+    match &source.kind {
+        SourceKind::Git(git) => {
+            Some(Tracked { source: source.name.clone(), url: RemoteUrl::parse(&git.url), branch: git.branch.clone() })
+        }
+        _ => None,
     }
 }
 
@@ -131,8 +133,9 @@ pub async fn discover(
         .collect();
     let prefix = format!("{}/", source.name);
     let mut removed = Changes::default();
+    let kept_names: std::collections::HashSet<&str> = kept.iter().map(|s| s.name.as_str()).collect();
     for known in ctx.store.source_names_with_prefix(&prefix).await? {
-        if kept.iter().any(|s| s.name == known) {
+        if kept_names.contains(known.as_str()) {
             continue;
         }
         let name = &known[prefix.len()..];
