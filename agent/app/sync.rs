@@ -247,9 +247,8 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         }
     }
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
-    for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
-        ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
-    }
+    // Not the conflicts gauge: a partial pass sees only the files it re-read.
+    count_entity_writes(ctx, total);
     if total.entity_writes() > 0 {
         retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.bump_generation()).await?;
     }
@@ -485,6 +484,10 @@ fn report(source: &str, path: &str, found: &[DocumentError], errors: &mut Vec<St
 fn record_write_metrics(ctx: &Context, source: &str, total: Changes) {
     // A gauge, not a counter: a contested location is re-read every poll until it resolves.
     ctx.metrics.conflicts.with_label_values(&[source]).set(i64::try_from(total.conflicts).unwrap_or(i64::MAX));
+    count_entity_writes(ctx, total);
+}
+
+fn count_entity_writes(ctx: &Context, total: Changes) {
     for (operation, count) in [("insert", total.added), ("update", total.updated), ("delete", total.deleted)] {
         ctx.metrics.entity_writes.with_label_values(&[operation]).inc_by(count);
     }

@@ -304,3 +304,42 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// Names of sources recorded in the store that start with `prefix` (a GitHub source's
+    /// discovered repositories are `<source>/<repository>`).
+    pub async fn source_names_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT source FROM locations WHERE source LIKE $1 ESCAPE '\\' UNION SELECT name FROM sources WHERE name LIKE $1 ESCAPE '\\'")
+            .bind(format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list discovered sources"))?;
+        let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+impl Store {
+    /// Location key by file path, for every location of `source` the last walks reached.
+    pub async fn location_keys_by_path(&self, source: &str) -> Result<HashMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT path, location_key FROM locations WHERE source = $1")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list locations"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Whether the location currently holds an entity of `kind` (lower case).
+    pub async fn location_holds_kind(&self, location_key: &str, kind: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM entities WHERE location_key = $1 AND LOWER(kind) = $2")
+            .bind(location_key)
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("location kinds"))?;
+        Ok(row.get::<i64, _>(0) > 0)
+    }
+}

@@ -287,6 +287,16 @@ impl Store {
         Ok(changes)
     }
 
+    /// Forgets a source's revision and error (its locations and entities are pruned first).
+    pub async fn forget_source(&self, source: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sources WHERE name = $1")
+            .bind(source)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("forget source"))?;
+        Ok(())
+    }
+
     /// Remembers the source's revision and error. Writes only when either changed.
     pub async fn record_source(
         &self,
