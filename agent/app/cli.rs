@@ -53,6 +53,9 @@ enum Command {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Print the cluster changes a sync would make, per entity (server-side dry run; writes
+    /// nothing to the cluster or the catalog).
+    Plan,
     /// Apply database migrations and exit.
     Migrate,
     /// Configuration commands.
@@ -126,6 +129,7 @@ async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path
             ExitCode::from(EXIT_USAGE)
         }
         Command::Migrate => one_shot::migrate(config).await,
+        Command::Plan => super::plan::run(config).await,
         Command::Config { action: ConfigAction::Check } => one_shot::config_check(&config, config_path),
         Command::Validate { .. } => ExitCode::SUCCESS,
     }

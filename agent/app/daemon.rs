@@ -52,8 +52,12 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
 
     let triggers: Vec<Arc<Notify>> = ctx.config.sources.iter().map(|_| Arc::new(Notify::new())).collect();
     let _watchers = start_watchers(&ctx, &triggers);
-    if ctx.config.kubernetes.is_some() {
-        warn!("kubernetes is configured, but cluster reconcile is not implemented in this version; syncing the catalog only");
+    if let Some(reconciler) = &ctx.reconciler {
+        readiness.set_cluster_configured();
+        tracker.spawn(cluster_checks(reconciler.clone(), cancel.clone()));
+        let drift_queue = queue.clone();
+        let request: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |source| drift_queue.request(source, "drift"));
+        tracker.spawn(super::reconcile::drift::watch(reconciler.clone(), request, cancel.clone()));
     }
     tokio::select! {
         () = initial_pass(&ctx) => {}
@@ -138,6 +142,28 @@ async fn migrate_until_ready(ctx: &Context, cancel: &CancellationToken) -> bool 
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(MAX_CONNECT_BACKOFF);
+    }
+}
+
+/// How often the API server is checked for `/readyz` and `rigger_cluster_up`.
+const CLUSTER_CHECK: Duration = Duration::from_secs(15);
+
+/// Keeps `rigger_cluster_up` current (every API call also updates it), so `/readyz` can report
+/// the cluster without calling it.
+async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: CancellationToken) {
+    loop {
+        match reconciler.cluster(None).await {
+            Ok(cluster) => {
+                if let Err(err) = cluster.ping().await {
+                    warn!(error = %err, "the Kubernetes API server does not answer; the catalog keeps syncing");
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot configure the Kubernetes client"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(CLUSTER_CHECK) => {}
+        }
     }
 }
 

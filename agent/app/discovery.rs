@@ -97,6 +97,7 @@ fn repository_source(
     SourceConfig {
         name: format!("{}/{}", source.name, repo.name.to_lowercase()),
         interval: source.interval,
+        tenancy: source.tenancy.clone(),
         kind: SourceKind::Git(GitSourceConfig {
             url: repo.clone_url.clone(),
             branch: Some(gh.branch.clone().unwrap_or_else(|| repo.default_branch.clone())),

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::cli::{EXIT_FAILED, EXIT_USAGE};
-use super::sync::{refresh_entity_gauge, sync_source, Context, Pass};
+use super::sync::{refresh_entity_gauge, sync_and_reconcile, Context, Pass};
 use crate::config::{Config, DatabaseConfig, SourceKind};
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -30,12 +30,16 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         .map(|s| (s.name.clone(), Arc::default()))
         .collect();
     Ok(Context {
-        config,
-        store,
-        metrics,
         interrupt: Arc::new(AtomicBool::new(false)),
         discovery: Arc::default(),
         changed: Arc::new(changed),
+        reconciler: config
+            .kubernetes
+            .clone()
+            .map(|k| Arc::new(super::reconcile::Reconciler::new(k, config.sync.retry, metrics.clone()))),
+        config,
+        store,
+        metrics,
     })
 }
 
@@ -70,7 +74,8 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
     for source in &ctx.config.sources {
         let span = tracing::info_span!("source", source = %source.name);
         let _entered = span.enter();
-        match sync_source(&ctx, source).await {
+        let (result, cluster) = sync_and_reconcile(&ctx, source).await;
+        match result {
             Ok(pass) => {
                 failed |= pass.has_errors();
                 println!("{}", summary(&source.name, &pass));
@@ -83,6 +88,12 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
             Err(err) => {
                 failed = true;
                 println!("{}: failed: {err}", source.name);
+            }
+        }
+        for entity in cluster.iter().flat_map(|report| &report.entities) {
+            failed |= !entity.errors.is_empty();
+            for error in &entity.errors {
+                println!("  cluster error: {}: {error}", entity.entity_ref);
             }
         }
     }
@@ -139,8 +150,12 @@ pub fn config_check(config: &Config, path: &std::path::Path) -> ExitCode {
         };
         println!("source {}: {kind}, every {}", source.name, humantime::format_duration(source.interval));
     }
-    if config.kubernetes.is_some() {
-        println!("kubernetes: configured (cluster reconcile is not implemented in this version; catalog only)");
+    if let Some(kubernetes) = &config.kubernetes {
+        let from = kubernetes
+            .kubeconfig
+            .as_ref()
+            .map_or_else(|| "in-cluster config or KUBECONFIG".to_owned(), |path| path.display().to_string());
+        println!("kubernetes: reconcile with {from}, timeout {}", humantime::format_duration(kubernetes.timeout));
     }
     if problems.is_empty() {
         println!("{}: ok", path.display());

@@ -15,7 +15,7 @@ use crate::source::remote::HttpReader;
 use crate::source::watch::ChangedFiles;
 use crate::source::{Snapshot, TreeError};
 use crate::store::diff::{Declared, Walk};
-use crate::store::{Backend, Changes, Deferred, Store, StoreError, SyncRun};
+use crate::store::{Backend, Changes, Deferred, SourceLease, Store, StoreError, SyncRun};
 use crate::telemetry::Metrics;
 
 /// A pass that wrote this many entities has changed the tables enough that query plans made
@@ -34,6 +34,8 @@ pub struct Context {
     pub discovery: Arc<super::discovery::Discovery>,
     /// Files the watcher saw change, per local source.
     pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
+    /// Set when `kubernetes` is configured: each pass also reconciles the source's objects.
+    pub reconciler: Option<Arc<super::reconcile::Reconciler>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,9 @@ pub enum SyncError {
     Join(String),
     #[error(transparent)]
     Github(#[from] crate::source::github::GithubError),
+    /// The catalog synced; reconciling its cluster objects failed for the whole source.
+    #[error("catalog synced, cluster reconcile failed: {0}")]
+    Reconcile(#[from] super::reconcile::ReconcileError),
 }
 
 impl Transient for SyncError {
@@ -60,6 +65,7 @@ impl Transient for SyncError {
             Self::Git(e) => e.is_transient(),
             Self::Store(e) => e.is_transient(),
             Self::Github(e) => e.is_transient(),
+            Self::Reconcile(e) => e.is_transient(),
             Self::ReadDirectory(_) | Self::Secret { .. } | Self::Unsupported(_) | Self::Join(_) => false,
         }
     }
@@ -94,24 +100,60 @@ impl Pass {
     }
 }
 
-/// Syncs one source and records the outcome in metrics and the sync history.
+/// Syncs one source and records the outcome in metrics and the sync history; then, with a
+/// cluster configured, reconciles its objects (see [`sync_and_reconcile`]).
 pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, SyncError> {
+    sync_and_reconcile(ctx, source).await.0
+}
+
+/// [`sync_source`], with the cluster report. The catalog's outcome (metrics, history, the
+/// source's error) is the catalog's alone; a reconcile that could not reach the API server
+/// turns the result into a transient error, so the queue retries the source with backoff.
+pub async fn sync_and_reconcile(
+    ctx: &Context,
+    source: &SourceConfig,
+) -> (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>) {
+    let (result, lease) = sync_catalog(ctx, source).await;
+    let Some(reconciler) =
+        ctx.reconciler.as_ref().filter(|_| matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })))
+    else {
+        return (result, None);
+    };
+    let outcome = super::reconcile::reconcile_stored(ctx, reconciler, source).await;
+    drop(lease);
+    match outcome {
+        Ok(report) if report.unavailable => {
+            let error = crate::reconcile::cluster::ClusterError::Unavailable {
+                message: "some objects could not be reconciled; retrying".into(),
+                retry_after: None,
+            };
+            (Err(SyncError::Reconcile(error.into())), Some(report))
+        }
+        Ok(report) => (result, Some(report)),
+        Err(err) => {
+            warn!(source = %source.name, error = %err, "cluster reconcile failed; the cluster keeps its objects");
+            (Err(err.into()), None)
+        }
+    }
+}
+
+/// The catalog half, returning the source's lease (still held) for the cluster half.
+async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, SyncError>, Option<SourceLease>) {
     let started = crate::store::now_millis();
     let lease = match ctx.store.try_lease(&source.name).await {
         Ok(Some(lease)) => lease,
         Ok(None) => {
             ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "skipped"]).inc();
-            return Ok(Pass::Skipped);
+            return (Ok(Pass::Skipped), None);
         }
         Err(err) => {
             ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), "failure"]).inc();
             warn!(source = %source.name, error = %err, "cannot take the source lease; the catalog keeps its last good state");
-            return Err(err.into());
+            return (Err(err.into()), None);
         }
     };
     let timer = ctx.metrics.sync_duration.with_label_values(&[source.name.as_str()]).start_timer();
     let result = run_pass(ctx, source, started).await;
-    drop(lease);
     let outcome = match &result {
         Ok(Pass::Unchanged { .. } | Pass::Skipped) => {
             timer.stop_and_discard();
@@ -132,7 +174,7 @@ pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, S
         }
         Err(err) => record_failure(ctx, source, started, err).await,
     }
-    result
+    (result, Some(lease))
 }
 
 /// A failed pass is remembered (error on the source, a history row) when the error is new.

@@ -64,7 +64,40 @@ pub struct WebhooksConfig {
 
 #[derive(Debug, Clone)]
 pub struct KubernetesConfig {
+    /// `None`: the in-cluster config, or `KUBECONFIG` / `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
+    /// Deadline of one API call (retried when it passes).
+    pub timeout: Duration,
+    /// A pass that would prune more than this fraction of a source's objects is stopped.
+    pub max_prune_fraction: f64,
+}
+
+/// Where one source's entities may write in the cluster (issue 6's tenancy guard).
+#[derive(Debug, Clone, Default)]
+pub struct TenancyConfig {
+    /// Catalog namespace -> the Kubernetes namespaces its entities may write to; a catalog
+    /// namespace not listed may write to the Kubernetes namespace of the same name.
+    pub namespaces: std::collections::BTreeMap<String, Vec<String>>,
+    /// Kinds its entities may create; empty: any namespaced kind.
+    pub kinds: Vec<String>,
+    pub allow_cluster_scoped: bool,
+    pub allow_rbac: bool,
+    /// The user its writes impersonate, `system:serviceaccount:NS:NAME`.
+    pub impersonate: Option<String>,
+}
+
+impl TenancyConfig {
+    /// The guard for entities of one catalog namespace.
+    pub fn for_catalog_namespace(&self, namespace: &str) -> crate::reconcile::guard::Tenancy {
+        let mut tenancy = crate::reconcile::guard::Tenancy::for_namespace(namespace);
+        if let Some(namespaces) = self.namespaces.get(namespace) {
+            tenancy.namespaces.clone_from(namespaces);
+        }
+        tenancy.kinds.clone_from(&self.kinds);
+        tenancy.allow_cluster_scoped = self.allow_cluster_scoped;
+        tenancy.allow_rbac = self.allow_rbac;
+        tenancy
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +106,7 @@ pub struct SourceConfig {
     pub name: String,
     pub interval: Duration,
     pub kind: SourceKind,
+    pub tenancy: TenancyConfig,
 }
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,7 @@ pub struct RawSource {
     pub git: Option<RawGit>,
     pub github: Option<RawGithub>,
     pub local: Option<RawLocal>,
+    pub tenancy: Option<RawTenancy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +114,24 @@ pub struct RawLocal {
 #[derive(Debug, Deserialize)]
 pub struct RawKubernetes {
     pub kubeconfig: Option<String>,
+    pub timeout: Option<String>,
+    pub max_prune_fraction: Option<f64>,
+}
+
+/// Where a source's entities may write in the cluster.
+#[derive(Debug, Deserialize)]
+pub struct RawTenancy {
+    /// Catalog namespace -> Kubernetes namespaces its entities may write to.
+    #[serde(default)]
+    pub namespaces: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub allow_cluster_scoped: bool,
+    #[serde(default)]
+    pub allow_rbac: bool,
+    /// `namespace/name` of a service account to impersonate for this source's writes.
+    pub service_account: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -107,11 +107,45 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
     let webhooks =
         raw.webhooks.map(|w| WebhooksConfig { github_secret: w.github.map(|g| resolve_secret(g.secret, base)) });
     let sources = build_sources(raw.sources, base, problems);
-    let kubernetes = raw.kubernetes.map(|k| KubernetesConfig { kubeconfig: k.kubeconfig.map(|p| within(base, p)) });
+    let kubernetes = raw.kubernetes.map(|k| build_kubernetes(k, base, problems));
     let cache_dir = within(base, raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
     let sync = build_sync(raw.sync, problems);
     let catalog = build_catalog(&raw.catalog, problems);
     Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+}
+
+fn build_kubernetes(raw: super::raw::RawKubernetes, base: &Path, problems: &mut Problems) -> KubernetesConfig {
+    let timeout = raw.timeout.map_or(Duration::from_secs(30), |t| duration(&t, "kubernetes.timeout", problems));
+    let max_prune_fraction = raw.max_prune_fraction.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&max_prune_fraction) {
+        problems.push("kubernetes.max_prune_fraction", format!("must be between 0 and 1, found {max_prune_fraction}"));
+    }
+    KubernetesConfig { kubeconfig: raw.kubeconfig.map(|p| within(base, p)), timeout, max_prune_fraction }
+}
+
+fn build_tenancy(raw: super::raw::RawTenancy, at: &str, problems: &mut Problems) -> super::TenancyConfig {
+    let impersonate = raw.service_account.and_then(|account| match account.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Some(format!("system:serviceaccount:{namespace}:{name}"))
+        }
+        _ => {
+            problems
+                .push(format!("{at}.tenancy.service_account"), format!("must be NAMESPACE/NAME, found {account:?}"));
+            None
+        }
+    });
+    for (namespace, allowed) in &raw.namespaces {
+        if allowed.is_empty() {
+            problems.push(format!("{at}.tenancy.namespaces.{namespace}"), "lists no Kubernetes namespace");
+        }
+    }
+    super::TenancyConfig {
+        namespaces: raw.namespaces,
+        kinds: raw.kinds,
+        allow_cluster_scoped: raw.allow_cluster_scoped,
+        allow_rbac: raw.allow_rbac,
+        impersonate,
+    }
 }
 
 /// 1 MiB holds thousands of entities or a large API definition, and stops a hostile file from
@@ -194,7 +228,7 @@ fn resolve_secret(secret: super::SecretRef, base: &Path) -> super::SecretRef {
 fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> Vec<SourceConfig> {
     let mut names = std::collections::HashSet::new();
     let mut sources = Vec::new();
-    for (i, source) in raw.into_iter().enumerate() {
+    for (i, mut source) in raw.into_iter().enumerate() {
         let at = format!("sources[{i}]");
         let name = source.name.clone().unwrap_or_default();
         if name.is_empty() {
@@ -207,11 +241,12 @@ fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> V
         } else if !names.insert(name.clone()) {
             problems.push(format!("{at}.name"), format!("duplicate source name {name:?}"));
         }
+        let tenancy = source.tenancy.take().map(|t| build_tenancy(t, &at, problems)).unwrap_or_default();
         if let Some(kind) = build_kind(source, &at, base, problems) {
             let (kind, default_interval, interval) = kind;
             let interval =
                 interval.map_or(default_interval, |text| duration(&text, &format!("{at}.interval"), problems));
-            sources.push(SourceConfig { name, interval, kind });
+            sources.push(SourceConfig { name, interval, kind, tenancy });
         }
     }
     reject_overlaps(&sources, problems);

@@ -19,6 +19,41 @@ pub enum Health {
     Degraded(String),
 }
 
+impl Health {
+    /// Every name, for metrics that report zero as well as non-zero counts.
+    pub const NAMES: [&'static str; 6] = ["Healthy", "Progressing", "Terminating", "Suspended", "Failed", "Degraded"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Progressing(_) => "Progressing",
+            Self::Terminating => "Terminating",
+            Self::Suspended => "Suspended",
+            Self::Failed(_) => "Failed",
+            Self::Degraded(_) => "Degraded",
+        }
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::Progressing(m) | Self::Failed(m) | Self::Degraded(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Orders healths from fine to worst, so a set of objects reports its worst.
+    pub fn severity(&self) -> u8 {
+        match self {
+            Self::Healthy => 0,
+            Self::Suspended => 1,
+            Self::Terminating => 2,
+            Self::Progressing(_) => 3,
+            Self::Degraded(_) => 4,
+            Self::Failed(_) => 5,
+        }
+    }
+}
+
 /// Finds a referenced object (a `{apiVersion, kind, name, namespace?}` reference) in the cluster.
 pub type Lookup<'a> = &'a dyn Fn(&Value) -> Option<Value>;
 

@@ -1,8 +1,10 @@
 //! The GitOps half (issue 6), pure parts first: which cluster objects an entity declares, who
 //! owns a live object, what a sync would change (create / update / unchanged / prune), and the
 //! guards that refuse objects outside an entity's tenancy or a plan that would delete too much.
-//! Nothing here talks to a cluster; the kube-backed apply loop builds on these.
+//! All of it is pure except `cluster`, the one client of the API server; `app::reconcile`
+//! wires them into a pass.
 
+pub mod cluster;
 pub mod guard;
 pub mod health;
 pub mod ingest;

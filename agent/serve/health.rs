@@ -17,7 +17,9 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 only when the store answers, migrations ran and the first sync pass finished.
+/// 200 only when the store answers, migrations ran and the first sync pass finished. The API
+/// server's state (from the app's last check; serving never calls it) is reported but does
+/// not make the agent unready: the catalog keeps syncing and serving while the cluster is away.
 pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
     let store = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
@@ -28,7 +30,7 @@ pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
     let migrated = state.readiness.migrated();
     let synced = state.readiness.first_pass_done();
     let ready = store.is_ok() && migrated && synced;
-    let body = json!({
+    let mut body = json!({
         "ready": ready,
         "checks": {
             "store": { "ok": store.is_ok(), "error": store.err() },
@@ -36,6 +38,10 @@ pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
             "initial_sync": { "ok": synced },
         }
     });
+    if state.readiness.cluster_configured() {
+        let up = state.metrics.cluster_up.get() == 1;
+        body["checks"]["cluster"] = json!({ "ok": up, "state": if up { "ok" } else { "degraded" } });
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }

@@ -53,6 +53,8 @@ impl FacetCache {
 pub struct Readiness {
     migrated: AtomicBool,
     first_pass_done: AtomicBool,
+    /// A `kubernetes` section is configured: `/readyz` reports the API server too.
+    cluster_configured: AtomicBool,
 }
 
 impl Readiness {
@@ -62,6 +64,14 @@ impl Readiness {
 
     pub fn set_first_pass_done(&self) {
         self.first_pass_done.store(true, Ordering::Release);
+    }
+
+    pub fn set_cluster_configured(&self) {
+        self.cluster_configured.store(true, Ordering::Release);
+    }
+
+    pub fn cluster_configured(&self) -> bool {
+        self.cluster_configured.load(Ordering::Acquire)
     }
 
     pub fn migrated(&self) -> bool {

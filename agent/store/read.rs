@@ -27,6 +27,9 @@ pub struct StoredEntity {
     pub orphan: bool,
     /// Why its document currently fails; the body is the last good version.
     pub errors: Option<String>,
+    /// The cluster's view (sync state, health) as a Backstage status item, when it declares
+    /// cluster objects.
+    pub cluster_status: Option<Value>,
 }
 
 impl StoredEntity {
@@ -61,8 +64,13 @@ impl StoredEntity {
             self.relations.iter().map(|(kind, target)| json!({"type": kind, "targetRef": target})).collect();
         if let Some(root) = entity.as_object_mut() {
             root.insert("relations".into(), Value::Array(relations));
+            let mut items: Vec<Value> = Vec::new();
             if let Some(message) = &self.errors {
-                root.insert("status".into(), processing_status(message));
+                items.push(processing_status(message));
+            }
+            items.extend(self.cluster_status.clone());
+            if !items.is_empty() {
+                root.insert("status".into(), json!({ "items": items }));
             }
         }
         entity
@@ -71,12 +79,12 @@ impl StoredEntity {
 
 /// Backstage's shape for processing errors in `status.items`.
 fn processing_status(message: &str) -> Value {
-    json!({"items": [{
+    json!({
         "type": "backstage.io/catalog-processing",
         "level": "error",
         "message": message,
         "error": {"name": "InputError", "message": message},
-    }]})
+    })
 }
 
 /// A relation whose target is not in the catalog (e.g. a dangling owner).
@@ -122,7 +130,8 @@ pub struct SyncRunRow {
     pub error: Option<String>,
 }
 
-const ENTITY_COLUMNS: &str = "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors";
+const ENTITY_COLUMNS: &str =
+    "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors, cluster_status";
 
 pub(super) fn entity_columns() -> &'static str {
     ENTITY_COLUMNS
@@ -144,6 +153,7 @@ pub(super) fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> 
         relations: Vec::new(),
         orphan: row.get::<i64, _>(7) != 0,
         errors: row.get(8),
+        cluster_status: row.get::<Option<String>, _>(9).and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -217,7 +227,7 @@ impl Store {
             .map_err(query_err("get entity"))?;
         let Some(row) = row else { return Ok(None) };
         let mut entity = entity_from_row(&row)?;
-        let relations: String = row.get(9);
+        let relations: String = row.get(10);
         let mut relations: Vec<(String, String)> = serde_json::from_str(&relations)
             .map_err(|source| StoreError::Corrupt { entity_ref: entity.entity_ref.clone(), source })?;
         relations.sort();

@@ -46,6 +46,21 @@ pub struct Metrics {
     pub github_rate_remaining: IntGaugeVec,
     /// Passes of local sources by scope: `changed_files` (only what the watcher named) or `full`.
     pub local_rescans: IntCounterVec,
+    /// Kubernetes API calls by operation and outcome (`ok`, `unavailable`, `error`).
+    pub cluster_requests: IntCounterVec,
+    /// 1 when the last API server check succeeded (absent without a `kubernetes` section).
+    pub cluster_up: IntGauge,
+    /// Cluster objects written by source and action (`create`, `update`, `prune`).
+    pub reconcile_objects: IntCounterVec,
+    /// Entities whose reconcile failed, by source and reason (`manifests`, `refused`, `dry_run`,
+    /// `apply`, `conflict`, `prune_blocked`, `cluster`).
+    pub reconcile_errors: IntCounterVec,
+    /// Drifted objects re-applied (changed in the cluster, not in git), by source.
+    pub drift_corrections: IntCounterVec,
+    /// Entities with cluster objects, by source and health after the last pass.
+    pub entity_health: IntGaugeVec,
+    /// Prunes stopped by the mass-deletion guards, by source.
+    pub prune_blocked: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -57,7 +72,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Builds and registers every metric. Registration of fresh metrics in a fresh registry
     /// cannot fail, so failures are programming errors.
-    #[allow(clippy::expect_used)]
+    #[allow(clippy::expect_used, clippy::too_many_lines)] // one declaration per metric
     pub fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -98,7 +113,41 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(queue_wait.clone())).expect("unique histogram");
+        let cluster_up = IntGauge::new("rigger_cluster_up", "1 when the last Kubernetes API server check succeeded.")
+            .expect("valid gauge");
+        registry.register(Box::new(cluster_up.clone())).expect("unique gauge");
         let metrics = Self {
+            cluster_requests: counter(
+                "rigger_cluster_requests_total",
+                "Kubernetes API calls by operation and outcome.",
+                &["operation", "outcome"],
+            ),
+            cluster_up,
+            reconcile_objects: counter(
+                "rigger_reconcile_objects_total",
+                "Cluster objects written, by source and action (create, update, prune).",
+                &["source", "action"],
+            ),
+            reconcile_errors: counter(
+                "rigger_reconcile_errors_total",
+                "Entities whose cluster reconcile failed, by source and reason.",
+                &["source", "reason"],
+            ),
+            drift_corrections: counter(
+                "rigger_drift_corrections_total",
+                "Drifted cluster objects re-applied, by source.",
+                &["source"],
+            ),
+            entity_health: gauge(
+                "rigger_entity_health",
+                "Entities with cluster objects, by source and health after the last reconcile.",
+                &["source", "health"],
+            ),
+            prune_blocked: counter(
+                "rigger_prune_blocked_total",
+                "Prunes stopped by the mass-deletion guards, by source.",
+                &["source"],
+            ),
             queue_requests: counter(
                 "rigger_queue_requests_total",
                 "Sync requests that queued a pass, by reason.",

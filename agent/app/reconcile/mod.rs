@@ -1,0 +1,294 @@
+//! The cluster half of a pass: for one source, every entity that declares objects with
+//! `rigger.dev/manifests` is planned against the live cluster (desired vs. live vs. inventory),
+//! guarded (tenancy, mass deletion), dry-run, applied in stages, pruned, judged for health, and
+//! its state written back to the catalog. Entities that left git have their objects pruned.
+
+mod apply;
+mod desired;
+pub mod drift;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use self::desired::{EntityPlan, Failure};
+use super::sync::Context;
+use crate::config::{KubernetesConfig, RetryConfig, SourceConfig, SourceKind};
+use crate::reconcile::cluster::{Cluster, ClusterError};
+use crate::reconcile::guard::source_prune_fraction;
+use crate::reconcile::health::Health;
+use crate::reconcile::plan::{Action, ObjectKey};
+use crate::source::FileTree;
+use crate::store::{ManagedEntity, StoreError};
+use crate::telemetry::Metrics;
+
+/// Sources with fewer objects than this are not held to `max_prune_fraction`: removing one of
+/// a handful of objects is an ordinary change, not the sign of a broken checkout.
+pub const PRUNE_GUARD_MIN_OBJECTS: usize = 10;
+
+/// Whether a run changes the cluster or only says what it would change (`rigger plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    Plan,
+}
+
+/// The cluster connections (one per impersonated user) and what the drift watch needs to know.
+pub struct Reconciler {
+    config: KubernetesConfig,
+    retry: RetryConfig,
+    metrics: Metrics,
+    clients: tokio::sync::Mutex<HashMap<Option<String>, Arc<Cluster>>>,
+    /// Entity ref -> source, for routing a drift event to the source that owns the object.
+    owners: Mutex<HashMap<String, String>>,
+    /// Kinds Rigger has applied, which the drift watch follows.
+    pub applied_kinds: drift::AppliedKinds,
+}
+
+impl Reconciler {
+    pub fn new(config: KubernetesConfig, retry: RetryConfig, metrics: Metrics) -> Self {
+        Self {
+            config,
+            retry,
+            metrics,
+            clients: tokio::sync::Mutex::default(),
+            owners: Mutex::default(),
+            applied_kinds: drift::AppliedKinds::default(),
+        }
+    }
+
+    pub fn config(&self) -> &KubernetesConfig {
+        &self.config
+    }
+
+    /// The client acting as `impersonate` (or as Rigger itself), connected on first use.
+    pub async fn cluster(&self, impersonate: Option<&str>) -> Result<Arc<Cluster>, ClusterError> {
+        let mut clients = self.clients.lock().await;
+        let key = impersonate.map(str::to_owned);
+        if let Some(found) = clients.get(&key) {
+            return Ok(found.clone());
+        }
+        let cluster = Arc::new(Cluster::connect(&self.config, impersonate, self.retry, self.metrics.clone()).await?);
+        clients.insert(key, cluster.clone());
+        Ok(cluster)
+    }
+
+    /// The source owning an entity's objects, as of the last pass that planned it.
+    pub fn owner(&self, entity_ref: &str) -> Option<String> {
+        self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(entity_ref).cloned()
+    }
+
+    fn remember_owners(&self, source: &str, entities: impl Iterator<Item = String>) {
+        let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for entity in entities {
+            owners.insert(entity, source.to_owned());
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the synced tree: {0}")]
+    Tree(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+impl ReconcileError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_transient(),
+            Self::Cluster(e) => e.is_transient(),
+            Self::Tree(_) => false,
+        }
+    }
+}
+
+/// What a run did (or would do) for one entity.
+#[derive(Debug, Clone)]
+pub struct EntityReport {
+    pub entity_ref: String,
+    /// The steps planned: create, update, unchanged, prune.
+    pub steps: Vec<(Action, ObjectKey)>,
+    pub errors: Vec<String>,
+    /// After an apply; `None` in plan mode, on failure, or for an entity that left git.
+    pub health: Option<Health>,
+}
+
+/// What a run did for one source. `unavailable`: the API server could not be reached for some
+/// of it, so a retry is due.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    pub entities: Vec<EntityReport>,
+    pub unavailable: bool,
+}
+
+impl SourceReport {
+    pub fn has_errors(&self) -> bool {
+        self.entities.iter().any(|e| !e.errors.is_empty())
+    }
+}
+
+/// Reconciles one source whose catalog is in the store, at the revision last synced.
+pub async fn reconcile_stored(
+    ctx: &Context,
+    reconciler: &Reconciler,
+    source: &SourceConfig,
+) -> Result<SourceReport, ReconcileError> {
+    if matches!(source.kind, SourceKind::Github(_)) {
+        // Each repository of an organisation is a source of its own.
+        return Ok(SourceReport::default());
+    }
+    let entities = ctx.store.managed_entities(&source.name).await?;
+    let inventory = ctx.store.inventory(&source.name).await?;
+    if entities.is_empty() && inventory.is_empty() {
+        return Ok(SourceReport::default());
+    }
+    let tree = synced_tree(ctx, source).await?;
+    reconcile(ctx, reconciler, source, &entities, &inventory, &[], tree.as_ref(), Mode::Apply).await
+}
+
+/// The files of the source at the revision last synced (git: from the local cache, no fetch).
+async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn FileTree>, ReconcileError> {
+    match &source.kind {
+        SourceKind::Git(git) => {
+            let revision = ctx
+                .store
+                .source_revision(&source.name)
+                .await?
+                .ok_or_else(|| ReconcileError::Tree("the source has not been synced yet".into()))?;
+            let remote = crate::source::git::GitRemote {
+                source: source.name.clone(),
+                url: git.url.clone(),
+                branch: git.branch.clone(),
+                catalog_path: git.catalog_path.clone(),
+                token: None,
+            };
+            let tip = crate::source::git::Tip {
+                commit: revision,
+                branch: git.branch.clone().unwrap_or_else(|| "HEAD".into()),
+                fetched: false,
+            };
+            let cache = ctx.config.cache_dir.clone();
+            tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
+                .await
+                .map_err(|e| ReconcileError::Tree(e.to_string()))?
+                .map(|s| s.files)
+                .map_err(|e| ReconcileError::Tree(e.to_string()))
+        }
+        SourceKind::Local(local) => {
+            let dir = crate::source::local::LocalDir {
+                source: source.name.clone(),
+                root: local.path.clone(),
+                catalog_path: local.catalog_path.clone(),
+            };
+            dir.snapshot().map(|s| s.files).map_err(|e| ReconcileError::Tree(e.to_string()))
+        }
+        SourceKind::Github(_) => Err(ReconcileError::Tree("an organisation has no tree of its own".into())),
+    }
+}
+
+/// Plans every entity of the source, applies the guards across it, then (in apply mode)
+/// executes each entity's plan and records inventory, status and metrics. `failing` names
+/// entities whose documents are in error: they are neither applied nor treated as gone.
+#[allow(clippy::too_many_arguments)]
+pub async fn reconcile(
+    ctx: &Context,
+    reconciler: &Reconciler,
+    source: &SourceConfig,
+    entities: &[ManagedEntity],
+    inventory: &BTreeMap<String, Vec<ObjectKey>>,
+    failing: &[String],
+    tree: &dyn FileTree,
+    mode: Mode,
+) -> Result<SourceReport, ReconcileError> {
+    let cluster = reconciler.cluster(source.tenancy.impersonate.as_deref()).await?;
+    reconciler.remember_owners(&source.name, entities.iter().map(|e| e.entity_ref.clone()));
+    let max_bytes = ctx.config.catalog.max_file_bytes;
+    let mut plans: Vec<Result<EntityPlan, (String, Failure)>> = Vec::new();
+    for entity in entities.iter().filter(|e| !e.orphan) {
+        let before = inventory.get(&entity.entity_ref).cloned().unwrap_or_default();
+        let tenancy = source.tenancy.for_catalog_namespace(&entity.namespace);
+        plans.push(
+            desired::plan_entity(&cluster, tree, entity, &tenancy, before, max_bytes)
+                .await
+                .map_err(|f| (entity.entity_ref.clone(), f)),
+        );
+    }
+    let kept: Vec<&str> =
+        entities.iter().map(|e| e.entity_ref.as_str()).chain(failing.iter().map(String::as_str)).collect();
+    for (entity_ref, before) in inventory.iter().filter(|(r, _)| !kept.contains(&r.as_str())) {
+        plans.push(desired::plan_gone(&cluster, entity_ref, before.clone()).await.map_err(|f| (entity_ref.clone(), f)));
+    }
+    guard_source(ctx, source, inventory, &mut plans);
+    let mut report = SourceReport::default();
+    for planned in plans {
+        let entity_report = match planned {
+            Ok(plan) if mode == Mode::Plan => apply::dry_run(&cluster, plan).await,
+            Ok(plan) => apply::execute(ctx, &cluster, &source.name, plan).await?,
+            Err((entity_ref, failure)) => {
+                failed(ctx, &source.name, &entity_ref, &failure, mode).await?;
+                EntityReport { entity_ref, steps: Vec::new(), errors: failure.errors, health: None }
+            }
+        };
+        report.unavailable |= entity_report.errors.iter().any(|e| e.contains(UNAVAILABLE_MARK));
+        report.entities.push(entity_report);
+    }
+    if mode == Mode::Apply {
+        status::export_health(ctx, &source.name, &report);
+        reconciler.applied_kinds.extend(report.entities.iter().flat_map(|e| e.steps.iter().map(|(_, k)| k)));
+        let changed = report.entities.iter().flat_map(|e| &e.steps).filter(|(a, _)| *a != Action::Unchanged).count();
+        info!(source = %source.name, entities = report.entities.len(), changed, "cluster reconciled");
+    }
+    Ok(report)
+}
+
+/// How an unavailable API server shows in an entity's errors (see [`ClusterError`]).
+pub const UNAVAILABLE_MARK: &str = "the API server is unavailable";
+
+/// Across the source: a pass that would prune more than `max_prune_fraction` of its objects
+/// prunes nothing, and says so on every entity it would have pruned from.
+fn guard_source(
+    ctx: &Context,
+    source: &SourceConfig,
+    inventory: &BTreeMap<String, Vec<ObjectKey>>,
+    plans: &mut [Result<EntityPlan, (String, Failure)>],
+) {
+    let Some(kubernetes) = &ctx.config.kubernetes else { return };
+    let total: usize = inventory.values().map(Vec::len).sum();
+    let pruned: usize = plans.iter().flatten().map(|p| p.plan.count(Action::Prune)).sum();
+    if total < PRUNE_GUARD_MIN_OBJECTS {
+        return;
+    }
+    let Some(message) = source_prune_fraction(pruned, total, kubernetes.max_prune_fraction) else { return };
+    warn!(source = %source.name, pruned, total, "prune blocked by the mass-deletion guard");
+    ctx.metrics.prune_blocked.with_label_values(&[source.name.as_str()]).inc();
+    for plan in plans.iter_mut().flatten() {
+        if plan.plan.count(Action::Prune) > 0 {
+            plan.plan.steps.retain(|s| s.action != Action::Prune);
+            plan.blocked = Some(format!("{message} (kubernetes.max_prune_fraction)"));
+        }
+    }
+}
+
+/// An entity that could not be planned: its objects are left as they are, the error goes on
+/// the entity and into the metrics.
+async fn failed(
+    ctx: &Context,
+    source: &str,
+    entity_ref: &str,
+    failure: &Failure,
+    mode: Mode,
+) -> Result<(), ReconcileError> {
+    warn!(source, entity = entity_ref, reason = failure.reason, errors = ?failure.errors, "cluster reconcile failed");
+    if mode == Mode::Apply {
+        ctx.metrics.reconcile_errors.with_label_values(&[source, failure.reason]).inc();
+        let item = status::failure_item(failure);
+        ctx.store.set_cluster_status(entity_ref, Some(&item)).await?;
+    }
+    Ok(())
+}
