@@ -59,16 +59,21 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         let request: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |source| drift_queue.request(source, "drift"));
         tracker.spawn(super::reconcile::drift::watch(reconciler.clone(), request, cancel.clone()));
     }
-    tokio::select! {
-        () = initial_pass(&ctx) => {}
+    let retry_first = tokio::select! {
+        failed = initial_pass(&ctx) => failed,
         // Dropping the pass rolls back any open transaction: a location lands whole or not at all.
         () = cancel.cancelled() => return shut_down(tracker, server, &ctx).await,
-    }
+    };
     readiness.set_first_pass_done();
     info!("initial sync pass finished; ready");
 
     for _ in 0..ctx.config.sync.concurrency {
         tracker.spawn(worker(ctx.clone(), queue.clone(), cancel.clone()));
+    }
+    // A first pass that failed for a passing reason (the API server was away, say) is not left
+    // waiting for its poll interval.
+    for source in retry_first {
+        queue.request(&source, "retry");
     }
     for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
         tracker.spawn(poll_timer(source.clone(), queue.clone(), cancel.clone()));
@@ -171,7 +176,8 @@ async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: C
 /// not to open hundreds of connections at start-up.
 const INITIAL_PASS_CONCURRENCY: usize = 4;
 
-async fn initial_pass(ctx: &Context) {
+/// Every source once; returns the ones that failed transiently, for the queue to retry.
+async fn initial_pass(ctx: &Context) -> Vec<String> {
     let permits = Arc::new(tokio::sync::Semaphore::new(INITIAL_PASS_CONCURRENCY));
     let mut passes = tokio::task::JoinSet::new();
     for source in ctx.config.sources.clone() {
@@ -180,13 +186,19 @@ async fn initial_pass(ctx: &Context) {
         passes.spawn(
             async move {
                 let _permit = permits.acquire_owned().await;
-                drop(sync_source(&ctx, &source).await);
+                let result = sync_source(&ctx, &source).await;
+                let transient = result.is_err_and(|e| super::retry::Transient::is_transient(&e));
+                transient.then_some(source.name)
             }
             .instrument(span),
         );
     }
-    while passes.join_next().await.is_some() {}
+    let mut failed = Vec::new();
+    while let Some(joined) = passes.join_next().await {
+        failed.extend(joined.ok().flatten());
+    }
     refresh_entity_gauge(ctx).await;
+    failed
 }
 
 /// Takes sources off the queue one at a time and syncs them. A pass in flight finishes (bounded

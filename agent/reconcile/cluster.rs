@@ -17,6 +17,9 @@ use super::plan::ObjectKey;
 use crate::config::{KubernetesConfig, RetryConfig};
 use crate::telemetry::Metrics;
 
+/// The longest `Retry-After` honoured; a server asking for more is asked again sooner.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "rigger";
 
@@ -194,6 +197,8 @@ impl Cluster {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.dry_run = dry_run;
         params.force = force;
+        // Unknown or duplicate fields fail the apply instead of being dropped silently.
+        params.field_validation = Some(kube::api::ValidationDirective::Strict);
         let applied = self
             .call(if dry_run { "dry_run" } else { "apply" }, || async {
                 api.patch(&key.name, &params, &Patch::Apply(object)).await.map_err(ClusterError::from_kube)
@@ -217,7 +222,7 @@ impl Cluster {
     }
 
     /// One API call with a deadline, retried while the server is unavailable. A `Retry-After`
-    /// the server sends is waited out (capped by the policy's maximum).
+    /// the server sends is waited out (up to [`MAX_RETRY_AFTER`]) instead of the backoff.
     async fn call<T, F, Fut>(&self, operation: &'static str, attempt: F) -> Result<T, ClusterError>
     where
         F: Fn() -> Fut,
@@ -228,7 +233,6 @@ impl Cluster {
             .with_max_delay(self.retry.max)
             .with_max_times(self.retry.max_attempts.saturating_sub(1) as usize)
             .with_jitter();
-        let max = self.retry.max;
         let bounded = || async {
             match tokio::time::timeout(self.timeout, attempt()).await {
                 Ok(result) => result,
@@ -239,7 +243,9 @@ impl Cluster {
             .retry(backoff)
             .when(ClusterError::is_transient)
             .adjust(|err, planned| match err {
-                ClusterError::Unavailable { retry_after: Some(wait), .. } => planned.map(|_| (*wait).min(max)),
+                ClusterError::Unavailable { retry_after: Some(wait), .. } => {
+                    planned.map(|_| (*wait).min(MAX_RETRY_AFTER))
+                }
                 _ => planned,
             })
             .notify(|err, delay| {

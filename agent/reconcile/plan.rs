@@ -76,6 +76,16 @@ pub fn entity_label(entity_ref: &str) -> String {
 /// is namespaced), labelled as Rigger's and the entity's, with the hash of what was applied.
 pub fn owned(object: &Value, entity_ref: &str, default_namespace: &str, namespaced: bool) -> Value {
     let mut object = object.clone();
+    // Only git's intent is applied: what the server owns (status, identity, bookkeeping) is
+    // dropped if a manifest was exported from a live cluster.
+    if let Some(root) = object.as_object_mut() {
+        root.remove("status");
+    }
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        for field in SERVER_FIELDS {
+            metadata.remove(field);
+        }
+    }
     if namespaced && object["metadata"]["namespace"].as_str().is_none() {
         object["metadata"]["namespace"] = json!(default_namespace);
     }
@@ -92,6 +102,33 @@ pub fn owned(object: &Value, entity_ref: &str, default_namespace: &str, namespac
     let hash = hex::encode(Sha1::digest(object.to_string().as_bytes()));
     object["metadata"]["annotations"][APPLIED_HASH] = json!(hash);
     object
+}
+
+/// Metadata the API server sets; never part of an applied object.
+const SERVER_FIELDS: [&str; 6] =
+    ["managedFields", "uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp"];
+
+/// Object annotation: `disabled` keeps the object when its entity stops declaring it.
+pub const PRUNE_ANNOTATION: &str = "rigger.dev/prune";
+
+/// Why Rigger must not take over a live object it is about to apply: it belongs to another
+/// entity, or another GitOps tool tracks it. `None` when it is free (or already ours).
+pub fn foreign_owner(live: &Value, entity_ref: &str) -> Option<String> {
+    let labels = &live["metadata"]["labels"];
+    let annotations = &live["metadata"]["annotations"];
+    if labels[MANAGED_BY] == MANAGED_BY_VALUE {
+        return (!owned_by(live, entity_ref)).then(|| {
+            let other = annotations[ENTITY_ANNOTATION].as_str().unwrap_or("another entity");
+            format!("it belongs to {other}")
+        });
+    }
+    if !labels["kustomize.toolkit.fluxcd.io/name"].is_null() {
+        return Some("Flux tracks it (kustomize.toolkit.fluxcd.io labels)".into());
+    }
+    if !annotations["argocd.argoproj.io/tracking-id"].is_null() {
+        return Some("Argo CD tracks it (argocd.argoproj.io/tracking-id)".into());
+    }
+    None
 }
 
 /// Whether a live object carries Rigger's labels for this entity: the only objects a prune may
@@ -153,7 +190,11 @@ pub fn plan(entity_ref: &str, desired: &[Value], live: &[Value], inventory: &[Ob
     let mut prunes: Vec<Step> = inventory
         .iter()
         .filter(|key| !declared.contains(key))
-        .filter(|key| live.get(*key).is_some_and(|o| owned_by(o, entity_ref)))
+        .filter(|key| {
+            live.get(*key).is_some_and(|o| {
+                owned_by(o, entity_ref) && o["metadata"]["annotations"][PRUNE_ANNOTATION] != "disabled"
+            })
+        })
         .map(|key| Step { key: key.clone(), action: Action::Prune, object: None })
         .collect();
     prunes.sort_by_key(|s| std::cmp::Reverse(rank(&s.key.kind)));
@@ -210,6 +251,30 @@ mod tests {
         let pruned: Vec<&str> =
             plan_.steps.iter().filter(|s| s.action == Action::Prune).map(|s| s.key.name.as_str()).collect();
         assert_eq!(pruned, ["gone"], "another entity's object and an unlabelled one are left alone");
+        let mut kept_by_annotation = served(&gone);
+        kept_by_annotation["metadata"]["annotations"][PRUNE_ANNOTATION] = json!("disabled");
+        let plan_ = plan(ENTITY, &[], &[kept_by_annotation], &inventory);
+        assert_eq!(plan_.count(Action::Prune), 0, "rigger.dev/prune: disabled keeps the object");
+    }
+
+    #[test]
+    fn server_fields_are_not_applied_and_foreign_objects_are_not_adopted() {
+        let mut exported = config_map("a", "1");
+        exported["status"] = json!({"phase": "x"});
+        exported["metadata"]["resourceVersion"] = json!("42");
+        exported["metadata"]["managedFields"] = json!([]);
+        let applied = owned(&exported, ENTITY, "default", true);
+        assert!(applied.get("status").is_none());
+        assert!(
+            applied["metadata"].get("resourceVersion").is_none() && applied["metadata"].get("managedFields").is_none()
+        );
+        assert_eq!(foreign_owner(&served(&applied), ENTITY), None);
+        let other = owned(&config_map("a", "1"), "component:default/other", "default", true);
+        assert!(foreign_owner(&other, ENTITY).unwrap().contains("component:default/other"));
+        let mut flux = config_map("a", "1");
+        flux["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/name": "apps"});
+        assert!(foreign_owner(&flux, ENTITY).unwrap().contains("Flux"));
+        assert_eq!(foreign_owner(&config_map("a", "1"), ENTITY), None, "an unmarked object is adopted");
     }
 
     #[test]

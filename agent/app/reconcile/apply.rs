@@ -28,6 +28,15 @@ pub struct Outcome {
     pub drift_corrected: u64,
     /// Drifted objects left alone because the entity turned self-heal off.
     pub drift_ignored: Vec<ObjectKey>,
+    /// An error was the API server's unavailability: worth a retry.
+    pub unavailable: bool,
+}
+
+impl Outcome {
+    fn fail(&mut self, what: impl std::fmt::Display, error: &ClusterError) {
+        self.unavailable |= error.is_transient();
+        self.errors.push(format!("{what}: {error}"));
+    }
 }
 
 /// `rigger plan`: the steps, with every create and update dry-run on the server.
@@ -36,7 +45,7 @@ pub async fn dry_run(cluster: &Cluster, plan: EntityPlan) -> EntityReport {
     let writes: Vec<&Step> = plan.plan.steps.iter().filter(|s| s.object.is_some()).collect();
     for step in &writes {
         if let Err(err) = apply_step(cluster, &plan, step, true, &mut outcome).await {
-            outcome.errors.push(format!("{}: {err}", step.key));
+            outcome.fail(step.key.to_string(), &err);
         }
     }
     outcome.errors.extend(plan.blocked.clone());
@@ -45,6 +54,7 @@ pub async fn dry_run(cluster: &Cluster, plan: EntityPlan) -> EntityReport {
         steps: plan.plan.steps.iter().map(|s| (s.action, s.key.clone())).collect(),
         errors: outcome.errors,
         health: None,
+        retry: outcome.unavailable,
     }
 }
 
@@ -83,6 +93,7 @@ pub async fn execute(
         steps: plan.plan.steps.iter().map(|s| (s.action, s.key.clone())).collect(),
         errors: outcome.errors,
         health,
+        retry: outcome.unavailable,
     })
 }
 
@@ -91,7 +102,7 @@ async fn run_stage(cluster: &Cluster, plan: &EntityPlan, stage: &[&Step], outcom
     let mut rehearsal = Outcome::default();
     for step in stage {
         if let Err(err) = apply_step(cluster, plan, step, true, &mut rehearsal).await {
-            outcome.errors.push(format!("{} (dry run): {err}", step.key));
+            outcome.fail(format!("{} (dry run)", step.key), &err);
         }
     }
     if !outcome.errors.is_empty() {
@@ -99,7 +110,7 @@ async fn run_stage(cluster: &Cluster, plan: &EntityPlan, stage: &[&Step], outcom
     }
     for step in stage {
         if let Err(err) = apply_step(cluster, plan, step, false, outcome).await {
-            outcome.errors.push(format!("{}: {err}", step.key));
+            outcome.fail(step.key.to_string(), &err);
         }
     }
 }
@@ -158,7 +169,7 @@ async fn prune(cluster: &Cluster, plan: &EntityPlan, outcome: &mut Outcome) -> V
     for step in plan.plan.steps.iter().filter(|s| s.action == Action::Prune) {
         match cluster.delete(&step.key).await {
             Ok(()) => pruned.push(step.key.clone()),
-            Err(err) => outcome.errors.push(format!("{} (prune): {err}", step.key)),
+            Err(err) => outcome.fail(format!("{} (prune)", step.key), &err),
         }
     }
     pruned

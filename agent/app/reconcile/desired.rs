@@ -23,15 +23,18 @@ pub const SELF_HEAL: &str = "rigger.dev/self-heal";
 pub struct Failure {
     pub reason: &'static str,
     pub errors: Vec<String>,
+    /// Worth trying again soon: the API server did not answer, or a kind is not served yet
+    /// (its CRD may be on its way).
+    pub retry: bool,
 }
 
 impl Failure {
     fn new(reason: &'static str, errors: Vec<String>) -> Self {
-        Self { reason, errors }
+        Self { reason, errors, retry: false }
     }
 
     fn cluster(error: &ClusterError) -> Self {
-        Self::new("cluster", vec![error.to_string()])
+        Self { reason: "cluster", errors: vec![error.to_string()], retry: error.is_transient() }
     }
 }
 
@@ -69,6 +72,7 @@ pub async fn plan_entity(
     let default_namespace = tenancy.namespaces.first().map_or(entity.namespace.as_str(), String::as_str);
     let mut desired = Vec::new();
     let mut refused = Vec::new();
+    let mut unknown = Vec::new();
     for manifest in &declared {
         let at = format!("{} document {}", manifest.file, manifest.index);
         let (api_version, kind) = (text(&manifest.object["apiVersion"]), text(&manifest.object["kind"]));
@@ -78,7 +82,7 @@ pub async fn plan_entity(
                 crds[&(group_of(api_version), kind.to_owned())]
             }
             Err(err @ ClusterError::UnknownKind { .. }) => {
-                refused.push(format!("{at}: {err}"));
+                unknown.push(format!("{at}: {err}"));
                 continue;
             }
             Err(err) => return Err(Failure::cluster(&err)),
@@ -92,8 +96,21 @@ pub async fn plan_entity(
     if !refused.is_empty() {
         return Err(Failure::new("refused", refused));
     }
+    if !unknown.is_empty() {
+        return Err(Failure { reason: "unknown_kind", errors: unknown, retry: true });
+    }
     let keys: Vec<ObjectKey> = desired.iter().filter_map(ObjectKey::of).chain(before.iter().cloned()).collect();
     let live = fetch_live(cluster, &keys).await?;
+    let taken: Vec<String> = desired
+        .iter()
+        .filter_map(ObjectKey::of)
+        .filter_map(|key| {
+            Some(format!("{key}: not adopting it: {}", plan::foreign_owner(live.get(&key)?, &entity.entity_ref)?))
+        })
+        .collect();
+    if !taken.is_empty() {
+        return Err(Failure::new("refused", taken));
+    }
     let live_objects: Vec<Value> = live.values().cloned().collect();
     let plan = plan::plan(&entity.entity_ref, &desired, &live_objects, &before);
     let allowed = entity.annotation(ALLOW_MASS_PRUNE) == Some("true");

@@ -1,7 +1,8 @@
 //! Drift: every kind Rigger has applied is watched (kube-runtime's watcher, with its backoff),
 //! filtered to objects carrying Rigger's label. A change or deletion the cluster reports asks
 //! for a pass of the owning source; the pass re-applies what drifted (self-heal) and refreshes
-//! health from the new status. The queue coalesces bursts, and a pass that finds nothing to do
+//! health from the new status. Objects seen when a watch (re)lists count as changes too: one
+//! pass per source, which finds what changed while nobody was watching. The queue coalesces bursts, and a pass that finds nothing to do
 //! writes nothing, so Rigger's own applies do not loop.
 
 use std::collections::BTreeSet;
@@ -87,7 +88,8 @@ async fn start(
                 event = events.next() => event,
             };
             match event {
-                Some(Ok(Event::Apply(object) | Event::Delete(object))) => {
+                // A (re)list counts too: a change made while the watch was down shows only there.
+                Some(Ok(Event::Apply(object) | Event::InitApply(object) | Event::Delete(object))) => {
                     let owner = object.metadata.annotations.as_ref().and_then(|a| a.get(ENTITY_ANNOTATION));
                     if let Some(source) = owner.and_then(|entity| reconciler.owner(entity)) {
                         request(&source);

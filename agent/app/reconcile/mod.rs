@@ -117,10 +117,12 @@ pub struct EntityReport {
     pub errors: Vec<String>,
     /// After an apply; `None` in plan mode, on failure, or for an entity that left git.
     pub health: Option<Health>,
+    /// Some of it failed for a reason that may pass (API server unavailable, kind not served yet).
+    pub retry: bool,
 }
 
-/// What a run did for one source. `unavailable`: the API server could not be reached for some
-/// of it, so a retry is due.
+/// What a run did for one source. `unavailable`: some of it failed for a reason that may pass
+/// (the API server did not answer, a kind is not served yet), so a retry is due.
 #[derive(Debug, Clone, Default)]
 pub struct SourceReport {
     pub entities: Vec<EntityReport>,
@@ -232,10 +234,16 @@ pub async fn reconcile(
             Ok(plan) => apply::execute(ctx, &cluster, &source.name, plan).await?,
             Err((entity_ref, failure)) => {
                 failed(ctx, &source.name, &entity_ref, &failure, mode).await?;
-                EntityReport { entity_ref, steps: Vec::new(), errors: failure.errors, health: None }
+                EntityReport {
+                    entity_ref,
+                    steps: Vec::new(),
+                    errors: failure.errors,
+                    health: None,
+                    retry: failure.retry,
+                }
             }
         };
-        report.unavailable |= entity_report.errors.iter().any(|e| e.contains(UNAVAILABLE_MARK));
+        report.unavailable |= entity_report.retry;
         report.entities.push(entity_report);
     }
     if mode == Mode::Apply {
@@ -246,9 +254,6 @@ pub async fn reconcile(
     }
     Ok(report)
 }
-
-/// How an unavailable API server shows in an entity's errors (see [`ClusterError`]).
-pub const UNAVAILABLE_MARK: &str = "the API server is unavailable";
 
 /// Across the source: a pass that would prune more than `max_prune_fraction` of its objects
 /// prunes nothing, and says so on every entity it would have pruned from.
