@@ -58,6 +58,9 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         let drift_queue = queue.clone();
         let request: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |source| drift_queue.request(source, "drift"));
         tracker.spawn(super::reconcile::drift::watch(reconciler.clone(), request, cancel.clone()));
+        if let Some(every) = reconciler.config().ingest_interval {
+            tracker.spawn(cluster_ingest(ctx.clone(), reconciler.clone(), every, cancel.clone()));
+        }
     }
     let retry_first = tokio::select! {
         failed = initial_pass(&ctx) => failed,
@@ -168,6 +171,24 @@ async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: C
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(CLUSTER_CHECK) => {}
+        }
+    }
+}
+
+/// Claims, XRs and labelled workloads into the catalog, every `kubernetes.ingest_interval`.
+async fn cluster_ingest(
+    ctx: Context,
+    reconciler: Arc<super::reconcile::Reconciler>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        if let Err(err) = super::reconcile::ingest::ingest(&ctx, &reconciler).await {
+            warn!(error = %err, "cannot ingest cluster resources; the catalog keeps the last ones");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(jittered(every)) => {}
         }
     }
 }

@@ -97,6 +97,22 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
             }
         }
     }
+    if let Some(reconciler) = ctx.reconciler.as_ref().filter(|r| r.config().ingest_interval.is_some()) {
+        match super::reconcile::ingest::ingest(&ctx, reconciler).await {
+            Ok(Some(changes)) => println!(
+                "{}: ingested: {} added, {} updated, {} deleted",
+                super::reconcile::ingest::source_name(&reconciler.config().cluster_name),
+                changes.added,
+                changes.updated,
+                changes.deleted
+            ),
+            Ok(None) => {}
+            Err(err) => {
+                failed = true;
+                println!("cluster ingest failed: {err}");
+            }
+        }
+    }
     refresh_entity_gauge(&ctx).await;
     ctx.store.close().await;
     if failed {

@@ -263,6 +263,22 @@ pub fn check_document(value: Value, path: &std::path::Path) -> Result<Entity, St
     entity_from(value, &file)
 }
 
+/// An entity read from the cluster rather than a file (a Crossplane claim or a labelled
+/// workload, mapped by the reconcile stage): the same validation and relations as a document,
+/// managed by the location `key` that stands for the cluster.
+pub fn cluster_entity(mut value: Value, key: &str) -> Result<Entity, String> {
+    let entity_ref = validate::envelope(&mut value)?;
+    let metadata = value.get_mut("metadata").and_then(Value::as_object_mut).ok_or("metadata must have a value")?;
+    let annotations = metadata.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+    let annotations = annotations.as_object_mut().ok_or("metadata.annotations must be a mapping")?;
+    annotations.insert(ANNOTATION_LOCATION.into(), Value::String(key.to_owned()));
+    annotations.insert(ANNOTATION_ORIGIN_LOCATION.into(), Value::String(key.to_owned()));
+    relations::sort_arrays(&mut value);
+    validate::policies_and_kind(&mut value, &entity_ref)?;
+    let relations = relations::declared(&value, &entity_ref)?;
+    Ok(Entity { entity_ref, body: value, relations })
+}
+
 struct FileContext<'a> {
     origin: &'a Origin,
     origin_key: &'a str,

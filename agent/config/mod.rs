@@ -70,6 +70,12 @@ pub struct KubernetesConfig {
     pub timeout: Duration,
     /// A pass that would prune more than this fraction of a source's objects is stopped.
     pub max_prune_fraction: f64,
+    /// The cluster's name in the catalog (`backstage.io/kubernetes-cluster`, tags).
+    pub cluster_name: String,
+    /// Claims, v2 XRs and labelled workloads become `Resource` entities, this often; `None`: off.
+    pub ingest_interval: Option<Duration>,
+    /// Owner of ingested entities whose object names none (`terasky.backstage.io/owner`).
+    pub default_owner: String,
 }
 
 /// Where one source's entities may write in the cluster (issue 6's tenancy guard).

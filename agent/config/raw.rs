@@ -116,6 +116,10 @@ pub struct RawKubernetes {
     pub kubeconfig: Option<String>,
     pub timeout: Option<String>,
     pub max_prune_fraction: Option<f64>,
+    pub cluster_name: Option<String>,
+    pub ingest: Option<bool>,
+    pub ingest_interval: Option<String>,
+    pub default_owner: Option<String>,
 }
 
 /// Where a source's entities may write in the cluster.

@@ -120,7 +120,20 @@ fn build_kubernetes(raw: super::raw::RawKubernetes, base: &Path, problems: &mut 
     if !(0.0..=1.0).contains(&max_prune_fraction) {
         problems.push("kubernetes.max_prune_fraction", format!("must be between 0 and 1, found {max_prune_fraction}"));
     }
-    KubernetesConfig { kubeconfig: raw.kubeconfig.map(|p| within(base, p)), timeout, max_prune_fraction }
+    let cluster_name = raw.cluster_name.unwrap_or_else(|| "default".to_owned());
+    if !is_bounded_name(&cluster_name) {
+        problems.push("kubernetes.cluster_name", format!("must match ^[a-z0-9][a-z0-9-]*$, found {cluster_name:?}"));
+    }
+    let ingest_interval =
+        raw.ingest_interval.map_or(Duration::from_secs(60), |t| duration(&t, "kubernetes.ingest_interval", problems));
+    KubernetesConfig {
+        kubeconfig: raw.kubeconfig.map(|p| within(base, p)),
+        timeout,
+        max_prune_fraction,
+        cluster_name,
+        ingest_interval: raw.ingest.unwrap_or(true).then_some(ingest_interval),
+        default_owner: raw.default_owner.unwrap_or_else(|| "kubernetes-auto-ingested".to_owned()),
+    }
 }
 
 fn build_tenancy(raw: super::raw::RawTenancy, at: &str, problems: &mut Problems) -> super::TenancyConfig {

@@ -185,6 +185,27 @@ impl Cluster {
         found.map(to_value).transpose()
     }
 
+    /// Every object of `kind` in all namespaces, optionally by label selector, each with its
+    /// `apiVersion` and `kind` (list items come without them).
+    pub async fn list(&self, kind: &Kind, labels: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+        let api = self.api(kind, None);
+        let mut params = kube::api::ListParams::default();
+        if let Some(selector) = labels {
+            params = params.labels(selector);
+        }
+        let listed = self.call("list", || async { api.list(&params).await.map_err(ClusterError::from_kube) }).await?;
+        listed
+            .items
+            .into_iter()
+            .map(|item| {
+                let mut object = to_value(item)?;
+                object["apiVersion"] = Value::String(kind.resource.api_version.clone());
+                object["kind"] = Value::String(kind.resource.kind.clone());
+                Ok(object)
+            })
+            .collect()
+    }
+
     /// Server-side apply of `object` as [`FIELD_MANAGER`]; `dry_run` persists nothing; `force`
     /// takes over fields other managers own.
     pub async fn apply(&self, object: &Value, dry_run: bool, force: bool) -> Result<Value, ClusterError> {

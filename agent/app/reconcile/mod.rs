@@ -6,6 +6,7 @@
 mod apply;
 mod desired;
 pub mod drift;
+pub mod ingest;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
