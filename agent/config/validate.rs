@@ -494,6 +494,32 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_and_tenancy_are_typed_and_checked() {
+        let text = "kubernetes: { kubeconfig: kube.yaml, timeout: 5s, cluster_name: prod-eu, ingest: false }\nsources:\n  - name: a\n    local: { path: x }\n    tenancy:\n      namespaces: { default: [payments, payments-stage] }\n      kinds: [ConfigMap]\n      service_account: tenants/payments\n";
+        let config = parse(text, Path::new("/etc/rigger")).unwrap();
+        let kubernetes = config.kubernetes.unwrap();
+        assert_eq!(kubernetes.kubeconfig, Some(PathBuf::from("/etc/rigger/kube.yaml")));
+        assert_eq!((kubernetes.timeout, kubernetes.max_prune_fraction), (Duration::from_secs(5), 0.5));
+        assert_eq!((kubernetes.cluster_name.as_str(), kubernetes.ingest_interval), ("prod-eu", None));
+        let tenancy = &config.sources[0].tenancy;
+        assert_eq!(tenancy.impersonate.as_deref(), Some("system:serviceaccount:tenants:payments"));
+        let guard = tenancy.for_catalog_namespace("default");
+        assert_eq!(guard.namespaces, ["payments", "payments-stage"]);
+        assert_eq!(guard.kinds, ["ConfigMap"]);
+        assert_eq!(tenancy.for_catalog_namespace("ops").namespaces, ["ops"], "unlisted: the same name");
+        let found = problems("kubernetes: { max_prune_fraction: 2, cluster_name: Prod }\nsources:\n  - name: a\n    local: { path: x }\n    tenancy: { service_account: payments, namespaces: { default: [] }, colour: red }\n");
+        for expected in [
+            "kubernetes.max_prune_fraction",
+            "kubernetes.cluster_name",
+            "sources[0].tenancy.service_account",
+            "sources[0].tenancy.namespaces.default",
+            "sources[0].tenancy.colour: unknown key",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(expected)), "{expected} in {found:?}");
+        }
+    }
+
+    #[test]
     fn credentials_in_git_urls_are_rejected() {
         let found = problems("sources:\n  - name: a\n    git: { url: 'https://ghp_abc@github.com/acme/a.git' }\n");
         assert_eq!(
