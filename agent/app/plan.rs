@@ -96,13 +96,7 @@ async fn snapshot(ctx: &Context, source: &SourceConfig) -> anyhow::Result<Option
     match &source.kind {
         SourceKind::Git(git) => {
             let token = git.token.as_ref().map(crate::config::SecretRef::resolve).transpose()?;
-            let remote = crate::source::git::GitRemote {
-                source: source.name.clone(),
-                url: git.url.clone(),
-                branch: git.branch.clone(),
-                catalog_path: git.catalog_path.clone(),
-                token,
-            };
+            let remote = super::sync::git_remote(&source.name, git, token);
             let (cache, interrupt) = (ctx.config.cache_dir.clone(), ctx.interrupt.clone());
             let snapshot = tokio::task::spawn_blocking(move || {
                 let tip = remote.fetch(&cache, None, &interrupt)?;
@@ -111,14 +105,7 @@ async fn snapshot(ctx: &Context, source: &SourceConfig) -> anyhow::Result<Option
             .await??;
             Ok(Some(snapshot))
         }
-        SourceKind::Local(local) => {
-            let dir = crate::source::local::LocalDir {
-                source: source.name.clone(),
-                root: local.path.clone(),
-                catalog_path: local.catalog_path.clone(),
-            };
-            Ok(Some(dir.snapshot()?))
-        }
+        SourceKind::Local(local) => Ok(Some(super::sync::local_dir(&source.name, local).snapshot()?)),
         SourceKind::Github(_) => Ok(None),
     }
 }

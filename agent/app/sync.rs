@@ -207,11 +207,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
             Err(unchanged) => return Ok(unchanged),
         },
         SourceKind::Local(local) => {
-            let dir = LocalDir {
-                source: source.name.clone(),
-                root: local.path.clone(),
-                catalog_path: local.catalog_path.clone(),
-            };
+            let dir = local_dir(&source.name, local);
             if let Some(pass) = changed_files_pass(ctx, source, &dir).await? {
                 return Ok(pass);
             }
@@ -372,13 +368,7 @@ async fn git_snapshot_or_unchanged(
         }
         None => None,
     };
-    let remote = GitRemote {
-        source: source.name.clone(),
-        url: git.url.clone(),
-        branch: git.branch.clone(),
-        catalog_path: git.catalog_path.clone(),
-        token,
-    };
+    let remote = git_remote(&source.name, git, token);
     let tip = fetch_git(ctx, &remote, last.clone()).await?;
     if !tip.fetched && last.as_deref() == Some(tip.commit.as_str()) {
         let files_in_error =
@@ -393,6 +383,22 @@ async fn git_snapshot_or_unchanged(
         // source), so the cached commit is read again; unchanged entities cost no write.
     }
     Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
+}
+
+/// The git remote a configured (or discovered) git source reads.
+pub fn git_remote(source: &str, git: &GitSourceConfig, token: Option<crate::config::Secret>) -> GitRemote {
+    GitRemote {
+        source: source.to_owned(),
+        url: git.url.clone(),
+        branch: git.branch.clone(),
+        catalog_path: git.catalog_path.clone(),
+        token,
+    }
+}
+
+/// The directory a `local` source reads.
+pub fn local_dir(source: &str, local: &crate::config::LocalSourceConfig) -> LocalDir {
+    LocalDir { source: source.to_owned(), root: local.path.clone(), catalog_path: local.catalog_path.clone() }
 }
 
 async fn fetch_git(ctx: &Context, remote: &GitRemote, last: Option<String>) -> Result<Tip, SyncError> {

@@ -164,13 +164,7 @@ async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn Fil
                 .source_revision(&source.name)
                 .await?
                 .ok_or_else(|| ReconcileError::Tree("the source has not been synced yet".into()))?;
-            let remote = crate::source::git::GitRemote {
-                source: source.name.clone(),
-                url: git.url.clone(),
-                branch: git.branch.clone(),
-                catalog_path: git.catalog_path.clone(),
-                token: None,
-            };
+            let remote = super::sync::git_remote(&source.name, git, None);
             let tip = crate::source::git::Tip {
                 commit: revision,
                 branch: git.branch.clone().unwrap_or_else(|| "HEAD".into()),
@@ -183,14 +177,10 @@ async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn Fil
                 .map(|s| s.files)
                 .map_err(|e| ReconcileError::Tree(e.to_string()))
         }
-        SourceKind::Local(local) => {
-            let dir = crate::source::local::LocalDir {
-                source: source.name.clone(),
-                root: local.path.clone(),
-                catalog_path: local.catalog_path.clone(),
-            };
-            dir.snapshot().map(|s| s.files).map_err(|e| ReconcileError::Tree(e.to_string()))
-        }
+        SourceKind::Local(local) => super::sync::local_dir(&source.name, local)
+            .snapshot()
+            .map(|s| s.files)
+            .map_err(|e| ReconcileError::Tree(e.to_string())),
         SourceKind::Github(_) => Err(ReconcileError::Tree("an organisation has no tree of its own".into())),
     }
 }
