@@ -22,3 +22,5 @@ pub mod serve;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;

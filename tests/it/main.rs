@@ -10,6 +10,7 @@ mod conformance;
 mod daemon;
 mod differential;
 mod discovery;
+mod fake_apiserver;
 mod git_transports;
 mod outage;
 mod replicas;

@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod fake_github;
+pub mod fake_kube;
 pub mod git;
 pub mod http_git;
 pub mod pg_server;
