@@ -13,7 +13,8 @@ pub mod validate;
 
 pub use entity_ref::EntityRef;
 pub use ingest::{
-    cluster_entity, ingest, ingest_each, ingest_paths, ingest_with, DocumentError, Entity, Ingest, Limits, LocationOutcome,
+    cluster_entity, ingest, ingest_each, ingest_paths, ingest_with, DocumentError, Entity, Ingest, Limits,
+    LocationOutcome,
 };
 
 /// What happens to an entity no location declares any more (Backstage's `catalog.orphanStrategy`).

@@ -13,6 +13,7 @@ mod discovery;
 mod fake_apiserver;
 mod git_transports;
 mod outage;
+mod reconcile;
 mod replicas;
 mod store;
 mod support;
