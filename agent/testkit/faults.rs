@@ -116,6 +116,8 @@ pub struct RequestRecord {
     pub field_manager: Option<String>,
     pub dry_run: bool,
     pub status: u16,
+    /// The `Impersonate-User` header: whom the client acts as (recorded, not enforced).
+    pub impersonate: Option<String>,
 }
 
 impl RequestRecord {
@@ -144,7 +146,9 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
     }
     let method = request.method().to_string();
     let query = uri.query().unwrap_or_default().to_owned();
-    let content_type = request.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (content_type, impersonate) = (header("content-type"), header("impersonate-user"));
     let path_and_query = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);
     let fault = {
         let mut faults = super::server::lock(&shared.faults);
@@ -172,6 +176,7 @@ pub async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Nex
         query,
         content_type,
         status: response.status().as_u16(),
+        impersonate,
     };
     super::server::lock(&shared.log).push(record);
     response

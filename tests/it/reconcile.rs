@@ -446,3 +446,80 @@ async fn an_unreachable_api_server_degrades_readiness_and_the_changes_land_when_
     .await;
     assert!(daemon.terminate().success());
 }
+
+/// A catalog of one component per `(name, manifest file)`.
+fn components(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| {
+            format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations:\n    rigger.dev/manifests: ./{name}.yaml\nspec: {{ type: service, lifecycle: production, owner: team-a }}\n")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn config_maps(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{ name: {prefix}-{i} }}\ndata: {{ k: v }}\n"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_source_applies_namespace_and_crd_before_what_needs_them_as_its_service_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    let repo = TestRepo::new(dir.path(), "platform");
+    let widget_crd =
+        serde_yaml::to_string(&crd("acme.io", "v1", "Widget", "widgets", "Namespaced", "none")).expect("yaml");
+    let manifests = format!(
+        "apiVersion: acme.io/v1\nkind: Widget\nmetadata: {{ name: gizmo }}\nspec: {{ size: 3 }}\n---\n{widget_crd}---\napiVersion: v1\nkind: Namespace\nmetadata: {{ name: team-x }}\n"
+    );
+    repo.commit(
+        "platform",
+        &[("catalog-info.yaml", Some(&components(&["platform"]))), ("platform.yaml", Some(&manifests))],
+    );
+    let tenancy = "    tenancy:\n      namespaces: { default: [team-x] }\n      allow_cluster_scoped: true\n      service_account: rigger/platform\n";
+    let db = TestDb::sqlite(dir.path());
+    let config = config(dir.path(), &db.url, "127.0.0.1:0", &repo, &fake, tenancy);
+    sync_once(&config).await;
+    assert!(fake.get("v1", "Namespace", None, "team-x").is_some());
+    assert!(fake.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "widgets.acme.io").is_some());
+    let widget = fake.get("acme.io/v1", "Widget", Some("team-x"), "gizmo").expect("the CR, in the tenancy's namespace");
+    assert_eq!(widget["spec"]["size"], 3);
+    let writes: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    let order: Vec<&str> = writes.iter().filter(|r| !r.dry_run).map(|r| r.path.as_str()).collect();
+    let position = |needle: &str| order.iter().position(|p| p.contains(needle)).expect(needle);
+    assert!(position("/namespaces/team-x") < position("/widgets/gizmo"), "{order:?}");
+    assert!(position("/customresourcedefinitions/") < position("/widgets/gizmo"), "{order:?}");
+    assert!(
+        writes.iter().all(|r| r.impersonate.as_deref() == Some("system:serviceaccount:rigger:platform")),
+        "every write impersonates the source's service account"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_that_would_prune_most_of_a_source_prunes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    let repo = TestRepo::new(dir.path(), "many");
+    repo.commit(
+        "twelve objects",
+        &[
+            ("catalog-info.yaml", Some(&components(&["big", "small"]))),
+            ("big.yaml", Some(&config_maps("big", 10))),
+            ("small.yaml", Some(&config_maps("small", 2))),
+        ],
+    );
+    let db = TestDb::sqlite(dir.path());
+    let config = config(dir.path(), &db.url, "127.0.0.1:0", &repo, &fake, "");
+    sync_once(&config).await;
+    assert_eq!(fake.list("v1", "ConfigMap").len(), 12);
+
+    repo.commit("a bad merge drops most of them", &[("big.yaml", Some(&config_maps("big", 2)))]);
+    let output = rigger_cmd(&config, &["sync", "--once"]).await;
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("the pass would prune 8 of 12 objects (67 %), over the limit of 50 %"), "{out}");
+    assert_eq!(fake.list("v1", "ConfigMap").len(), 12, "nothing pruned");
+}
