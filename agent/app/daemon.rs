@@ -157,15 +157,17 @@ async fn migrate_until_ready(ctx: &Context, cancel: &CancellationToken) -> bool 
 const CLUSTER_CHECK: Duration = Duration::from_secs(15);
 
 /// Keeps `rigger_cluster_up` current (every API call also updates it), so `/readyz` can report
-/// the cluster without calling it.
+/// the cluster without calling it, and tells passes whether to try the cluster at all.
 async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: CancellationToken) {
     loop {
         match reconciler.cluster(None).await {
-            Ok(cluster) => {
-                if let Err(err) = cluster.ping().await {
+            Ok(cluster) => match cluster.ping().await {
+                Ok(()) => reconciler.set_reachable(true),
+                Err(err) => {
+                    reconciler.set_reachable(!err.is_transient());
                     warn!(error = %err, "the Kubernetes API server does not answer; the catalog keeps syncing");
                 }
-            }
+            },
             Err(err) => warn!(error = %err, "cannot configure the Kubernetes client"),
         }
         tokio::select! {

@@ -81,8 +81,8 @@ pub struct KubernetesConfig {
 /// Where one source's entities may write in the cluster (issue 6's tenancy guard).
 #[derive(Debug, Clone, Default)]
 pub struct TenancyConfig {
-    /// Catalog namespace -> the Kubernetes namespaces its entities may write to; a catalog
-    /// namespace not listed may write to the Kubernetes namespace of the same name.
+    /// Catalog namespace -> the Kubernetes namespaces its entities may write to. Without a map,
+    /// each writes to the Kubernetes namespace of the same name; with one, only what it lists.
     pub namespaces: std::collections::BTreeMap<String, Vec<String>>,
     /// Kinds its entities may create; empty: any namespaced kind.
     pub kinds: Vec<String>,
@@ -93,11 +93,12 @@ pub struct TenancyConfig {
 }
 
 impl TenancyConfig {
-    /// The guard for entities of one catalog namespace.
+    /// The guard for entities of one catalog namespace. With a `namespaces` map, a catalog
+    /// namespace it does not list may write nowhere: the map is the whole answer.
     pub fn for_catalog_namespace(&self, namespace: &str) -> crate::reconcile::guard::Tenancy {
         let mut tenancy = crate::reconcile::guard::Tenancy::for_namespace(namespace);
-        if let Some(namespaces) = self.namespaces.get(namespace) {
-            tenancy.namespaces.clone_from(namespaces);
+        if !self.namespaces.is_empty() {
+            tenancy.namespaces = self.namespaces.get(namespace).cloned().unwrap_or_default();
         }
         tenancy.kinds.clone_from(&self.kinds);
         tenancy.allow_cluster_scoped = self.allow_cluster_scoped;

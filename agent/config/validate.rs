@@ -506,7 +506,12 @@ mod tests {
         let guard = tenancy.for_catalog_namespace("default");
         assert_eq!(guard.namespaces, ["payments", "payments-stage"]);
         assert_eq!(guard.kinds, ["ConfigMap"]);
-        assert_eq!(tenancy.for_catalog_namespace("ops").namespaces, ["ops"], "unlisted: the same name");
+        assert!(tenancy.for_catalog_namespace("ops").namespaces.is_empty(), "with a map, unlisted writes nowhere");
+        assert_eq!(
+            crate::config::TenancyConfig::default().for_catalog_namespace("ops").namespaces,
+            ["ops"],
+            "no map: the same name"
+        );
         let found = problems("kubernetes: { max_prune_fraction: 2, cluster_name: Prod }\nsources:\n  - name: a\n    local: { path: x }\n    tenancy: { service_account: payments, namespaces: { default: [] }, colour: red }\n");
         for expected in [
             "kubernetes.max_prune_fraction",

@@ -122,6 +122,9 @@ impl Cluster {
             client_config.auth_info.impersonate = Some(user.to_owned());
         }
         client_config.connect_timeout = Some(config.timeout);
+        // One retry layer, ours (counted, capped, honouring Retry-After): kube's own would
+        // multiply the attempts, up to 15 per call.
+        client_config.default_retry = false;
         let client = kube::Client::try_from(client_config).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Self { client, kinds: Mutex::new(HashMap::new()), retry, timeout: config.timeout, metrics })
     }

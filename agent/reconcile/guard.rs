@@ -9,6 +9,14 @@ use super::plan::{Action, Plan};
 /// owners might not hold themselves.
 const RBAC_KINDS: [&str; 4] = ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
 
+/// Namespaced kinds that set a namespace's limits: the platform's, so refused unless a source
+/// lists them in its kinds.
+const PLATFORM_KINDS: [&str; 2] = ["ResourceQuota", "LimitRange"];
+
+/// Kubernetes' own namespaces: no entity writes there by default, whatever its catalog
+/// namespace is called.
+const RESERVED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
 /// Where one entity's objects may go and what they may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenancy {
@@ -21,15 +29,11 @@ pub struct Tenancy {
 }
 
 impl Tenancy {
-    /// The default: the Kubernetes namespace named like the entity's catalog namespace, any
-    /// namespaced kind, nothing cluster-scoped, no RBAC.
+    /// The default: the Kubernetes namespace named like the entity's catalog namespace (none
+    /// for Kubernetes' own namespaces), any namespaced kind, nothing cluster-scoped, no RBAC.
     pub fn for_namespace(namespace: &str) -> Self {
-        Self {
-            namespaces: vec![namespace.to_owned()],
-            kinds: Vec::new(),
-            allow_cluster_scoped: false,
-            allow_rbac: false,
-        }
+        let namespaces = if RESERVED_NAMESPACES.contains(&namespace) { Vec::new() } else { vec![namespace.to_owned()] };
+        Self { namespaces, kinds: Vec::new(), allow_cluster_scoped: false, allow_rbac: false }
     }
 
     /// Admits an object (as it will be applied, namespace filled in), or says why not.
@@ -43,11 +47,22 @@ impl Tenancy {
         if !namespaced && !self.allow_cluster_scoped {
             return Err(format!("{kind} {name}: cluster-scoped objects are not allowed for this source"));
         }
-        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == kind) {
+        let listed = self.kinds.iter().any(|k| k == kind);
+        if !self.kinds.is_empty() && !listed {
             return Err(format!("{kind} {name}: kind {kind} is not among the kinds this entity may create"));
+        }
+        if PLATFORM_KINDS.contains(&kind) && !listed {
+            return Err(format!(
+                "{kind} {name}: {kind} belongs to the platform; list it in the source's tenancy.kinds to allow it"
+            ));
         }
         if namespaced {
             let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+            if self.namespaces.is_empty() {
+                return Err(format!(
+                    "{kind} {name}: this entity may write to no namespace (map its catalog namespace in the source's tenancy.namespaces)"
+                ));
+            }
             if !self.namespaces.iter().any(|n| n == namespace) {
                 return Err(format!(
                     "{kind} {name}: namespace {namespace:?} is not one this entity may write to ({})",
@@ -112,6 +127,11 @@ mod tests {
         assert!(t.admit(&object("RoleBinding", Some("payments")), true).unwrap_err().contains("RBAC"));
         let only_config = Tenancy { kinds: vec!["ConfigMap".into()], ..t.clone() };
         assert!(only_config.admit(&object("Secret", Some("payments")), true).unwrap_err().contains("kind Secret"));
+        assert!(t.admit(&object("ResourceQuota", Some("payments")), true).unwrap_err().contains("platform"));
+        let quotas = Tenancy { kinds: vec!["ResourceQuota".into()], ..t.clone() };
+        assert!(quotas.admit(&object("ResourceQuota", Some("payments")), true).is_ok());
+        let system = Tenancy::for_namespace("kube-system");
+        assert!(system.admit(&object("ConfigMap", Some("kube-system")), true).unwrap_err().contains("no namespace"));
         let open = Tenancy { allow_cluster_scoped: true, allow_rbac: true, ..t };
         assert!(open.admit(&object("ClusterRole", None), false).is_ok());
     }

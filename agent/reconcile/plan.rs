@@ -2,7 +2,7 @@
 //! object is created, updated or left alone; an object the entity applied before and no longer
 //! declares is pruned, but only if the cluster still shows it as Rigger's and the entity's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde_json::{json, Value};
@@ -20,7 +20,17 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+/// An object as the cluster knows it whatever version it is read at: group, kind, namespace,
+/// name. Two keys with the same identity are one object (a claim moved from `v1alpha1` to
+/// `v1beta1` in git is the same claim, not one to create and one to prune).
+pub type Identity = (String, String, Option<String>, String);
+
 impl ObjectKey {
+    pub fn identity(&self) -> Identity {
+        let group = self.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        (group.to_owned(), self.kind.clone(), self.namespace.clone(), self.name.clone())
+    }
+
     pub fn of(object: &Value) -> Option<Self> {
         Some(Self {
             api_version: object["apiVersion"].as_str()?.to_owned(),
@@ -76,6 +86,13 @@ pub fn entity_label(entity_ref: &str) -> String {
 /// is namespaced), labelled as Rigger's and the entity's, with the hash of what was applied.
 pub fn owned(object: &Value, entity_ref: &str, default_namespace: &str, namespaced: bool) -> Value {
     let mut object = object.clone();
+    if !namespaced {
+        // A namespace on a cluster-scoped object means nothing to the server; keeping it would
+        // give the object a second identity here.
+        if let Some(metadata) = object["metadata"].as_object_mut() {
+            metadata.remove("namespace");
+        }
+    }
     // Only git's intent is applied: what the server owns (status, identity, bookkeeping) is
     // dropped if a manifest was exported from a live cluster.
     if let Some(root) = object.as_object_mut() {
@@ -108,8 +125,18 @@ pub fn owned(object: &Value, entity_ref: &str, default_namespace: &str, namespac
 const SERVER_FIELDS: [&str; 6] =
     ["managedFields", "uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp"];
 
-/// Object annotation: `disabled` keeps the object when its entity stops declaring it.
+/// Object annotation: `disabled` keeps the object when its entity stops declaring it;
+/// `enabled` lets a Namespace or CRD be pruned (deleting one deletes everything in it).
 pub const PRUNE_ANNOTATION: &str = "rigger.dev/prune";
+
+/// Whether the plan may delete this live object, which its entity no longer declares.
+fn prunable(live: &Value) -> bool {
+    let setting = &live["metadata"]["annotations"][PRUNE_ANNOTATION];
+    match live["kind"].as_str().unwrap_or_default() {
+        "Namespace" | "CustomResourceDefinition" => setting == "enabled",
+        _ => setting != "disabled",
+    }
+}
 
 /// Why Rigger must not take over a live object it is about to apply: it belongs to another
 /// entity, or another GitOps tool tracks it. `None` when it is free (or already ours).
@@ -122,6 +149,9 @@ pub fn foreign_owner(live: &Value, entity_ref: &str) -> Option<String> {
             format!("it belongs to {other}")
         });
     }
+    if let Some(other) = labels[MANAGED_BY].as_str() {
+        return Some(format!("{MANAGED_BY}={other} manages it"));
+    }
     if !labels["kustomize.toolkit.fluxcd.io/name"].is_null() {
         return Some("Flux tracks it (kustomize.toolkit.fluxcd.io labels)".into());
     }
@@ -129,6 +159,11 @@ pub fn foreign_owner(live: &Value, entity_ref: &str) -> Option<String> {
         return Some("Argo CD tracks it (argocd.argoproj.io/tracking-id)".into());
     }
     None
+}
+
+/// Whether a live object carries Rigger's label at all (for whichever entity).
+pub fn is_riggers(live: &Value) -> bool {
+    live["metadata"]["labels"][MANAGED_BY] == MANAGED_BY_VALUE
 }
 
 /// Whether a live object carries Rigger's labels for this entity: the only objects a prune may
@@ -163,8 +198,17 @@ fn rank(kind: &str) -> u8 {
 }
 
 /// The plan for one entity: `desired` as [`owned`] returns it, `live` what the cluster holds
-/// for the desired keys and the inventory, `inventory` what this entity applied before.
-pub fn plan(entity_ref: &str, desired: &[Value], live: &[Value], inventory: &[ObjectKey]) -> Plan {
+/// for the desired keys and the inventory, `inventory` what this entity applied before, and
+/// `kept` the objects nothing may prune in this pass (what any entity of the source declares,
+/// what entities that failed to plan hold).
+#[allow(clippy::implicit_hasher)] // one caller, with the default hasher
+pub fn plan(
+    entity_ref: &str,
+    desired: &[Value],
+    live: &[Value],
+    inventory: &[ObjectKey],
+    kept: &HashSet<Identity>,
+) -> Plan {
     let live: BTreeMap<ObjectKey, &Value> = live.iter().filter_map(|o| Some((ObjectKey::of(o)?, o))).collect();
     let mut steps: Vec<Step> = desired
         .iter()
@@ -186,15 +230,11 @@ pub fn plan(entity_ref: &str, desired: &[Value], live: &[Value], inventory: &[Ob
         })
         .collect();
     steps.sort_by_key(|s| rank(&s.key.kind));
-    let declared: Vec<&ObjectKey> = steps.iter().map(|s| &s.key).collect();
+    let declared: HashSet<Identity> = steps.iter().map(|s| s.key.identity()).collect();
     let mut prunes: Vec<Step> = inventory
         .iter()
-        .filter(|key| !declared.contains(key))
-        .filter(|key| {
-            live.get(*key).is_some_and(|o| {
-                owned_by(o, entity_ref) && o["metadata"]["annotations"][PRUNE_ANNOTATION] != "disabled"
-            })
-        })
+        .filter(|key| !declared.contains(&key.identity()) && !kept.contains(&key.identity()))
+        .filter(|key| live.get(*key).is_some_and(|o| owned_by(o, entity_ref) && prunable(o)))
         .map(|key| Step { key: key.clone(), action: Action::Prune, object: None })
         .collect();
     prunes.sort_by_key(|s| std::cmp::Reverse(rank(&s.key.kind)));
@@ -229,11 +269,11 @@ mod tests {
         let b_changed = owned(&config_map("b", "2"), ENTITY, "default", true);
         let mut a_drifted = served(&a);
         a_drifted["data"]["k"] = json!("edited by hand");
-        let plan_ = plan(ENTITY, &[a.clone(), b_changed], &[served(&a), served(&b)], &[]);
+        let plan_ = plan(ENTITY, &[a.clone(), b_changed], &[served(&a), served(&b)], &[], &HashSet::new());
         assert_eq!(plan_.steps.iter().map(|s| s.action).collect::<Vec<_>>(), [Action::Unchanged, Action::Update]);
-        let drift = plan(ENTITY, std::slice::from_ref(&a), &[a_drifted], &[]);
+        let drift = plan(ENTITY, std::slice::from_ref(&a), &[a_drifted], &[], &HashSet::new());
         assert_eq!(drift.steps[0].action, Action::Update, "a hand edit is drift, corrected by the next apply");
-        let new = plan(ENTITY, &[a], &[], &[]);
+        let new = plan(ENTITY, &[a], &[], &[], &HashSet::new());
         assert_eq!(new.steps[0].action, Action::Create);
     }
 
@@ -247,14 +287,56 @@ mod tests {
         let inventory: Vec<ObjectKey> =
             [&kept, &gone, &taken, &unlabelled].iter().filter_map(|o| ObjectKey::of(o)).collect();
         let live = [served(&kept), served(&gone), served(&taken), unlabelled.clone()];
-        let plan_ = plan(ENTITY, &[kept], &live, &inventory);
+        let plan_ = plan(ENTITY, &[kept], &live, &inventory, &HashSet::new());
         let pruned: Vec<&str> =
             plan_.steps.iter().filter(|s| s.action == Action::Prune).map(|s| s.key.name.as_str()).collect();
         assert_eq!(pruned, ["gone"], "another entity's object and an unlabelled one are left alone");
         let mut kept_by_annotation = served(&gone);
         kept_by_annotation["metadata"]["annotations"][PRUNE_ANNOTATION] = json!("disabled");
-        let plan_ = plan(ENTITY, &[], &[kept_by_annotation], &inventory);
+        let plan_ = plan(ENTITY, &[], &[kept_by_annotation], &inventory, &HashSet::new());
         assert_eq!(plan_.count(Action::Prune), 0, "rigger.dev/prune: disabled keeps the object");
+    }
+
+    #[test]
+    fn a_new_version_of_an_object_is_the_same_object_and_kept_objects_are_not_pruned() {
+        let claim = |version: &str| {
+            owned(
+                &json!({"apiVersion": format!("acme.io/{version}"), "kind": "Database", "metadata": {"name": "db"}}),
+                ENTITY,
+                "team",
+                true,
+            )
+        };
+        let old = ObjectKey::of(&claim("v1alpha1")).unwrap();
+        let plan_ = plan(
+            ENTITY,
+            &[claim("v1beta1")],
+            &[served(&claim("v1alpha1"))],
+            std::slice::from_ref(&old),
+            &HashSet::new(),
+        );
+        assert_eq!(plan_.count(Action::Prune), 0, "the claim moved versions; it is not deleted");
+        let gone = plan(
+            ENTITY,
+            &[],
+            &[served(&claim("v1alpha1"))],
+            std::slice::from_ref(&old),
+            &HashSet::from([old.identity()]),
+        );
+        assert_eq!(gone.count(Action::Prune), 0, "another entity of the source declares it now");
+        let ns = owned(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team", "namespace": "x"}}),
+            ENTITY,
+            "d",
+            false,
+        );
+        assert!(ns["metadata"].get("namespace").is_none(), "cluster-scoped: no namespace");
+        let ns_key = ObjectKey::of(&ns).unwrap();
+        let kept = plan(ENTITY, &[], &[served(&ns)], std::slice::from_ref(&ns_key), &HashSet::new());
+        assert_eq!(kept.count(Action::Prune), 0, "a Namespace is pruned only with rigger.dev/prune: enabled");
+        let mut enabled = served(&ns);
+        enabled["metadata"]["annotations"][PRUNE_ANNOTATION] = json!("enabled");
+        assert_eq!(plan(ENTITY, &[], &[enabled], &[ns_key], &HashSet::new()).count(Action::Prune), 1);
     }
 
     #[test]
@@ -274,6 +356,9 @@ mod tests {
         let mut flux = config_map("a", "1");
         flux["metadata"]["labels"] = json!({"kustomize.toolkit.fluxcd.io/name": "apps"});
         assert!(foreign_owner(&flux, ENTITY).unwrap().contains("Flux"));
+        let mut helm = config_map("a", "1");
+        helm["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "Helm"});
+        assert!(foreign_owner(&helm, ENTITY).unwrap().contains("managed-by=Helm"));
         assert_eq!(foreign_owner(&config_map("a", "1"), ENTITY), None, "an unmarked object is adopted");
     }
 
@@ -297,7 +382,7 @@ mod tests {
             "team",
             true,
         );
-        let plan_ = plan(ENTITY, &[claim, crd, ns.clone()], &[], &[]);
+        let plan_ = plan(ENTITY, &[claim, crd, ns.clone()], &[], &[], &HashSet::new());
         let kinds: Vec<&str> = plan_.steps.iter().map(|s| s.key.kind.as_str()).collect();
         assert_eq!(kinds, ["Namespace", "CustomResourceDefinition", "Database"]);
         assert_eq!(ns["metadata"].get("namespace"), None, "cluster-scoped objects get no namespace");

@@ -97,7 +97,8 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-        sqlx::query("DELETE FROM cluster_inventory WHERE entity_ref = $1")
+        sqlx::query("DELETE FROM cluster_inventory WHERE source = $1 AND entity_ref = $2")
+            .bind(source)
             .bind(entity_ref)
             .execute(&mut *tx)
             .await
@@ -120,6 +121,18 @@ impl Store {
             .map_err(query_err("record inventory"))?;
         }
         tx.commit().await.map_err(query_err("commit inventory"))?;
+        Ok(())
+    }
+
+    /// Drops what this source applied for an entity, without touching the cluster: the entity
+    /// (and its objects) belongs to another source now.
+    pub async fn forget_inventory(&self, source: &str, entity_ref: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM cluster_inventory WHERE source = $1 AND entity_ref = $2")
+            .bind(source)
+            .bind(entity_ref)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("forget inventory"))?;
         Ok(())
     }
 

@@ -346,9 +346,27 @@ async fn drift_is_corrected_and_a_failing_managed_resource_shows_on_the_entity()
         fake.get("v1", "ConfigMap", Some("default"), "web-config").is_some_and(|c| c["data"]["mode"] == "blue")
     })
     .await;
+    // The counter is bumped just after the apply the test saw: wait for it too.
+    eventually("the drift counted", async || {
+        daemon.get_text("/metrics").await.contains("rigger_drift_corrections_total{source=\"payments\"} 1")
+    })
+    .await;
     let metrics = daemon.get_text("/metrics").await;
-    assert!(metrics.contains("rigger_drift_corrections_total{source=\"payments\"} 1"), "{metrics}");
     assert!(metrics.contains("rigger_entity_health{health=\"Failed\",source=\"payments\"} 1"), "{metrics}");
+
+    // A controller's change (an autoscaler's replicas) is not a hand edit: reported, not forced.
+    let scaled = json!({"spec": {"replicas": 3}});
+    assert!(fake.patch_as("kube-controller-manager", "apps/v1", "Deployment", Some("default"), "web", scaled));
+    let mut conflict = None;
+    eventually("the conflict with the controller on the entity", async || {
+        conflict = cluster_status(&daemon, "Failed").await.filter(|s| s["sync"] == "Failed");
+        conflict.is_some()
+    })
+    .await;
+    let message = conflict.expect("status")["message"].as_str().expect("message").to_owned();
+    assert!(message.contains("kube-controller-manager"), "{message}");
+    let web = fake.get("apps/v1", "Deployment", Some("default"), "web").expect("deployment");
+    assert_eq!(web["spec"]["replicas"], 3, "the controller's value is not overwritten");
     assert!(daemon.terminate().success());
 }
 
@@ -415,8 +433,17 @@ async fn api_faults_are_retried_and_lose_nothing() {
 async fn an_unreachable_api_server_degrades_readiness_and_the_changes_land_when_it_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = repository(dir.path());
-    let api_port = free_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{api_port}").parse().expect("addr");
+    // The API server's port answers every connection by closing it until the fake takes over:
+    // held all along, so no other process can take it in between.
+    let holder = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = holder.local_addr().expect("addr");
+    let refuser = tokio::spawn(async move {
+        loop {
+            if let Ok((connection, _)) = holder.accept().await {
+                drop(connection);
+            }
+        }
+    });
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -433,6 +460,8 @@ async fn an_unreachable_api_server_degrades_readiness_and_the_changes_land_when_
     let (code, _) = daemon.get_json("/api/catalog/entities/by-name/component/default/payments").await;
     assert_eq!(code, 200, "the catalog syncs without the cluster");
 
+    refuser.abort();
+    assert!(refuser.await.is_err_and(|e| e.is_cancelled()), "the holder is gone");
     let fake = FakeApiServer::start_on(addr).await.expect("the API server comes back");
     install_crossplane_types(&fake).await;
     eventually("the objects applied once the API server answers", async || {
@@ -522,4 +551,44 @@ async fn a_pass_that_would_prune_most_of_a_source_prunes_nothing() {
     assert_eq!(output.status.code(), Some(1), "{out}");
     assert!(out.contains("the pass would prune 8 of 12 objects (67 %), over the limit of 50 %"), "{out}");
     assert_eq!(fake.list("v1", "ConfigMap").len(), 12, "nothing pruned");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_moved_to_another_entity_is_handed_over_not_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    let repo = TestRepo::new(dir.path(), "moving");
+    repo.commit(
+        "a owns it",
+        &[
+            ("catalog-info.yaml", Some(&components(&["alpha", "beta"]))),
+            ("alpha.yaml", Some(&format!("{}---\n{}", config_maps("alpha", 1), config_maps("shared", 1)))),
+            ("beta.yaml", Some(&config_maps("beta", 1))),
+        ],
+    );
+    let db = TestDb::sqlite(dir.path());
+    let config = config(dir.path(), &db.url, "127.0.0.1:0", &repo, &fake, "");
+    sync_once(&config).await;
+    let owner = || {
+        fake.get("v1", "ConfigMap", Some("default"), "shared-0")
+            .map(|c| c["metadata"]["annotations"]["rigger.dev/entity-ref"].clone())
+    };
+    assert_eq!(owner(), Some(json!("component:default/alpha")));
+    let uid = fake.get("v1", "ConfigMap", Some("default"), "shared-0").expect("cm")["metadata"]["uid"].clone();
+
+    repo.commit(
+        "b takes it",
+        &[
+            ("alpha.yaml", Some(&config_maps("alpha", 1))),
+            ("beta.yaml", Some(&format!("{}---\n{}", config_maps("beta", 1), config_maps("shared", 1)))),
+        ],
+    );
+    sync_once(&config).await;
+    assert_eq!(owner(), Some(json!("component:default/beta")), "handed over");
+    let now = fake.get("v1", "ConfigMap", Some("default"), "shared-0").expect("still there");
+    assert_eq!(now["metadata"]["uid"], uid, "the same object: never deleted in between");
+    let deletes = fake.requests().iter().filter(|r| r.method == "DELETE").count();
+    assert_eq!(deletes, 0, "nothing was pruned");
+    sync_once(&config).await;
+    assert_eq!(fake.list("v1", "ConfigMap").len(), 3, "and a quiet pass after it keeps all three");
 }

@@ -1,8 +1,10 @@
-//! Executing one entity's plan. Applies go in two stages (namespaces and CRDs, then the rest),
-//! each dry-run as a whole on the server before anything of it is written; a failing object
-//! does not stop its siblings; prunes run only when every apply succeeded.
+//! Executing one entity's plan. Applies go in two stages (namespaces and CRDs, then the rest).
+//! Each stage is dry-run on the server as a whole first: one object that fails its dry run
+//! stops its whole stage, so a set is never half-applied for a reason the server could tell in
+//! advance. In the real apply a failing object does not stop its siblings. Prunes run only when
+//! every apply succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 use tracing::{info, warn};
@@ -13,6 +15,11 @@ use crate::app::sync::Context;
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::plan::{owned_by, Action, ObjectKey, Step};
 use crate::reconcile::APPLIED_HASH;
+
+/// Field managers that are people editing by hand (`kubectl edit`, `patch`, `scale`, `label`,
+/// client-side `apply`…). A self-healing entity takes fields back from these; a conflict with
+/// any other manager — a controller such as an HPA, another applier — is reported, not forced.
+const HAND_EDIT_PREFIX: &str = "kubectl";
 
 /// Kinds others depend on: applied (and dry-run) before everything else.
 fn first_stage(kind: &str) -> bool {
@@ -28,13 +35,16 @@ pub struct Outcome {
     pub drift_corrected: u64,
     /// Drifted objects left alone because the entity turned self-heal off.
     pub drift_ignored: Vec<ObjectKey>,
-    /// An error was the API server's unavailability: worth a retry.
+    /// Objects that looked changed but that an apply would leave as they are (the server had
+    /// only normalised them: defaults, dropped nulls, quantities): nothing to write.
+    pub settled: HashSet<ObjectKey>,
+    /// An error may pass by itself (API server unavailable, kind not served yet): retry soon.
     pub unavailable: bool,
 }
 
 impl Outcome {
     fn fail(&mut self, what: impl std::fmt::Display, error: &ClusterError) {
-        self.unavailable |= error.is_transient();
+        self.unavailable |= error.is_transient() || matches!(error, ClusterError::UnknownKind { .. });
         self.errors.push(format!("{what}: {error}"));
     }
 }
@@ -43,25 +53,17 @@ impl Outcome {
 pub async fn dry_run(cluster: &Cluster, plan: EntityPlan) -> EntityReport {
     let mut outcome = Outcome::default();
     let writes: Vec<&Step> = plan.plan.steps.iter().filter(|s| s.object.is_some()).collect();
-    for step in &writes {
-        if let Err(err) = apply_step(cluster, &plan, step, true, &mut outcome).await {
-            outcome.fail(step.key.to_string(), &err);
-        }
-    }
+    rehearse(cluster, &plan, &writes, &mut outcome).await;
     outcome.errors.extend(plan.blocked.clone());
-    EntityReport {
-        entity_ref: plan.entity_ref.clone(),
-        steps: plan.plan.steps.iter().map(|s| (s.action, s.key.clone())).collect(),
-        errors: outcome.errors,
-        health: None,
-        retry: outcome.unavailable,
-    }
+    report(&plan, outcome, None)
 }
 
-/// Applies, prunes, records the inventory and the entity's status.
+/// Applies, prunes, records the inventory and the entity's status (health read as `reader`,
+/// Rigger itself: a tenant's account may not see the managed resources behind its claims).
 pub async fn execute(
     ctx: &Context,
     cluster: &Cluster,
+    reader: &Cluster,
     source: &str,
     plan: EntityPlan,
 ) -> Result<EntityReport, ReconcileError> {
@@ -79,88 +81,142 @@ pub async fn execute(
     ctx.store.record_inventory(source, &plan.entity_ref, &plan.before, &inventory_after(&plan, &pruned)).await?;
     outcome.errors.extend(plan.blocked.clone());
     let health = if plan.exists {
-        let (health, item) = status::assess(cluster, &plan, &outcome).await;
+        let (health, item) = status::assess(reader, &plan, &outcome).await;
         ctx.store.set_cluster_status(&plan.entity_ref, Some(&item)).await?;
         Some(health)
     } else {
+        // It stopped declaring manifests (or left git): no cluster status to show any more.
+        ctx.store.set_cluster_status(&plan.entity_ref, None).await?;
         None
     };
     if !outcome.errors.is_empty() {
         warn!(source, entity = %plan.entity_ref, errors = ?outcome.errors, "cluster reconcile incomplete");
     }
-    Ok(EntityReport {
+    Ok(report(&plan, outcome, health))
+}
+
+fn report(plan: &EntityPlan, outcome: Outcome, health: Option<crate::reconcile::health::Health>) -> EntityReport {
+    let steps = plan
+        .plan
+        .steps
+        .iter()
+        .map(|s| (if outcome.settled.contains(&s.key) { Action::Unchanged } else { s.action }, s.key.clone()))
+        .collect();
+    EntityReport {
         entity_ref: plan.entity_ref.clone(),
-        steps: plan.plan.steps.iter().map(|s| (s.action, s.key.clone())).collect(),
+        steps,
         errors: outcome.errors,
         health,
         retry: outcome.unavailable,
-    })
+    }
 }
 
 /// Dry-runs every write of the stage, then (when all passed) applies each for real.
 async fn run_stage(cluster: &Cluster, plan: &EntityPlan, stage: &[&Step], outcome: &mut Outcome) {
-    let mut rehearsal = Outcome::default();
-    for step in stage {
-        if let Err(err) = apply_step(cluster, plan, step, true, &mut rehearsal).await {
-            outcome.fail(format!("{} (dry run)", step.key), &err);
-        }
-    }
+    rehearse(cluster, plan, stage, outcome).await;
     if !outcome.errors.is_empty() {
         return;
     }
     for step in stage {
-        if let Err(err) = apply_step(cluster, plan, step, false, outcome).await {
-            outcome.fail(step.key.to_string(), &err);
+        let Some(object) = step.object.as_ref().filter(|_| !outcome.settled.contains(&step.key)) else { continue };
+        let drift = is_drift(plan, step);
+        if drift && !plan.policy.self_heal {
+            outcome.drift_ignored.push(step.key.clone());
+            continue;
+        }
+        match apply(cluster, plan, step, object, false).await {
+            Ok(applied) => {
+                outcome.drift_corrected += u64::from(drift);
+                outcome.applied.insert(step.key.clone(), applied);
+            }
+            Err(err) => outcome.fail(&step.key, &err),
+        }
+    }
+}
+
+/// The server-side dry run of each write. A step that only looked drifted (the dry run equals
+/// the live object) is settled: no write. For suspected drift the dry run takes the fields
+/// back (force), so the comparison shows what self-heal would do; nothing is persisted.
+async fn rehearse(cluster: &Cluster, plan: &EntityPlan, steps: &[&Step], outcome: &mut Outcome) {
+    for step in steps {
+        let Some(object) = &step.object else { continue };
+        let drift = is_drift(plan, step);
+        let result = if drift {
+            cluster.apply(object, true, true).await
+        } else {
+            apply(cluster, plan, step, object, true).await
+        };
+        match result {
+            Ok(dry) if drift && plan.live.get(&step.key).is_some_and(|live| same_state(&dry, live)) => {
+                outcome.settled.insert(step.key.clone());
+            }
+            Ok(_) => {}
+            Err(err) => outcome.fail(format_args!("{} (dry run)", step.key), &err),
         }
     }
 }
 
 /// One server-side apply. A conflict is forced only when the entity opts in, or when every
-/// manager it conflicts with edited the object by hand (an update, not an apply) and the
-/// entity self-heals: that is drift, and git wins. Conflicts with other appliers are reported.
-async fn apply_step(
+/// manager it conflicts with is a hand edit and the entity self-heals: that is drift, and git
+/// wins. Conflicts with controllers and other appliers are reported.
+async fn apply(
     cluster: &Cluster,
     plan: &EntityPlan,
     step: &Step,
+    object: &Value,
     dry_run: bool,
-    outcome: &mut Outcome,
-) -> Result<(), ClusterError> {
-    let Some(object) = &step.object else { return Ok(()) };
-    let live = plan.live.get(&step.key);
-    let drift = step.action == Action::Update && live.is_some_and(|l| same_applied_hash(l, object));
-    if drift && !plan.self_heal {
-        outcome.drift_ignored.push(step.key.clone());
-        return Ok(());
-    }
-    let applied = match cluster.apply(object, dry_run, plan.force).await {
+) -> Result<Value, ClusterError> {
+    match cluster.apply(object, dry_run, plan.policy.force).await {
         Err(ClusterError::Conflict { managers, .. })
-            if !plan.force && plan.self_heal && live.is_some_and(|l| only_hand_edits(l, &managers)) =>
+            if !plan.policy.force
+                && plan.policy.self_heal
+                && plan.live.get(&step.key).is_some_and(|l| only_hand_edits(l, &managers)) =>
         {
-            info!(object = %step.key, ?managers, "taking back fields edited by hand");
-            cluster.apply(object, dry_run, true).await?
+            if !dry_run {
+                info!(object = %step.key, ?managers, "taking back fields edited by hand");
+            }
+            cluster.apply(object, dry_run, true).await
         }
-        other => other?,
-    };
-    if !dry_run {
-        outcome.drift_corrected += u64::from(drift);
-        outcome.applied.insert(step.key.clone(), applied);
+        other => other,
     }
-    Ok(())
 }
 
-/// The live object still carries the hash of what Rigger would apply now: git has not
-/// changed it, the cluster has.
-fn same_applied_hash(live: &Value, desired: &Value) -> bool {
+/// An update of an object whose live copy still carries the hash of what Rigger would apply
+/// now: git has not changed it, the cluster has (or merely normalised it).
+fn is_drift(plan: &EntityPlan, step: &Step) -> bool {
     let hash = |o: &Value| o["metadata"]["annotations"][APPLIED_HASH].clone();
-    !hash(live).is_null() && hash(live) == hash(desired)
+    step.action == Action::Update
+        && step
+            .object
+            .as_ref()
+            .zip(plan.live.get(&step.key))
+            .is_some_and(|(d, l)| !hash(l).is_null() && hash(l) == hash(d))
 }
 
-/// Every manager named in the conflict wrote by update (an edit, a patch), not by apply.
+/// Two versions of an object hold the same state, bookkeeping aside.
+fn same_state(a: &Value, b: &Value) -> bool {
+    fn comparable(object: &Value) -> Value {
+        let mut object = object.clone();
+        if let Some(root) = object.as_object_mut() {
+            root.remove("status");
+        }
+        if let Some(metadata) = object["metadata"].as_object_mut() {
+            for field in ["managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"] {
+                metadata.remove(field);
+            }
+        }
+        object
+    }
+    comparable(a) == comparable(b)
+}
+
+/// Every manager named in the conflict is a person's edit: a `kubectl…` manager that wrote by
+/// update, not by apply.
 fn only_hand_edits(live: &Value, managers: &[String]) -> bool {
     let entries = live["metadata"]["managedFields"].as_array().map(Vec::as_slice).unwrap_or_default();
     managers.iter().all(|manager| {
         let theirs: Vec<&Value> = entries.iter().filter(|e| e["manager"] == manager.as_str()).collect();
-        !theirs.is_empty() && theirs.iter().all(|e| e["operation"] == "Update")
+        manager.starts_with(HAND_EDIT_PREFIX) && !theirs.is_empty() && theirs.iter().all(|e| e["operation"] == "Update")
     })
 }
 
@@ -179,10 +235,12 @@ async fn prune(cluster: &Cluster, plan: &EntityPlan, outcome: &mut Outcome) -> V
 /// or failed prune is tried again next time). Objects gone or taken over are forgotten.
 fn inventory_after(plan: &EntityPlan, pruned: &[ObjectKey]) -> Vec<ObjectKey> {
     let declared = plan.plan.steps.iter().filter(|s| s.action != Action::Prune).map(|s| s.key.clone());
+    let declared_ids: HashSet<_> =
+        plan.plan.steps.iter().filter(|s| s.action != Action::Prune).map(|s| s.key.identity()).collect();
     let kept = plan
         .before
         .iter()
-        .filter(|k| !pruned.contains(k))
+        .filter(|k| !pruned.contains(k) && !declared_ids.contains(&k.identity()))
         .filter(|k| plan.live.get(*k).is_some_and(|l| owned_by(l, &plan.entity_ref)))
         .cloned();
     declared.chain(kept).collect()

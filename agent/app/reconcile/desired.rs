@@ -1,15 +1,16 @@
-//! One entity's plan: the objects its manifests declare (read all or nothing, labelled as
-//! Rigger's, admitted by the source's tenancy), what the cluster holds for them and for the
-//! entity's inventory, and the steps between the two.
+//! One entity's plan, in two steps. `declare`: the objects its manifests declare (read all or
+//! nothing, labelled as Rigger's, admitted by the source's tenancy). `plan_declared`, once the
+//! whole source is declared: what the cluster holds for them and for the entity's inventory,
+//! who may take over what, and the steps between the two.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::guard::{mass_prune, Tenancy};
-use crate::reconcile::plan::{self, ObjectKey, Plan};
-use crate::reconcile::{manifests, ALLOW_MASS_PRUNE, MANIFESTS_ANNOTATION};
+use crate::reconcile::plan::{self, Identity, ObjectKey, Plan};
+use crate::reconcile::{manifests, ALLOW_MASS_PRUNE, ENTITY_ANNOTATION, MANIFESTS_ANNOTATION};
 use crate::source::FileTree;
 use crate::store::ManagedEntity;
 
@@ -33,9 +34,39 @@ impl Failure {
         Self { reason, errors, retry: false }
     }
 
-    fn cluster(error: &ClusterError) -> Self {
+    pub fn cluster(error: &ClusterError) -> Self {
         Self { reason: "cluster", errors: vec![error.to_string()], retry: error.is_transient() }
     }
+}
+
+/// What an entity's annotations allow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// Take over conflicting fields from other managers (`rigger.dev/force-conflicts`).
+    pub force: bool,
+    /// Re-apply objects changed in the cluster but not in git (`rigger.dev/self-heal`).
+    pub self_heal: bool,
+    /// Prunes exempt from the mass-deletion guards (`rigger.dev/allow-mass-prune`).
+    pub allow_mass_prune: bool,
+}
+
+/// What one entity declares, admitted and ready to plan.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub entity_ref: String,
+    pub objects: Vec<Value>,
+    pub policy: Policy,
+}
+
+/// Who declares what across the source in this pass, and what must not be pruned.
+#[derive(Debug, Default)]
+pub struct SourceView {
+    /// Object identity → the entities declaring it.
+    pub declared_by: HashMap<Identity, Vec<String>>,
+    /// Entities that could not be planned: their objects stay as they are, and stay theirs.
+    pub held: HashSet<String>,
+    /// Identities nothing may prune: everything declared, everything a held entity has.
+    pub kept: HashSet<Identity>,
 }
 
 /// A planned entity, ready to execute.
@@ -47,30 +78,26 @@ pub struct EntityPlan {
     pub live: BTreeMap<ObjectKey, Value>,
     /// The inventory before this run.
     pub before: Vec<ObjectKey>,
-    /// Take over conflicting fields from other managers.
-    pub force: bool,
-    /// Re-apply objects changed in the cluster but not in git.
-    pub self_heal: bool,
+    pub policy: Policy,
     /// Set when a guard removed the plan's prunes: the message goes on the entity.
     pub blocked: Option<String>,
-    /// False for an entity that left git (its plan is prunes only, and it has no status).
+    /// False for an entity that left git or stopped declaring manifests (prunes only).
     pub exists: bool,
 }
 
-pub async fn plan_entity(
+pub async fn declare(
     cluster: &Cluster,
     tree: &dyn FileTree,
     entity: &ManagedEntity,
     tenancy: &Tenancy,
-    before: Vec<ObjectKey>,
     max_bytes: usize,
-) -> Result<EntityPlan, Failure> {
+) -> Result<Declared, Failure> {
     let pattern = entity.annotation(MANIFESTS_ANNOTATION).unwrap_or_default();
     let declared =
         manifests::collect(tree, &entity.file, pattern, max_bytes).map_err(|e| Failure::new("manifests", e))?;
     let crds = crd_scopes(declared.iter().map(|m| &m.object));
     let default_namespace = tenancy.namespaces.first().map_or(entity.namespace.as_str(), String::as_str);
-    let mut desired = Vec::new();
+    let mut objects = Vec::new();
     let mut refused = Vec::new();
     let mut unknown = Vec::new();
     for manifest in &declared {
@@ -78,18 +105,18 @@ pub async fn plan_entity(
         let (api_version, kind) = (text(&manifest.object["apiVersion"]), text(&manifest.object["kind"]));
         let namespaced = match cluster.kind(api_version, kind).await {
             Ok(found) => found.namespaced,
-            Err(ClusterError::UnknownKind { .. }) if crds.contains_key(&(group_of(api_version), kind.to_owned())) => {
-                crds[&(group_of(api_version), kind.to_owned())]
-            }
             Err(err @ ClusterError::UnknownKind { .. }) => {
-                unknown.push(format!("{at}: {err}"));
-                continue;
+                let Some(namespaced) = crds.get(&(group_of(api_version), kind.to_owned())) else {
+                    unknown.push(format!("{at}: {err}"));
+                    continue;
+                };
+                *namespaced
             }
             Err(err) => return Err(Failure::cluster(&err)),
         };
         let object = plan::owned(&manifest.object, &entity.entity_ref, default_namespace, namespaced);
         match tenancy.admit(&object, namespaced) {
-            Ok(()) => desired.push(object),
+            Ok(()) => objects.push(object),
             Err(reason) => refused.push(format!("{at}: {reason}")),
         }
     }
@@ -99,49 +126,88 @@ pub async fn plan_entity(
     if !unknown.is_empty() {
         return Err(Failure { reason: "unknown_kind", errors: unknown, retry: true });
     }
-    let keys: Vec<ObjectKey> = desired.iter().filter_map(ObjectKey::of).chain(before.iter().cloned()).collect();
+    Ok(Declared {
+        entity_ref: entity.entity_ref.clone(),
+        objects,
+        policy: Policy {
+            force: entity.annotation(FORCE_CONFLICTS) == Some("true"),
+            self_heal: entity.annotation(SELF_HEAL) != Some("false"),
+            allow_mass_prune: entity.annotation(ALLOW_MASS_PRUNE) == Some("true"),
+        },
+    })
+}
+
+/// The plan for a declared entity, against the live cluster and the rest of the source.
+pub async fn plan_declared(
+    cluster: &Cluster,
+    declared: Declared,
+    before: Vec<ObjectKey>,
+    view: &SourceView,
+) -> Result<EntityPlan, Failure> {
+    let keys: Vec<ObjectKey> =
+        declared.objects.iter().filter_map(ObjectKey::of).chain(before.iter().cloned()).collect();
     let live = fetch_live(cluster, &keys).await?;
-    let taken: Vec<String> = desired
+    let taken: Vec<String> = declared
+        .objects
         .iter()
         .filter_map(ObjectKey::of)
         .filter_map(|key| {
-            Some(format!("{key}: not adopting it: {}", plan::foreign_owner(live.get(&key)?, &entity.entity_ref)?))
+            let reason = claimed_elsewhere(&key, live.get(&key), &declared.entity_ref, view)?;
+            Some(format!("{key}: not taking it over: {reason}"))
         })
         .collect();
     if !taken.is_empty() {
         return Err(Failure::new("refused", taken));
     }
     let live_objects: Vec<Value> = live.values().cloned().collect();
-    let plan = plan::plan(&entity.entity_ref, &desired, &live_objects, &before);
-    let allowed = entity.annotation(ALLOW_MASS_PRUNE) == Some("true");
-    if let Some(message) = mass_prune(&plan, allowed) {
+    let plan = plan::plan(&declared.entity_ref, &declared.objects, &live_objects, &before, &view.kept);
+    if let Some(message) = mass_prune(&plan, declared.policy.allow_mass_prune) {
         return Err(Failure::new("prune_blocked", vec![message]));
     }
     Ok(EntityPlan {
-        entity_ref: entity.entity_ref.clone(),
+        entity_ref: declared.entity_ref,
         plan,
         live,
         before,
-        force: entity.annotation(FORCE_CONFLICTS) == Some("true"),
-        self_heal: entity.annotation(SELF_HEAL) != Some("false"),
+        policy: declared.policy,
         blocked: None,
         exists: true,
     })
 }
 
+/// Why `entity_ref` may not apply the object at `key`: another entity of the source declares
+/// it too, or its owner (another entity, another tool) still holds it. An object whose Rigger
+/// owner no longer declares it, and is not held by a failure, is handed over.
+fn claimed_elsewhere(key: &ObjectKey, live: Option<&Value>, entity_ref: &str, view: &SourceView) -> Option<String> {
+    let others: Vec<&String> =
+        view.declared_by.get(&key.identity()).into_iter().flatten().filter(|e| *e != entity_ref).collect();
+    if let Some(other) = others.first() {
+        return Some(format!("{other} declares it too"));
+    }
+    let live = live?;
+    let reason = plan::foreign_owner(live, entity_ref)?;
+    let owner = live["metadata"]["annotations"][ENTITY_ANNOTATION].as_str();
+    let handed_over = plan::is_riggers(live) && owner.is_some_and(|o| !view.held.contains(o));
+    (!handed_over).then_some(reason)
+}
+
 /// The plan for an entity that left git (or stopped declaring manifests): prune what it
-/// applied and still owns.
-pub async fn plan_gone(cluster: &Cluster, entity_ref: &str, before: Vec<ObjectKey>) -> Result<EntityPlan, Failure> {
+/// applied, still owns, and nothing else declares.
+pub async fn plan_gone(
+    cluster: &Cluster,
+    entity_ref: &str,
+    before: Vec<ObjectKey>,
+    view: &SourceView,
+) -> Result<EntityPlan, Failure> {
     let live = fetch_live(cluster, &before).await?;
     let live_objects: Vec<Value> = live.values().cloned().collect();
-    let plan = plan::plan(entity_ref, &[], &live_objects, &before);
+    let plan = plan::plan(entity_ref, &[], &live_objects, &before, &view.kept);
     Ok(EntityPlan {
         entity_ref: entity_ref.to_owned(),
         plan,
         live,
         before,
-        force: false,
-        self_heal: false,
+        policy: Policy::default(),
         blocked: None,
         exists: false,
     })

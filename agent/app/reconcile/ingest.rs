@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::{ReconcileError, Reconciler};
 use crate::app::sync::Context;
 use crate::catalog::{DocumentError, LocationOutcome, OrphanStrategy};
-use crate::reconcile::cluster::Cluster;
+use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::ingest::{resource_entity, PREFIX};
 use crate::store::diff::{Declared, Walk};
 use crate::store::Changes;
@@ -79,7 +79,12 @@ async fn cluster_objects(cluster: &Cluster) -> Result<Vec<Value>, ReconcileError
     );
     let mut objects = Vec::new();
     for (api_version, kind, selector) in kinds {
-        let resolved = cluster.kind(&api_version, &kind).await?;
+        // A CRD not established yet (or a cluster without CronJobs) is skipped, not fatal.
+        let resolved = match cluster.kind(&api_version, &kind).await {
+            Ok(resolved) => resolved,
+            Err(ClusterError::UnknownKind { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        };
         objects.extend(cluster.list(&resolved, selector).await?);
     }
     Ok(objects)

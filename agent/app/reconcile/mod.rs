@@ -9,12 +9,13 @@ pub mod drift;
 pub mod ingest;
 mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use self::desired::{EntityPlan, Failure};
+use self::desired::{EntityPlan, Failure, SourceView};
 use super::sync::Context;
 use crate::config::{KubernetesConfig, RetryConfig, SourceConfig, SourceKind};
 use crate::reconcile::cluster::{Cluster, ClusterError};
@@ -46,7 +47,14 @@ pub struct Reconciler {
     owners: Mutex<HashMap<String, String>>,
     /// Kinds Rigger has applied, which the drift watch follows.
     pub applied_kinds: drift::AppliedKinds,
+    /// Until when the API server counts as down: passes skip the cluster at once instead of
+    /// each waiting out its own timeouts.
+    down_until: Mutex<Option<Instant>>,
 }
+
+/// How long an API server that did not answer is left alone before passes try it again (the
+/// daemon's health check may clear it sooner).
+const DOWN_HOLD: Duration = Duration::from_secs(10);
 
 impl Reconciler {
     pub fn new(config: KubernetesConfig, retry: RetryConfig, metrics: Metrics) -> Self {
@@ -57,6 +65,26 @@ impl Reconciler {
             clients: tokio::sync::Mutex::default(),
             owners: Mutex::default(),
             applied_kinds: drift::AppliedKinds::default(),
+            down_until: Mutex::default(),
+        }
+    }
+
+    /// Records whether the API server answered (a check, or a pass that met it unavailable).
+    pub fn set_reachable(&self, reachable: bool) {
+        let until = (!reachable).then(|| Instant::now() + DOWN_HOLD);
+        *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+        self.metrics.cluster_up.set(i64::from(reachable));
+    }
+
+    /// Fails at once while the API server is known to be down.
+    fn check_reachable(&self) -> Result<(), ClusterError> {
+        let until = *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match until {
+            Some(until) if Instant::now() < until => Err(ClusterError::Unavailable {
+                message: "it did not answer a moment ago; trying again shortly".into(),
+                retry_after: None,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -199,30 +227,61 @@ pub async fn reconcile(
     tree: &dyn FileTree,
     mode: Mode,
 ) -> Result<SourceReport, ReconcileError> {
+    reconciler.check_reachable()?;
     let cluster = reconciler.cluster(source.tenancy.impersonate.as_deref()).await?;
+    let reader = reconciler.cluster(None).await?;
     reconciler.remember_owners(&source.name, entities.iter().map(|e| e.entity_ref.clone()));
     let max_bytes = ctx.config.catalog.max_file_bytes;
     let mut plans: Vec<Result<EntityPlan, (String, Failure)>> = Vec::new();
+    let mut view = SourceView::default();
+    view.held.extend(failing.iter().cloned());
+    view.held.extend(entities.iter().filter(|e| e.orphan).map(|e| e.entity_ref.clone()));
+    let mut declared = Vec::new();
     for entity in entities.iter().filter(|e| !e.orphan) {
-        let before = inventory.get(&entity.entity_ref).cloned().unwrap_or_default();
         let tenancy = source.tenancy.for_catalog_namespace(&entity.namespace);
-        plans.push(
-            desired::plan_entity(&cluster, tree, entity, &tenancy, before, max_bytes)
-                .await
-                .map_err(|f| (entity.entity_ref.clone(), f)),
-        );
+        match desired::declare(&cluster, tree, entity, &tenancy, max_bytes).await {
+            Ok(found) => declared.push(found),
+            Err(failure) if failure.reason == "cluster" && failure.retry => return Err(down(reconciler, &failure)),
+            Err(failure) => {
+                view.held.insert(entity.entity_ref.clone());
+                plans.push(Err((entity.entity_ref.clone(), failure)));
+            }
+        }
     }
-    let kept: Vec<&str> =
-        entities.iter().map(|e| e.entity_ref.as_str()).chain(failing.iter().map(String::as_str)).collect();
-    for (entity_ref, before) in inventory.iter().filter(|(r, _)| !kept.contains(&r.as_str())) {
-        plans.push(desired::plan_gone(&cluster, entity_ref, before.clone()).await.map_err(|f| (entity_ref.clone(), f)));
+    for found in &declared {
+        for key in found.objects.iter().filter_map(ObjectKey::of) {
+            view.declared_by.entry(key.identity()).or_default().push(found.entity_ref.clone());
+        }
+    }
+    view.kept.extend(view.declared_by.keys().cloned());
+    for held in &view.held {
+        view.kept.extend(inventory.get(held).into_iter().flatten().map(ObjectKey::identity));
+    }
+    for found in declared {
+        let before = inventory.get(&found.entity_ref).cloned().unwrap_or_default();
+        let entity_ref = found.entity_ref.clone();
+        match desired::plan_declared(&cluster, found, before, &view).await {
+            Err(failure) if failure.reason == "cluster" && failure.retry => return Err(down(reconciler, &failure)),
+            planned => plans.push(planned.map_err(|f| (entity_ref, f))),
+        }
+    }
+    let present: HashSet<&str> =
+        entities.iter().map(|e| e.entity_ref.as_str()).chain(view.held.iter().map(String::as_str)).collect();
+    for (entity_ref, before) in inventory.iter().filter(|(r, _)| !present.contains(r.as_str())) {
+        if moved_away(ctx, source, entity_ref, mode).await? {
+            continue;
+        }
+        match desired::plan_gone(&cluster, entity_ref, before.clone(), &view).await {
+            Err(failure) if failure.reason == "cluster" && failure.retry => return Err(down(reconciler, &failure)),
+            planned => plans.push(planned.map_err(|f| (entity_ref.clone(), f))),
+        }
     }
     guard_source(ctx, source, inventory, &mut plans);
     let mut report = SourceReport::default();
     for planned in plans {
         let entity_report = match planned {
             Ok(plan) if mode == Mode::Plan => apply::dry_run(&cluster, plan).await,
-            Ok(plan) => apply::execute(ctx, &cluster, &source.name, plan).await?,
+            Ok(plan) => apply::execute(ctx, &cluster, &reader, &source.name, plan).await?,
             Err((entity_ref, failure)) => {
                 failed(ctx, &source.name, &entity_ref, &failure, mode).await?;
                 EntityReport {
@@ -237,6 +296,7 @@ pub async fn reconcile(
         report.unavailable |= entity_report.retry;
         report.entities.push(entity_report);
     }
+
     if mode == Mode::Apply {
         status::export_health(ctx, &source.name, &report);
         reconciler.applied_kinds.extend(report.entities.iter().flat_map(|e| e.steps.iter().map(|(_, k)| k)));
@@ -256,19 +316,48 @@ fn guard_source(
 ) {
     let Some(kubernetes) = &ctx.config.kubernetes else { return };
     let total: usize = inventory.values().map(Vec::len).sum();
-    let pruned: usize = plans.iter().flatten().map(|p| p.plan.count(Action::Prune)).sum();
+    // Entities that allow mass pruning (`rigger.dev/allow-mass-prune`) are not counted or held.
+    let guarded = |p: &&mut EntityPlan| !p.policy.allow_mass_prune;
+    let pruned: usize = plans.iter_mut().flatten().filter(guarded).map(|p| p.plan.count(Action::Prune)).sum();
     if total < PRUNE_GUARD_MIN_OBJECTS {
         return;
     }
     let Some(message) = source_prune_fraction(pruned, total, kubernetes.max_prune_fraction) else { return };
     warn!(source = %source.name, pruned, total, "prune blocked by the mass-deletion guard");
     ctx.metrics.prune_blocked.with_label_values(&[source.name.as_str()]).inc();
-    for plan in plans.iter_mut().flatten() {
+    for plan in plans.iter_mut().flatten().filter(guarded) {
         if plan.plan.count(Action::Prune) > 0 {
             plan.plan.steps.retain(|s| s.action != Action::Prune);
             plan.blocked = Some(format!("{message} (kubernetes.max_prune_fraction)"));
         }
     }
+}
+
+/// The API server stopped answering while planning: nothing of the source is executed (a
+/// half-planned source could prune what an unplanned entity declares), and passes skip the
+/// cluster for a moment.
+fn down(reconciler: &Reconciler, failure: &Failure) -> ReconcileError {
+    reconciler.set_reachable(false);
+    ReconcileError::Cluster(ClusterError::Unavailable { message: failure.errors.join("; "), retry_after: None })
+}
+
+/// An entity in this source's inventory that the catalog now has from another source: its
+/// objects went with it, so this source forgets them instead of pruning them.
+async fn moved_away(
+    ctx: &Context,
+    source: &SourceConfig,
+    entity_ref: &str,
+    mode: Mode,
+) -> Result<bool, ReconcileError> {
+    let Some(now) = ctx.store.entity(entity_ref).await? else { return Ok(false) };
+    if now.source == source.name {
+        return Ok(false);
+    }
+    if mode == Mode::Apply {
+        info!(source = %source.name, entity = entity_ref, now = %now.source, "entity moved to another source; its objects go with it");
+        ctx.store.forget_inventory(&source.name, entity_ref).await?;
+    }
+    Ok(true)
 }
 
 /// An entity that could not be planned: its objects are left as they are, the error goes on

@@ -8,9 +8,9 @@ CREATE TABLE cluster_inventory (
     namespace   TEXT NOT NULL,             -- '' for cluster-scoped objects
     name        TEXT NOT NULL,
     applied_at  BIGINT NOT NULL,
-    PRIMARY KEY (entity_ref, api_version, kind, namespace, name)
+    -- An entity moving between sources briefly has rows under both.
+    PRIMARY KEY (source, entity_ref, api_version, kind, namespace, name)
 );
-CREATE INDEX cluster_inventory_source ON cluster_inventory (source);
 
 -- The cluster's view of an entity (sync state and health), served in its status.items; kept apart
 -- from the body so that catalog diffs and content hashes see only what git declares.
