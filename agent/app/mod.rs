@@ -10,4 +10,5 @@ mod queue;
 pub mod reconcile;
 pub mod retry;
 pub mod sync;
+mod template_sources;
 pub mod validate;

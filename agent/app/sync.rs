@@ -114,6 +114,11 @@ pub async fn sync_and_reconcile(
     source: &SourceConfig,
 ) -> (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>) {
     let (result, lease) = sync_catalog(ctx, source).await;
+    if matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })) {
+        if let Err(err) = super::template_sources::sync(ctx, source).await {
+            warn!(source = %source.name, error = %err, "cannot record template sources; the next pass tries again");
+        }
+    }
     let Some(reconciler) =
         ctx.reconciler.as_ref().filter(|_| matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })))
     else {
@@ -383,6 +388,34 @@ async fn git_snapshot_or_unchanged(
         // source), so the cached commit is read again; unchanged entities cost no write.
     }
     Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
+}
+
+/// The files of the source at the revision last synced (git: from the local cache, no fetch;
+/// a directory: as it is now). For the work that follows a catalog pass.
+pub async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn crate::source::FileTree>, String> {
+    match &source.kind {
+        SourceKind::Git(git) => {
+            let revision = ctx
+                .store
+                .source_revision(&source.name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the source has not been synced yet".to_owned())?;
+            let remote = git_remote(&source.name, git, None);
+            let branch = git.branch.clone().unwrap_or_else(|| "HEAD".into());
+            let tip = Tip { commit: revision, branch, fetched: false };
+            let cache = ctx.config.cache_dir.clone();
+            tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|s| s.files)
+                .map_err(|e| e.to_string())
+        }
+        SourceKind::Local(local) => {
+            local_dir(&source.name, local).snapshot().map(|s| s.files).map_err(|e| e.to_string())
+        }
+        SourceKind::Github(_) => Err("an organisation has no tree of its own".into()),
+    }
 }
 
 /// The git remote a configured (or discovered) git source reads.

@@ -7,6 +7,7 @@ mod health;
 mod query;
 mod state;
 mod status;
+mod templates;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ pub fn router(state: State) -> Router {
         .route("/api/catalog/locations", get(catalog_api::list_locations))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .route("/api/rigger/sources", get(status::sources))
+        .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))
+        .route("/api/rigger/templates/{namespace}/{name}/files/{*path}", get(templates::file))
+        .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
         .route("/webhooks/github", post(webhook::github))
         .with_state(state)
 }

@@ -62,6 +62,13 @@ impl FileTree for DirTree {
         read_file(&resolved, path).map(Some)
     }
 
+    fn stat(&self, path: &str, max_bytes: usize) -> Result<Option<crate::source::FileStat>, TreeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(content) = self.read(path, max_bytes)? else { return Ok(None) };
+        let executable = self.root.join(path).metadata().is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+        Ok(Some(crate::source::FileStat::of(&content, executable)))
+    }
+
     fn list(&self) -> Result<Vec<String>, TreeError> {
         let mut out = Vec::new();
         self.walk(&self.root, &mut out)?;

@@ -8,4 +8,4 @@ pub mod remote;
 mod snapshot;
 pub mod watch;
 
-pub use snapshot::{check_size, normalise, FileTree, MemoryTree, Origin, Snapshot, TreeError};
+pub use snapshot::{check_size, normalise, FileStat, FileTree, MemoryTree, Origin, Snapshot, TreeError};

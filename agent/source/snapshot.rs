@@ -48,6 +48,37 @@ pub trait FileTree: Send + Sync {
 
     /// Every regular file's path, sorted; for glob targets.
     fn list(&self) -> Result<Vec<String>, TreeError>;
+
+    /// A file's mode, size and git blob id, `Ok(None)` when there is no regular file. The
+    /// default reads the content and hashes it as git would; trees that know (git) answer
+    /// without loading it.
+    fn stat(&self, path: &str, max_bytes: usize) -> Result<Option<FileStat>, TreeError> {
+        Ok(self.read(path, max_bytes)?.map(|content| FileStat::of(&content, false)))
+    }
+}
+
+/// What identifies a file's version: git's mode (`100644`, `100755`), its size and blob id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub mode: String,
+    pub size: u64,
+    pub blob_id: String,
+}
+
+impl FileStat {
+    /// Git's blob id (SHA-1 of `blob <size>\0<content>`), so ids agree across git and plain
+    /// directories.
+    pub fn of(content: &[u8], executable: bool) -> Self {
+        use sha1::{Digest, Sha1};
+        let mut hasher = Sha1::new();
+        hasher.update(format!("blob {}\0", content.len()).as_bytes());
+        hasher.update(content);
+        Self {
+            mode: if executable { "100755" } else { "100644" }.to_owned(),
+            size: content.len() as u64,
+            blob_id: hex::encode(hasher.finalize()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ mod lease;
 mod query;
 mod read;
 mod rows;
+mod templates;
 mod triggers;
 mod write;
 
@@ -20,6 +21,7 @@ pub use cluster::ManagedEntity;
 pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
+pub use templates::{TemplateChange, TemplateEntity, TemplateFileRow, TemplateRecord, TemplateVersion};
 pub use triggers::PendingSync;
 pub use write::{Changes, Deferred, SyncRun};
 

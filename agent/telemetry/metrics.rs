@@ -61,6 +61,11 @@ pub struct Metrics {
     pub entity_health: IntGaugeVec,
     /// Prunes stopped by the mass-deletion guards, by source.
     pub prune_blocked: IntCounterVec,
+    /// Template entities whose sources a pass checked, by source.
+    pub templates_synced: IntCounterVec,
+    /// Template source files recorded as changed, by source and change (`added`, `modified`,
+    /// `removed`).
+    pub template_changes: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -147,6 +152,16 @@ impl Metrics {
                 "rigger_prune_blocked_total",
                 "Prunes stopped by the mass-deletion guards, by source.",
                 &["source"],
+            ),
+            templates_synced: counter(
+                "rigger_templates_synced_total",
+                "Template entities whose skeleton sources a pass checked, by source.",
+                &["source"],
+            ),
+            template_changes: counter(
+                "rigger_template_source_changes_total",
+                "Template skeleton files recorded as changed, by source and change.",
+                &["source", "change"],
             ),
             queue_requests: counter(
                 "rigger_queue_requests_total",

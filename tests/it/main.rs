@@ -17,4 +17,5 @@ mod reconcile;
 mod replicas;
 mod store;
 mod support;
+mod templates;
 mod webhooks;

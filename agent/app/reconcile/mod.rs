@@ -179,38 +179,8 @@ pub async fn reconcile_stored(
     if entities.is_empty() && inventory.is_empty() {
         return Ok(SourceReport::default());
     }
-    let tree = synced_tree(ctx, source).await?;
+    let tree = super::sync::synced_tree(ctx, source).await.map_err(ReconcileError::Tree)?;
     reconcile(ctx, reconciler, source, &entities, &inventory, &[], tree.as_ref(), Mode::Apply).await
-}
-
-/// The files of the source at the revision last synced (git: from the local cache, no fetch).
-async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn FileTree>, ReconcileError> {
-    match &source.kind {
-        SourceKind::Git(git) => {
-            let revision = ctx
-                .store
-                .source_revision(&source.name)
-                .await?
-                .ok_or_else(|| ReconcileError::Tree("the source has not been synced yet".into()))?;
-            let remote = super::sync::git_remote(&source.name, git, None);
-            let tip = crate::source::git::Tip {
-                commit: revision,
-                branch: git.branch.clone().unwrap_or_else(|| "HEAD".into()),
-                fetched: false,
-            };
-            let cache = ctx.config.cache_dir.clone();
-            tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
-                .await
-                .map_err(|e| ReconcileError::Tree(e.to_string()))?
-                .map(|s| s.files)
-                .map_err(|e| ReconcileError::Tree(e.to_string()))
-        }
-        SourceKind::Local(local) => super::sync::local_dir(&source.name, local)
-            .snapshot()
-            .map(|s| s.files)
-            .map_err(|e| ReconcileError::Tree(e.to_string())),
-        SourceKind::Github(_) => Err(ReconcileError::Tree("an organisation has no tree of its own".into())),
-    }
 }
 
 /// Plans every entity of the source, applies the guards across it, then (in apply mode)

@@ -45,6 +45,27 @@ impl FileTree for GitTree {
         Err(TreeError::Symlink { path: path.to_owned() })
     }
 
+    fn stat(&self, path: &str, max_bytes: usize) -> Result<Option<crate::source::FileStat>, TreeError> {
+        let repo = self.repo.to_thread_local();
+        let tree = repo.find_tree(self.tree).map_err(|e| read_err(path, &e))?;
+        let Some(entry) = tree.lookup_entry_by_path(path).map_err(|e| read_err(path, &e))? else { return Ok(None) };
+        let mode = entry.mode();
+        if mode.is_link() {
+            // What a link points at is read like `read` does; its id is the target's.
+            return Ok(self.read(path, max_bytes)?.map(|content| crate::source::FileStat::of(&content, false)));
+        }
+        if !mode.is_blob() {
+            return Ok(None);
+        }
+        let header = repo.find_header(entry.object_id()).map_err(|e| read_err(path, &e))?;
+        check_size(path, header.size(), max_bytes)?;
+        Ok(Some(crate::source::FileStat {
+            mode: if mode.is_executable() { "100755" } else { "100644" }.to_owned(),
+            size: header.size(),
+            blob_id: entry.object_id().to_hex().to_string(),
+        }))
+    }
+
     fn list(&self) -> Result<Vec<String>, TreeError> {
         let repo = self.repo.to_thread_local();
         let tree = repo.find_tree(self.tree).map_err(|e| read_err("/", &e))?;

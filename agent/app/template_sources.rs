@@ -1,0 +1,118 @@
+//! After a catalog pass: the skeleton files each Template entity of the source scaffolds from,
+//! recorded at the synced commit. Unchanged sources cost no write; a changed file set records
+//! which files changed at which commit; a template whose skeleton cannot be read keeps its
+//! last good set, with the error beside it.
+
+use tracing::{info, warn};
+
+use super::sync::Context;
+use crate::catalog::template_sources::{collect, diff, skeleton_refs, SourceFile};
+use crate::config::SourceConfig;
+use crate::source::FileTree;
+use crate::store::{StoreError, TemplateChange, TemplateEntity};
+
+/// Records the template sources of one source (no-op for a source without templates).
+pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError> {
+    let templates = ctx.store.template_entities(&source.name).await?;
+    let refs: Vec<String> = templates.iter().map(|t| t.entity_ref.clone()).collect();
+    ctx.store.forget_templates(&source.name, &refs).await?;
+    if templates.is_empty() {
+        return Ok(());
+    }
+    let revision = ctx.store.source_revision(&source.name).await?;
+    if up_to_date(ctx, &templates, revision.as_deref()).await? {
+        return Ok(());
+    }
+    let tree = match super::sync::synced_tree(ctx, source).await {
+        Ok(tree) => tree,
+        Err(err) => {
+            warn!(source = %source.name, error = %err, "cannot read the synced tree for template sources");
+            return Ok(());
+        }
+    };
+    for template in &templates {
+        ctx.metrics.templates_synced.with_label_values(&[source.name.as_str()]).inc();
+        record(ctx, source, template, tree.as_ref(), revision.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Every template's file set last changed at this very commit and reads without error: the
+/// commit has not moved, nothing can have changed. (After other commits the file sets are
+/// stat'ed again — reads only. A directory has no commit, so it is always read again.)
+async fn up_to_date(ctx: &Context, templates: &[TemplateEntity], revision: Option<&str>) -> Result<bool, StoreError> {
+    let Some(revision) = revision else { return Ok(false) };
+    for template in templates {
+        match ctx.store.template(&template.entity_ref).await? {
+            Some(recorded) if recorded.error.is_none() && recorded.revision.as_deref() == Some(revision) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+async fn record(
+    ctx: &Context,
+    source: &SourceConfig,
+    template: &TemplateEntity,
+    tree: &dyn FileTree,
+    revision: Option<&str>,
+) -> Result<(), StoreError> {
+    let max_bytes = ctx.config.catalog.max_file_bytes;
+    let read = skeleton_refs(&template.body, &template.file).and_then(|refs| collect(tree, &refs, max_bytes));
+    let files = match read {
+        Ok(files) => files,
+        Err(errors) => {
+            let message = errors.join("; ");
+            warn!(source = %source.name, template = %template.entity_ref, error = %message, "template sources not readable; the last good set stays");
+            return ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await;
+        }
+    };
+    let recorded = ctx.store.template(&template.entity_ref).await?;
+    let before = ctx.store.template_source_files(&template.entity_ref).await?;
+    let changes = diff(&before, &files);
+    // `revision` on the template is the commit its file set last changed at: a commit that
+    // touched other files costs no write.
+    if changes.is_empty() && recorded.as_ref().is_some_and(|r| r.error.is_none()) {
+        return Ok(());
+    }
+    let contents = match contents(tree, &files, &changes, max_bytes) {
+        Ok(contents) => contents,
+        Err(message) => return ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await,
+    };
+    let change = TemplateChange {
+        source: &source.name,
+        entity_ref: &template.entity_ref,
+        revision,
+        files: &files,
+        changes: &changes,
+        contents: &contents,
+    };
+    ctx.store.record_template_change(&change).await?;
+    for (_, kind) in &changes {
+        ctx.metrics.template_changes.with_label_values(&[source.name.as_str(), kind.as_str()]).inc();
+    }
+    if !changes.is_empty() {
+        info!(source = %source.name, template = %template.entity_ref, files = changes.len(), "template sources changed");
+    }
+    Ok(())
+}
+
+/// The contents of added and modified files, by blob id.
+fn contents(
+    tree: &dyn FileTree,
+    files: &[SourceFile],
+    changes: &[(String, crate::catalog::template_sources::Change)],
+    max_bytes: usize,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    for (path, _) in changes {
+        let Some(file) = files.iter().find(|f| &f.path == path) else { continue };
+        let content = tree
+            .read(path, max_bytes)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{path} vanished while it was read"))?;
+        out.push((file.stat.blob_id.clone(), content));
+    }
+    Ok(out)
+}

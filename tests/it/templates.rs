@@ -1,0 +1,134 @@
+//! Issue 7: Software Templates' skeleton sources recorded with the catalog — per template the
+//! files it scaffolds from, which changed at which commit — and served over the API.
+
+use crate::support::db::TestDb;
+use crate::support::git::TestRepo;
+use crate::support::rigger::{free_port, run, stdout, write_config, Daemon};
+
+fn template(name: &str, url: &str) -> String {
+    format!(
+        r"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: {name}
+  title: The {name} service
+spec:
+  owner: team-a
+  type: service
+  parameters:
+    - title: Basics
+      required: [name]
+      properties:
+        name: {{ type: string, title: Name }}
+  steps:
+    - id: fetch
+      name: Fetch the skeleton
+      action: fetch:template
+      input:
+        url: {url}
+        values:
+          name: ${{{{ parameters.name }}}}
+    - id: publish
+      action: publish:github
+      input:
+        repoUrl: github.com?owner=acme&repo=${{{{ parameters.name }}}}
+"
+    )
+}
+
+const CATALOG: &str = r"apiVersion: backstage.io/v1alpha1
+kind: Location
+metadata:
+  name: templates
+spec:
+  targets: [./templates/alpha/template.yaml, ./templates/beta/template.yaml, ./templates/gamma/template.yaml]
+";
+
+async fn get(daemon: &Daemon, path: &str) -> (u16, serde_json::Value) {
+    daemon.get_json(path).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_sources_are_recorded_per_template_with_the_files_each_commit_changed_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = TestDb::sqlite(dir.path());
+    template_sources_are_recorded(&db.url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn template_sources_are_recorded_per_template_with_the_files_each_commit_changed_on_postgres() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = TestDb::postgres().await;
+    template_sources_are_recorded(&db.url, dir.path()).await;
+}
+
+async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
+    let repo = TestRepo::new(dir, "templates");
+    let first = repo.commit(
+        "two templates",
+        &[
+            ("catalog-info.yaml", Some(CATALOG)),
+            ("templates/alpha/template.yaml", Some(&template("alpha", "./skeleton"))),
+            ("templates/alpha/skeleton/README.md", Some("# ${{ values.name }}\n")),
+            ("templates/alpha/skeleton/src/index.js", Some("console.log('${{ values.name }}');\n")),
+            ("templates/beta/template.yaml", Some(&template("beta", "./skeleton"))),
+            ("templates/beta/skeleton/app.py", Some("print('${{ values.name }}')\n")),
+            ("templates/gamma/template.yaml", Some(&template("gamma", "../../../../outside"))),
+        ],
+    );
+    let port = free_port();
+    let sources = format!("  - name: tpl\n    interval: 1h\n    git: {{ url: '{}' }}\n", repo.file_url());
+    let config = write_config(dir, db, &format!("127.0.0.1:{port}"), &sources);
+    let output = run(&config, &["sync", "--once"]);
+    assert!(output.status.success(), "{}", stdout(&output));
+
+    let second = repo.commit(
+        "edit one skeleton file",
+        &[("templates/alpha/skeleton/README.md", Some("# ${{ values.name }}\n\nNow with docs.\n"))],
+    );
+    assert!(run(&config, &["sync", "--once"]).status.success());
+    repo.commit("touch something else", &[("NOTES.md", Some("unrelated\n"))]);
+    assert!(run(&config, &["sync", "--once"]).status.success());
+
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    let (code, alpha) = get(&daemon, "/api/rigger/templates/default/alpha/versions").await;
+    assert_eq!(code, 200, "{alpha}");
+    let versions = alpha["items"].as_array().expect("items");
+    assert_eq!(versions.len(), 2, "the first record, then the one edit; the unrelated commit wrote nothing: {alpha}");
+    assert_eq!(versions[0]["revision"], second.as_str());
+    assert_eq!(
+        versions[0]["changes"],
+        serde_json::json!([{"path": "templates/alpha/skeleton/README.md", "change": "modified"}]),
+        "exactly the one file"
+    );
+    assert_eq!(versions[1]["revision"], first.as_str());
+    assert_eq!(versions[1]["changes"].as_array().expect("changes").len(), 2, "both files added at first");
+
+    let (_, beta) = get(&daemon, "/api/rigger/templates/default/beta/versions").await;
+    assert_eq!(beta["items"].as_array().expect("items").len(), 1, "the other template saw no change: {beta}");
+
+    let (code, files) = get(&daemon, "/api/rigger/templates/default/alpha/files").await;
+    assert_eq!(code, 200);
+    let paths: Vec<&str> =
+        files["files"].as_array().expect("files").iter().filter_map(|f| f["path"].as_str()).collect();
+    assert_eq!(paths, ["templates/alpha/skeleton/README.md", "templates/alpha/skeleton/src/index.js"]);
+    assert_eq!(files["revision"], second.as_str());
+    assert_eq!(files["files"][0]["mode"], "100644");
+    assert_eq!(files["files"][0]["size"], "# ${{ values.name }}\n\nNow with docs.\n".len());
+
+    let content = daemon.get_text("/api/rigger/templates/default/alpha/files/templates/alpha/skeleton/README.md").await;
+    assert_eq!(content, "# ${{ values.name }}\n\nNow with docs.\n");
+    let (missing, _) = get(&daemon, "/api/rigger/templates/default/alpha/files/templates/alpha/skeleton/nope.md").await;
+    assert_eq!(missing, 404);
+
+    let (_, gamma) = get(&daemon, "/api/rigger/templates/default/gamma/files").await;
+    let error = gamma["error"].as_str().expect("an escaping skeleton is an error on the template");
+    assert!(error.contains("escapes the repository"), "{error}");
+    assert_eq!(gamma["files"], serde_json::json!([]));
+
+    let metrics = daemon.get_text("/metrics").await;
+    assert!(metrics.contains("rigger_templates_synced_total"), "{metrics}");
+    assert!(daemon.terminate().success());
+}
