@@ -153,13 +153,13 @@ mod tests {
     use super::*;
     use crate::source::MemoryTree;
 
-    fn template(steps: Value) -> Value {
+    fn template(steps: &Value) -> Value {
         json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "kind": "Template", "spec": {"steps": steps}})
     }
 
     #[test]
     fn static_fetch_urls_are_resolved_against_the_template_file_and_confined() {
-        let t = template(json!([
+        let t = template(&json!([
             {"id": "base", "action": "fetch:template", "input": {"url": "./skeleton", "targetPath": "./out"}},
             {"id": "docs", "action": "fetch:plain", "input": {"url": "../shared/docs"}},
             {"id": "one", "action": "fetch:template:file", "input": {"url": "./extra/LICENSE"}},
@@ -177,7 +177,7 @@ mod tests {
                 ("templates/web/extra/LICENSE", true)
             ]
         );
-        let bad = template(json!([
+        let bad = template(&json!([
             {"id": "evil", "action": "fetch:plain", "input": {"url": "../../../etc"}},
             {"id": "out", "action": "fetch:template", "input": {"url": "./s", "targetPath": "../../elsewhere"}}
         ]));
