@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::catalog::placeholders::Remote;
-use crate::catalog::{self, ingest, parse, EntityRef, Limits, LocationOutcome};
+use crate::catalog::{self, ingest, parse, template_sources, EntityRef, Limits, LocationOutcome};
 use crate::source::local::LocalDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,9 +109,28 @@ pub fn follow_file(path: &Path) -> Vec<Verdict> {
         } else {
             relative_to_cwd(&root.join(&outcome.path))
         };
-        verdicts.extend(merge_follow_errors(&file, outcome));
+        let mut found = merge_follow_errors(&file, outcome);
+        check_skeletons(outcome, snapshot.files.as_ref(), &mut found);
+        verdicts.extend(found);
     }
     verdicts
+}
+
+/// Templates of a followed file: every skeleton they name must exist in the repository.
+fn check_skeletons(outcome: &LocationOutcome, tree: &dyn crate::source::FileTree, verdicts: &mut [Verdict]) {
+    for entity in outcome.entities.iter().filter(|e| e.entity_ref.kind == "template") {
+        let refs = template_sources::skeleton_refs(&entity.body, &outcome.path);
+        let limit = Limits::default().max_file_bytes;
+        let errors = match refs {
+            Ok(refs) => template_sources::collect(tree, &refs, limit).err().unwrap_or_default(),
+            Err(errors) => errors,
+        };
+        let this = entity.entity_ref.to_string();
+        let verdict = verdicts.iter_mut().find(|v| v.entity_ref.as_deref() == Some(this.as_str()) && v.error.is_none());
+        if let (Some(verdict), false) = (verdict, errors.is_empty()) {
+            verdict.error = Some(errors.join("; "));
+        }
+    }
 }
 
 /// The file's own verdicts, with the errors found by following (unreadable placeholder targets,
@@ -169,6 +188,10 @@ pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
                 Ok(value) => {
                     let best_ref = lenient_ref(&value);
                     match ingest::check_document(value, Path::new(file)) {
+                        Ok(entity) if entity.entity_ref.kind == "template" => {
+                            let problems = template_sources::check_parameters(&entity.body);
+                            (Some(entity.entity_ref.to_string()), (!problems.is_empty()).then(|| problems.join("; ")))
+                        }
                         Ok(entity) => (Some(entity.entity_ref.to_string()), None),
                         Err(error) => (best_ref, Some(error)),
                     }

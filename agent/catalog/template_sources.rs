@@ -112,6 +112,26 @@ pub fn collect(tree: &dyn FileTree, refs: &[SkeletonRef], max_bytes: usize) -> R
     }
 }
 
+/// Problems with a template's form: every page of `spec.parameters` must be a well-formed JSON
+/// Schema (react-jsonschema-form's `ui:*` keys are extra keywords, which JSON Schema allows).
+pub fn check_parameters(template: &Value) -> Vec<String> {
+    let parameters = &template["spec"]["parameters"];
+    let pages: Vec<(String, &Value)> = match parameters {
+        Value::Null => Vec::new(),
+        Value::Array(pages) => pages.iter().enumerate().map(|(i, p)| (format!("spec.parameters[{i}]"), p)).collect(),
+        page => vec![("spec.parameters".to_owned(), page)],
+    };
+    pages
+        .into_iter()
+        .filter_map(|(at, page)| {
+            if !page.is_object() {
+                return Some(format!("{at}: a form page must be a JSON Schema object"));
+            }
+            jsonschema::validator_for(page).err().map(|e| format!("{at}: not a valid JSON Schema: {e}"))
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Change {
     Added,
@@ -184,6 +204,24 @@ mod tests {
         let errors = skeleton_refs(&bad, "templates/web/template.yaml").unwrap_err();
         assert!(errors[0].contains("step evil") && errors[0].contains("escapes the repository"), "{errors:?}");
         assert!(errors[1].contains("targetPath") && errors[1].contains("leaves the workspace"), "{errors:?}");
+    }
+
+    #[test]
+    fn parameters_must_be_well_formed_json_schemas() {
+        let ok = json!({"spec": {"parameters": [
+            {"title": "Basics", "required": ["name"], "properties": {"name": {"type": "string", "ui:autofocus": true}}}
+        ]}});
+        assert!(check_parameters(&ok).is_empty());
+        let bad = json!({"spec": {"parameters": [
+            {"properties": {"name": {"type": "strin"}}},
+            "not a page",
+            {"properties": {"age": {"type": "integer", "minimum": "ten"}}}
+        ]}});
+        let errors = check_parameters(&bad);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("spec.parameters[0]: not a valid JSON Schema"), "{errors:?}");
+        assert!(errors[1].contains("must be a JSON Schema object"));
+        assert!(errors[2].starts_with("spec.parameters[2]"));
     }
 
     #[test]

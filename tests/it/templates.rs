@@ -132,3 +132,39 @@ async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
     assert!(metrics.contains("rigger_templates_synced_total"), "{metrics}");
     assert!(daemon.terminate().success());
 }
+
+#[test]
+fn validate_checks_the_form_schema_and_that_every_skeleton_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join(".git")).expect("repository marker");
+    let write = |path: &str, text: &str| {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("dirs");
+        std::fs::write(full, text).expect("write");
+    };
+    write("good/template.yaml", &template("good", "../shared/skeleton"));
+    write("shared/skeleton/README.md", "# ${{ values.name }}\n");
+    write("missing/template.yaml", &template("missing", "./skeleton"));
+    write("bad-form/template.yaml", &template("bad-form", "./skeleton").replace("type: string", "type: strin"));
+    write("bad-form/skeleton/x", "x");
+    let validate = |path: &str| {
+        let output = crate::support::rigger::rigger()
+            .args(["validate", "--format", "json"])
+            .arg(root.join(path))
+            .output()
+            .expect("rigger runs");
+        let line: serde_json::Value =
+            serde_json::from_str(stdout(&output).lines().next().expect("a verdict")).expect("json");
+        (output.status.code(), line)
+    };
+    let (code, good) = validate("good/template.yaml");
+    assert_eq!((code, &good["ok"]), (Some(0), &serde_json::json!(true)), "{good}");
+    let (code, missing) = validate("missing/template.yaml");
+    assert_eq!(code, Some(1));
+    let error = missing["error"].as_str().expect("error");
+    assert!(error.contains("step fetch") && error.contains("missing/skeleton does not exist"), "{error}");
+    let (code, bad) = validate("bad-form/template.yaml");
+    assert_eq!(code, Some(1));
+    assert!(bad["error"].as_str().expect("error").starts_with("spec.parameters[0]: not a valid JSON Schema"), "{bad}");
+}
