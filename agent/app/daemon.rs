@@ -83,6 +83,10 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         tracker.spawn(on_change(source.name.clone(), trigger, queue.clone(), cancel.clone()));
     }
     tracker.spawn(recorded_requests(ctx.clone(), queue.clone(), cancel.clone()));
+    // Every task so far runs until shutdown; the watchdog counts itself too.
+    let loops = tracker.len() + 1;
+    tracker.spawn(super::systemd::watchdog(tracker.clone(), loops, cancel.clone()));
+    super::systemd::ready();
     cancel.cancelled().await;
     shut_down(tracker, server, &ctx).await
 }
@@ -92,6 +96,7 @@ async fn shut_down(
     server: tokio::task::JoinHandle<Result<(), serve::ServeError>>,
     ctx: &Context,
 ) -> anyhow::Result<()> {
+    super::systemd::stopping();
     tracker.close();
     let grace = ctx.config.sync.shutdown_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {

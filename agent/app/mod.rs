@@ -10,5 +10,6 @@ mod queue;
 pub mod reconcile;
 pub mod retry;
 pub mod sync;
+mod systemd;
 mod template_sources;
 pub mod validate;

@@ -23,6 +23,12 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
     })?;
     let metrics = Metrics::new();
     metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
+    if config.webhooks.as_ref().is_some_and(|w| w.github_secret.is_some()) {
+        metrics.init_webhooks();
+    }
+    if config.kubernetes.is_some() {
+        metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()));
+    }
     let changed = config
         .sources
         .iter()

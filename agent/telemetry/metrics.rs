@@ -218,7 +218,34 @@ impl Metrics {
         for operation in ["insert", "update", "delete"] {
             metrics.entity_writes.with_label_values(&[operation]).inc_by(0);
         }
+        for operation in ["git_fetch", "store", "migrate", "pass", "cluster"] {
+            metrics.retries.with_label_values(&[operation]).inc_by(0);
+        }
         metrics
+    }
+
+    /// Webhook series at zero, so a signature-failure alert sees `0` before the first forgery.
+    pub fn init_webhooks(&self) {
+        for outcome in ["accepted", "duplicate", "ignored", "bad_signature", "too_large", "malformed", "store_down"] {
+            self.webhook_deliveries.with_label_values(&["push", outcome]).inc_by(0);
+        }
+    }
+
+    /// Reconcile series at zero for each source, when a cluster is configured.
+    pub fn init_reconcile<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            for reason in ["manifests", "refused", "unknown_kind", "cluster", "apply", "conflict", "prune_blocked"] {
+                self.reconcile_errors.with_label_values(&[name, reason]).inc_by(0);
+            }
+            for action in ["create", "update", "prune"] {
+                self.reconcile_objects.with_label_values(&[name, action]).inc_by(0);
+            }
+            self.drift_corrections.with_label_values(&[name]).inc_by(0);
+            self.prune_blocked.with_label_values(&[name]).inc_by(0);
+            for health in crate::reconcile::health::Health::NAMES {
+                self.entity_health.with_label_values(&[name, health]).set(0);
+            }
+        }
     }
 
     /// Creates every per-source series at zero, so dashboards and alerts see `0`, not "absent",

@@ -44,7 +44,13 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, port: u16) -> Self {
+        Self::start_with_env(config, port, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let child = rigger()
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(config)
             .arg("run")
