@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::{daemon, one_shot, validate};
+use super::{daemon, one_shot, template, validate};
 use crate::config::{Config, CONFIG_ENV};
 use crate::telemetry::{self, LogFormat};
 
@@ -53,6 +53,11 @@ enum Command {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Software Template commands, for template authors; no config needed.
+    Template {
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
     /// Print the cluster changes a sync would make, per entity (server-side dry run; writes
     /// nothing to the cluster or the catalog).
     Plan,
@@ -63,6 +68,13 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateAction {
+    /// Render a template's fetch:template / fetch:plain steps into a directory, with the values
+    /// a user would enter in the form.
+    Render(template::RenderArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +103,9 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED)
             }
         };
+    }
+    if let Command::Template { action: TemplateAction::Render(args) } = &cli.command {
+        return template::render(args, &mut std::io::stdout().lock());
     }
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("rigger.yaml"));
     let config = match Config::load(&config_path) {
@@ -131,7 +146,7 @@ async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path
         Command::Migrate => one_shot::migrate(config).await,
         Command::Plan => super::plan::run(config).await,
         Command::Config { action: ConfigAction::Check } => one_shot::config_check(&config, config_path),
-        Command::Validate { .. } => ExitCode::SUCCESS,
+        Command::Validate { .. } | Command::Template { .. } => ExitCode::SUCCESS,
     }
 }
 

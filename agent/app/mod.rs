@@ -11,5 +11,6 @@ pub mod reconcile;
 pub mod retry;
 pub mod sync;
 mod systemd;
+mod template;
 mod template_sources;
 pub mod validate;

@@ -18,5 +18,6 @@ mod reconcile;
 mod replicas;
 mod store;
 mod support;
+mod template_render;
 mod templates;
 mod webhooks;
