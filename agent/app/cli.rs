@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
         };
     }
     if let Command::Template { action: TemplateAction::Render(args) } = &cli.command {
-        return template::render(args, &mut std::io::stdout().lock());
+        return template::render(args, cli.config.as_deref(), &mut std::io::stdout().lock());
     }
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("rigger.yaml"));
     let config = match Config::load(&config_path) {

@@ -130,6 +130,26 @@ async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
 
     let metrics = daemon.get_text("/metrics").await;
     assert!(metrics.contains("rigger_templates_synced_total"), "{metrics}");
+
+    // The same template rendered by ref, from the catalog's synced commit.
+    std::fs::write(dir.join("values.yaml"), "name: payments\n").unwrap();
+    let out = dir.join("rendered");
+    let values = dir.join("values.yaml");
+    let rendered = run(
+        &config,
+        &[
+            "template",
+            "render",
+            "template:default/alpha",
+            "--values",
+            values.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(rendered.status.success(), "{}{}", stdout(&rendered), String::from_utf8_lossy(&rendered.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("README.md")).unwrap(), "# payments\n\nNow with docs.\n");
+    assert_eq!(std::fs::read_to_string(out.join("src/index.js")).unwrap(), "console.log('payments');\n");
     assert!(daemon.terminate().success());
 }
 
