@@ -93,6 +93,20 @@ async fn every_metric_an_alert_uses_is_exported_by_a_running_agent() {
     assert!(used.len() >= 10, "{used:?}");
     let missing: Vec<&String> = used.iter().filter(|m| !exported.lines().any(|l| l.starts_with(m.as_str()))).collect();
     assert!(missing.is_empty(), "rules use metrics the agent does not export: {missing:?}\n{exported}");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_file("dashboards/rigger.json")).unwrap()).unwrap();
+    let queries: String = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let charted = metrics_in_rules(&queries);
+    assert!(charted.len() >= 15, "{charted:?}");
+    let missing: Vec<&String> =
+        charted.iter().filter(|m| !exported.lines().any(|l| l.starts_with(m.as_str()))).collect();
+    assert!(missing.is_empty(), "the dashboard charts metrics the agent does not export: {missing:?}");
     assert!(daemon.terminate().success());
 }
 
@@ -181,4 +195,46 @@ fn every_config_key_is_documented() {
     let undocumented: Vec<&&str> =
         keys.iter().filter(|k| !docs.contains(&format!("`{k}")) && !docs.contains(&format!(".{k}"))).collect();
     assert!(undocumented.is_empty(), "config keys missing from docs/configuration.md: {undocumented:?}");
+}
+
+/// Helm's merge of values: maps merge key by key, anything else replaces.
+fn merge(base: &mut serde_yaml::Value, over: &serde_yaml::Value) {
+    match (base, over) {
+        (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+#[test]
+fn the_charts_config_values_are_configs_rigger_accepts() {
+    let read = |path: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(repo_file(path)).unwrap()).unwrap()
+    };
+    let defaults = read("charts/rigger/values.yaml");
+    let examples = std::fs::read_dir(repo_file("charts/rigger/examples")).unwrap();
+    let mut checked = 0;
+    for example in std::iter::once(None).chain(examples.map(|e| Some(e.unwrap().path()))) {
+        let mut values = defaults.clone();
+        if let Some(path) = &example {
+            merge(&mut values, &serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap());
+        }
+        let config = serde_yaml::to_string(&values["config"]).unwrap();
+        let parsed = rigger::config::Config::parse(&config, Path::new("/etc/rigger"));
+        assert!(
+            parsed.is_ok(),
+            "{example:?}: the chart's config is not one Rigger accepts: {:?}\n{config}",
+            parsed.err()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "values.yaml and the examples");
 }
