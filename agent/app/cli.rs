@@ -134,10 +134,20 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path::Path) -> ExitCode {
     match command {
-        Command::Run => match one_shot::context(config) {
-            Ok(ctx) => report(daemon::run(ctx).await),
-            Err(code) => code,
-        },
+        Command::Run => {
+            // A webhook secret that does not resolve is a configuration problem (64, which
+            // systemd does not restart on), found before anything starts.
+            if let Some(Err(err)) =
+                config.webhooks.as_ref().and_then(|w| w.github_secret.as_ref()).map(crate::config::SecretRef::resolve)
+            {
+                eprintln!("rigger: webhooks.github.secret: {err}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            match one_shot::context(config) {
+                Ok(ctx) => report(daemon::run(ctx).await),
+                Err(code) => code,
+            }
+        }
         Command::Sync { once: true } => one_shot::sync_once(config).await,
         Command::Sync { once: false } => {
             eprintln!("rigger sync: pass --once (the long-running daemon is `rigger run`)");

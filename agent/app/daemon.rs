@@ -85,7 +85,9 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     tracker.spawn(recorded_requests(ctx.clone(), queue.clone(), cancel.clone()));
     // Every task so far runs until shutdown; the watchdog counts itself too.
     let loops = tracker.len() + 1;
-    tracker.spawn(super::systemd::watchdog(tracker.clone(), loops, cancel.clone()));
+    let server_handle = server.abort_handle();
+    let serving = move || !server_handle.is_finished();
+    tracker.spawn(super::systemd::watchdog(tracker.clone(), loops, serving, cancel.clone()));
     super::systemd::ready();
     cancel.cancelled().await;
     shut_down(tracker, server, &ctx).await

@@ -39,6 +39,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         interrupt: Arc::new(AtomicBool::new(false)),
         discovery: Arc::default(),
         changed: Arc::new(changed),
+        templates_checked: Arc::default(),
         reconciler: config
             .kubernetes
             .clone()

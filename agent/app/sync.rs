@@ -36,6 +36,10 @@ pub struct Context {
     pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
     /// Set when `kubernetes` is configured: each pass also reconciles the source's objects.
     pub reconciler: Option<Arc<super::reconcile::Reconciler>>,
+    /// Source → the commit whose template sources were last checked by this process, so a
+    /// pass at the same commit skips the check (kept in memory: remembering it must not be a
+    /// write).
+    pub templates_checked: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,8 +24,9 @@ pub fn stopping() {
 }
 
 /// Pings systemd's watchdog (when `WatchdogSec=` is set) while `tracker` still runs at least
-/// `loops` tasks: a loop that died stops the pings, and systemd restarts the service.
-pub async fn watchdog(tracker: TaskTracker, loops: usize, cancel: CancellationToken) {
+/// `loops` tasks and `serving()` holds: a loop or the HTTP server that died stops the pings,
+/// and systemd restarts the service. (A wedged runtime stops them too: this task stops running.)
+pub async fn watchdog(tracker: TaskTracker, loops: usize, serving: impl Fn() -> bool, cancel: CancellationToken) {
     let Some(timeout) = sd_notify::watchdog_enabled() else { return };
     let every = (timeout / 2).max(Duration::from_millis(10));
     loop {
@@ -33,7 +34,7 @@ pub async fn watchdog(tracker: TaskTracker, loops: usize, cancel: CancellationTo
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        if tracker.len() >= loops {
+        if tracker.len() >= loops && serving() {
             notify(&[NotifyState::Watchdog]);
         } else {
             warn!(running = tracker.len(), expected = loops, "a loop has stopped; withholding the watchdog ping");

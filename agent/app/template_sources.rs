@@ -20,7 +20,7 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
         return Ok(());
     }
     let revision = ctx.store.source_revision(&source.name).await?;
-    if up_to_date(ctx, &templates, revision.as_deref()).await? {
+    if checked_at(ctx, &source.name).is_some_and(|checked| revision.as_deref() == Some(checked.as_str())) {
         return Ok(());
     }
     let tree = match super::sync::synced_tree(ctx, source).await {
@@ -30,25 +30,24 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
             return Ok(());
         }
     };
+    let mut clean = true;
     for template in &templates {
         ctx.metrics.templates_synced.with_label_values(&[source.name.as_str()]).inc();
-        record(ctx, source, template, tree.as_ref(), revision.as_deref()).await?;
+        clean &= record(ctx, source, template, tree.as_ref(), revision.as_deref()).await?;
+    }
+    // A commit whose templates all read cleanly need not be checked again; a directory has no
+    // commit, and templates in error are tried again every pass.
+    if let (Some(revision), true) = (revision, clean) {
+        ctx.templates_checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(source.name.clone(), revision);
     }
     Ok(())
 }
 
-/// Every template's file set last changed at this very commit and reads without error: the
-/// commit has not moved, nothing can have changed. (After other commits the file sets are
-/// stat'ed again — reads only. A directory has no commit, so it is always read again.)
-async fn up_to_date(ctx: &Context, templates: &[TemplateEntity], revision: Option<&str>) -> Result<bool, StoreError> {
-    let Some(revision) = revision else { return Ok(false) };
-    for template in templates {
-        match ctx.store.template(&template.entity_ref).await? {
-            Some(recorded) if recorded.error.is_none() && recorded.revision.as_deref() == Some(revision) => {}
-            _ => return Ok(false),
-        }
-    }
-    Ok(true)
+fn checked_at(ctx: &Context, source: &str) -> Option<String> {
+    ctx.templates_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).cloned()
 }
 
 async fn record(
@@ -57,7 +56,7 @@ async fn record(
     template: &TemplateEntity,
     tree: &dyn FileTree,
     revision: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let max_bytes = ctx.config.catalog.max_file_bytes;
     let read = skeleton_refs(&template.body, &template.file).and_then(|refs| collect(tree, &refs, max_bytes));
     let files = match read {
@@ -65,20 +64,27 @@ async fn record(
         Err(errors) => {
             let message = errors.join("; ");
             warn!(source = %source.name, template = %template.entity_ref, error = %message, "template sources not readable; the last good set stays");
-            return ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await;
+            ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await?;
+            return Ok(false);
         }
     };
     let recorded = ctx.store.template(&template.entity_ref).await?;
     let before = ctx.store.template_source_files(&template.entity_ref).await?;
     let changes = diff(&before, &files);
+    // Contents lost to an earlier fault are written again, without a version of their own.
+    let missing = ctx.store.template_files_without_content(&template.entity_ref).await?;
     // `revision` on the template is the commit its file set last changed at: a commit that
     // touched other files costs no write.
-    if changes.is_empty() && recorded.as_ref().is_some_and(|r| r.error.is_none()) {
-        return Ok(());
+    if changes.is_empty() && missing.is_empty() && recorded.as_ref().is_some_and(|r| r.error.is_none()) {
+        return Ok(true);
     }
-    let contents = match contents(tree, &files, &changes, max_bytes) {
+    let wanted: Vec<&str> = changes.iter().map(|(p, _)| p.as_str()).chain(missing.iter().map(String::as_str)).collect();
+    let contents = match contents(tree, &files, &wanted, max_bytes) {
         Ok(contents) => contents,
-        Err(message) => return ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await,
+        Err(message) => {
+            ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await?;
+            return Ok(false);
+        }
     };
     let change = TemplateChange {
         source: &source.name,
@@ -95,19 +101,19 @@ async fn record(
     if !changes.is_empty() {
         info!(source = %source.name, template = %template.entity_ref, files = changes.len(), "template sources changed");
     }
-    Ok(())
+    Ok(true)
 }
 
-/// The contents of added and modified files, by blob id.
+/// The contents of the files at `paths` (added, modified, or missing their content), by blob id.
 fn contents(
     tree: &dyn FileTree,
     files: &[SourceFile],
-    changes: &[(String, crate::catalog::template_sources::Change)],
+    paths: &[&str],
     max_bytes: usize,
 ) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
-    for (path, _) in changes {
-        let Some(file) = files.iter().find(|f| &f.path == path) else { continue };
+    for path in paths {
+        let Some(file) = files.iter().find(|f| f.path == *path) else { continue };
         let content = tree
             .read(path, max_bytes)
             .map_err(|e| e.to_string())?

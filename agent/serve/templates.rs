@@ -1,5 +1,5 @@
 //! Software Templates' sources: `GET /api/rigger/templates/{namespace}/{name}/files` (the file
-//! set at the synced commit), `…/files/{*path}` (one file's content), `…/versions` (which files
+//! set at the synced commit, `currentRevision`; `revision` is the commit it last changed at), `…/files/{*path}` (one file's content), `…/versions` (which files
 //! changed at which commit, newest first). Served from the store alone.
 
 use axum::extract::{Path, State as AxumState};
@@ -30,7 +30,13 @@ fn not_found(message: &str) -> Response {
 pub async fn files(AxumState(state): AxumState<State>, Path((namespace, name)): Path<(String, String)>) -> Response {
     let entity_ref = entity_ref(&namespace, &name);
     match state.store.template(&entity_ref).await {
-        Ok(Some(record)) => Json(record).into_response(),
+        Ok(Some(record)) => {
+            // The files are those at the source's current commit: unchanged since `revision`.
+            let current = state.store.source_revision(&record.source).await.ok().flatten();
+            let mut body = json!(record);
+            body["currentRevision"] = json!(current);
+            Json(body).into_response()
+        }
         Ok(None) => not_found(&format!("no sources recorded for {entity_ref}")),
         Err(err) => unavailable(&err),
     }

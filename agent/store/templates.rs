@@ -22,6 +22,8 @@ pub struct TemplateEntity {
 pub struct TemplateRecord {
     #[serde(rename = "entityRef")]
     pub entity_ref: String,
+    pub source: String,
+    /// The commit the file set last changed at.
     pub revision: Option<String>,
     pub error: Option<String>,
     pub files: Vec<TemplateFileRow>,
@@ -55,7 +57,39 @@ pub struct TemplateChange<'a> {
     pub contents: &'a [(String, Vec<u8>)],
 }
 
+/// The advisory-lock key serialising template writes on PostgreSQL ("rigger:templates").
+const TEMPLATE_WRITE_LOCK: i64 = 0x7269_6767_7470_6c73;
+
 impl Store {
+    /// A transaction for template writes. Contents are shared between templates (by blob id), so
+    /// on PostgreSQL writers take one advisory lock: otherwise a writer's clean-up could delete
+    /// a content another, uncommitted writer has just pointed a file at. SQLite has one writer.
+    async fn begin_template_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(TEMPLATE_WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("lock template writes"))?;
+        }
+        Ok(tx)
+    }
+
+    /// Files of a template whose content is not stored (lost to an earlier fault): the next
+    /// record writes them again.
+    pub async fn template_files_without_content(&self, entity_ref: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.path FROM template_files f WHERE f.entity_ref = $1 AND NOT EXISTS \
+             (SELECT 1 FROM template_blobs b WHERE b.blob_id = f.blob_id)",
+        )
+        .bind(entity_ref)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("find template files without content"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// The source's Template entities (not orphans), in ref order.
     pub async fn template_entities(&self, source: &str) -> Result<Vec<TemplateEntity>, StoreError> {
         let rows = sqlx::query(
@@ -79,7 +113,7 @@ impl Store {
 
     /// The recorded template, if any.
     pub async fn template(&self, entity_ref: &str) -> Result<Option<TemplateRecord>, StoreError> {
-        let Some(row) = sqlx::query("SELECT revision, error FROM templates WHERE entity_ref = $1")
+        let Some(row) = sqlx::query("SELECT revision, error, source FROM templates WHERE entity_ref = $1")
             .bind(entity_ref)
             .fetch_optional(&self.pool)
             .await
@@ -88,7 +122,13 @@ impl Store {
             return Ok(None);
         };
         let files = self.template_files(entity_ref).await?;
-        Ok(Some(TemplateRecord { entity_ref: entity_ref.to_owned(), revision: row.get(0), error: row.get(1), files }))
+        Ok(Some(TemplateRecord {
+            entity_ref: entity_ref.to_owned(),
+            source: row.get(2),
+            revision: row.get(0),
+            error: row.get(1),
+            files,
+        }))
     }
 
     pub async fn template_files(&self, entity_ref: &str) -> Result<Vec<TemplateFileRow>, StoreError> {
@@ -157,7 +197,7 @@ impl Store {
     /// contents, a version naming the changed files; contents nothing refers to any more go.
     pub async fn record_template_change(&self, change: &TemplateChange<'_>) -> Result<(), StoreError> {
         let now = now_millis();
-        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let mut tx = self.begin_template_write().await?;
         sqlx::query(
             "INSERT INTO templates (entity_ref, source, revision, error, updated_at) VALUES ($1, $2, $3, NULL, $4) \
              ON CONFLICT (entity_ref) DO UPDATE SET source = $2, revision = $3, error = NULL, updated_at = $4",
@@ -245,7 +285,7 @@ impl Store {
         if gone.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let mut tx = self.begin_template_write().await?;
         for entity_ref in &gone {
             for table in ["templates", "template_files", "template_versions"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE entity_ref = $1"))
@@ -261,10 +301,16 @@ impl Store {
     }
 }
 
+/// Contents no file refers to any more. Template writers are serialised (see
+/// [`Store::begin_template_write`]), so a content another writer is about to refer to is never
+/// taken away under it.
 async fn forget_unused_blobs(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM template_blobs WHERE blob_id NOT IN (SELECT blob_id FROM template_files)")
-        .execute(&mut **tx)
-        .await
-        .map_err(query_err("forget unused template contents"))?;
+    sqlx::query(
+        "DELETE FROM template_blobs WHERE NOT EXISTS \
+         (SELECT 1 FROM template_files f WHERE f.blob_id = template_blobs.blob_id)",
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("forget unused template contents"))?;
     Ok(())
 }

@@ -118,9 +118,9 @@ impl Metrics {
         )
         .expect("valid histogram");
         registry.register(Box::new(queue_wait.clone())).expect("unique histogram");
+        // Registered by `init_reconcile` only: without a cluster there is nothing to be up.
         let cluster_up = IntGauge::new("rigger_cluster_up", "1 when the last Kubernetes API server check succeeded.")
             .expect("valid gauge");
-        registry.register(Box::new(cluster_up.clone())).expect("unique gauge");
         let metrics = Self {
             cluster_requests: counter(
                 "rigger_cluster_requests_total",
@@ -231,8 +231,12 @@ impl Metrics {
         }
     }
 
-    /// Reconcile series at zero for each source, when a cluster is configured.
+    /// Reconcile series at zero for each source, and the cluster gauge, when a cluster is
+    /// configured (once per process).
     pub fn init_reconcile<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if self.registry.register(Box::new(self.cluster_up.clone())).is_err() {
+            tracing::debug!("rigger_cluster_up was registered already");
+        }
         for name in names {
             for reason in ["manifests", "refused", "unknown_kind", "cluster", "apply", "conflict", "prune_blocked"] {
                 self.reconcile_errors.with_label_values(&[name, reason]).inc_by(0);

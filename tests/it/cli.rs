@@ -83,6 +83,14 @@ fn usage_and_config_errors_exit_64() {
     for problem in ["databse: unknown key", "server.listen:", "sources[0].name:"] {
         assert!(err.contains(problem), "{problem} missing from\n{err}");
     }
+
+    // A webhook secret that does not resolve stops `run` before it starts, with 64 (which
+    // systemd's RestartPreventExitStatus keeps from restart-looping).
+    std::fs::write(&config, "webhooks:\n  github:\n    secret: { env: RIGGER_TEST_NO_SUCH_SECRET }\n").unwrap();
+    let out =
+        rigger().arg("--config").arg(&config).arg("run").env_remove("RIGGER_TEST_NO_SUCH_SECRET").output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("webhooks.github.secret"));
 }
 
 #[test]

@@ -44,6 +44,17 @@ spec:
   targets: [./templates/alpha/template.yaml, ./templates/beta/template.yaml, ./templates/gamma/template.yaml]
 ";
 
+/// Every template row's `updated_at` and the number of versions: what a write would change.
+async fn template_rows(db: &str) -> (Vec<i64>, i64) {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(db).await.unwrap();
+    let updated =
+        sqlx::query("SELECT updated_at FROM templates ORDER BY entity_ref").fetch_all(&mut conn).await.unwrap();
+    let versions = sqlx::query("SELECT COUNT(*) FROM template_versions").fetch_one(&mut conn).await.unwrap();
+    (updated.iter().map(|r| r.get::<i64, _>(0)).collect(), versions.get::<i64, _>(0))
+}
+
 async fn get(daemon: &Daemon, path: &str) -> (u16, serde_json::Value) {
     daemon.get_json(path).await
 }
@@ -87,8 +98,10 @@ async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
         &[("templates/alpha/skeleton/README.md", Some("# ${{ values.name }}\n\nNow with docs.\n"))],
     );
     assert!(run(&config, &["sync", "--once"]).status.success());
-    repo.commit("touch something else", &[("NOTES.md", Some("unrelated\n"))]);
+    let writes_before = template_rows(db).await;
+    let third = repo.commit("touch something else", &[("NOTES.md", Some("unrelated\n"))]);
     assert!(run(&config, &["sync", "--once"]).status.success());
+    assert_eq!(template_rows(db).await, writes_before, "a commit that leaves the skeletons alone writes nothing");
 
     let mut daemon = Daemon::start(&config, port);
     daemon.wait_for("/readyz", 200).await;
@@ -114,7 +127,8 @@ async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
     let paths: Vec<&str> =
         files["files"].as_array().expect("files").iter().filter_map(|f| f["path"].as_str()).collect();
     assert_eq!(paths, ["templates/alpha/skeleton/README.md", "templates/alpha/skeleton/src/index.js"]);
-    assert_eq!(files["revision"], second.as_str());
+    assert_eq!(files["revision"], second.as_str(), "the commit the set last changed at");
+    assert_eq!(files["currentRevision"], third.as_str(), "and the commit the listing is at");
     assert_eq!(files["files"][0]["mode"], "100644");
     assert_eq!(files["files"][0]["size"], "# ${{ values.name }}\n\nNow with docs.\n".len());
 
@@ -130,6 +144,9 @@ async fn template_sources_are_recorded(db: &str, dir: &std::path::Path) {
 
     let metrics = daemon.get_text("/metrics").await;
     assert!(metrics.contains("rigger_templates_synced_total"), "{metrics}");
+    let changes: Vec<&str> =
+        metrics.lines().filter(|l| l.starts_with("rigger_template_source_changes_total{")).collect();
+    assert!(changes.iter().all(|l| l.ends_with(" 0")), "this daemon's passes found the recorded sets: {changes:?}");
 
     // The same template rendered by ref, from the catalog's synced commit.
     std::fs::write(dir.join("values.yaml"), "name: payments\n").unwrap();

@@ -79,7 +79,8 @@ pub fn fetch(
         return Ok(());
     }
     let contents = if plain { Contents::Plain } else { contents(ctx, input, syntax)? };
-    let prefix = format!("{source}/");
+    // A skeleton at the repository root (`url: ./` beside a root template) is every file.
+    let prefix = if source.is_empty() { String::new() } else { format!("{source}/") };
     let listed = ctx.files.list()?;
     let skeleton: Vec<&str> = listed.iter().filter_map(|path| path.strip_prefix(&prefix)).collect();
     if skeleton.is_empty() {
