@@ -86,8 +86,11 @@ URL or a secret reference ({ env } / { file }: a URL with credentials is Postgre
 {{- $out := list -}}
 {{- range $src := .Values.config.sources | default list -}}
 {{- $t := $src.tenancy | default dict -}}
+{{- /* A source that impersonates writes with its tenant's account, not Rigger's: no grant here. */ -}}
+{{- if not $t.service_account -}}
 {{- range $catalogNs, $kubeNss := $t.namespaces | default dict -}}
 {{- range $ns := $kubeNss -}}{{- $out = append $out $ns -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $out | uniq | sortAlpha | toJson -}}
