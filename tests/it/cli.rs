@@ -147,3 +147,15 @@ fn validate_follows_targets_and_placeholders_unless_told_not_to() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(stdout(&out).lines().count(), 1, "only the named file's documents");
 }
+
+#[test]
+fn the_readmes_cargo_run_picks_the_agent() {
+    // `cargo run -- run --config …` (the README's first command) needs one default binary once
+    // the package has several (`fake-apiserver` is one).
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("cargo run -- run --config config/rigger.yaml"));
+    if manifest.matches("[[bin]]").count() > 1 {
+        assert!(manifest.contains("default-run = \"rigger\""), "Cargo.toml needs default-run = \"rigger\"");
+    }
+}
