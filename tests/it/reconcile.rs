@@ -511,6 +511,9 @@ async fn a_platform_source_applies_namespace_and_crd_before_what_needs_them_as_i
     let tenancy = "    tenancy:\n      namespaces: { default: [team-x] }\n      allow_cluster_scoped: true\n      service_account: rigger/platform\n";
     let db = TestDb::sqlite(dir.path());
     let config = config(dir.path(), &db.url, "127.0.0.1:0", &repo, &fake, tenancy);
+    // A real API server serves a new CRD a moment after accepting it: the kind's discovery
+    // answers 404 until then (twice while planning, once more after the CRD is applied).
+    fake.inject(Fault::status(404).method("GET").path_contains("/apis/acme.io/v1").times(3));
     sync_once(&config).await;
     assert!(fake.get("v1", "Namespace", None, "team-x").is_some());
     assert!(fake.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "widgets.acme.io").is_some());

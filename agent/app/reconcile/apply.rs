@@ -70,9 +70,13 @@ pub async fn execute(
     let mut outcome = Outcome::default();
     let (first, rest): (Vec<&Step>, Vec<&Step>) =
         plan.plan.steps.iter().filter(|s| s.object.is_some()).partition(|s| first_stage(&s.key.kind));
-    for stage in [first, rest] {
+    let crds_applied = first.iter().any(|s| s.key.kind == "CustomResourceDefinition");
+    for (index, stage) in [first, rest].into_iter().enumerate() {
         if !outcome.errors.is_empty() {
             break;
+        }
+        if index == 1 && crds_applied {
+            served(cluster, &stage).await;
         }
         run_stage(cluster, &plan, &stage, &mut outcome).await;
     }
@@ -108,6 +112,26 @@ fn report(plan: &EntityPlan, outcome: Outcome, health: Option<crate::reconcile::
         errors: outcome.errors,
         health,
         retry: outcome.unavailable,
+    }
+}
+
+/// How long custom resources wait for the CRD applied just before them to be served.
+const CRD_ESTABLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits (boundedly) until the cluster serves every kind of the stage: a CRD applied a moment
+/// ago is established asynchronously by the API server. A kind still unknown after the wait
+/// fails the stage's dry run, and the pass is retried with backoff.
+async fn served(cluster: &Cluster, stage: &[&Step]) {
+    let deadline = tokio::time::Instant::now() + CRD_ESTABLISH_WAIT;
+    let mut delay = std::time::Duration::from_millis(100);
+    for step in stage {
+        while let Err(ClusterError::UnknownKind { .. }) = cluster.kind(&step.key.api_version, &step.key.kind).await {
+            if tokio::time::Instant::now() + delay > deadline {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        }
     }
 }
 
