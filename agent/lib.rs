@@ -8,11 +8,15 @@
 //!                                                                                          transaction per
 //!                                                                                          location, history)
 //!                                                                                              │
-//!  serve (axum): /healthz /readyz /metrics · Backstage catalog API  ◀── reads ───────────────┘
+//!  serve (axum): /healthz /readyz /metrics · Backstage catalog API  ◀── reads ───────────────┤
+//!                                                                                              │
+//!  reconcile (kube): entities' manifests ── plan · dry run · apply · prune ──▶ API server      │
+//!                    health + inventory ──▶ store ◀── drift watch, cluster ingest ─────────────┘
 //! ```
 //!
-//! Data flows one way. `catalog` is pure and knows nothing of git or SQL; `serve` only reads the
-//! store; `app` wires the stages, supervises them and owns shutdown.
+//! Data flows one way. `catalog` is pure and knows nothing of git, SQL or Kubernetes; `serve`
+//! only reads the store; `reconcile` is pure but for `reconcile::cluster`, the one API-server
+//! client; `app` wires the stages, supervises them and owns shutdown.
 
 pub mod app;
 pub mod catalog;
