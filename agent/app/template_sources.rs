@@ -68,8 +68,9 @@ async fn record(
             return Ok(false);
         }
     };
+    // One read of the recorded state: its error, and the file set to diff against.
     let recorded = ctx.store.template(&template.entity_ref).await?;
-    let before = ctx.store.template_source_files(&template.entity_ref).await?;
+    let before = recorded.as_ref().map(crate::store::TemplateRecord::source_files).unwrap_or_default();
     let changes = diff(&before, &files);
     // Contents lost to an earlier fault are written again, without a version of their own.
     let missing = ctx.store.template_files_without_content(&template.entity_ref).await?;

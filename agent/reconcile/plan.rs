@@ -122,7 +122,7 @@ pub fn owned(object: &Value, entity_ref: &str, default_namespace: &str, namespac
 }
 
 /// Metadata the API server sets; never part of an applied object.
-const SERVER_FIELDS: [&str; 6] =
+pub const SERVER_FIELDS: [&str; 6] =
     ["managedFields", "uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp"];
 
 /// Object annotation: `disabled` keeps the object when its entity stops declaring it;

@@ -29,6 +29,23 @@ pub struct TemplateRecord {
     pub files: Vec<TemplateFileRow>,
 }
 
+impl TemplateRecord {
+    /// The recorded file set as the catalog module compares it.
+    pub fn source_files(&self) -> Vec<SourceFile> {
+        self.files
+            .iter()
+            .map(|f| SourceFile {
+                path: f.path.clone(),
+                stat: FileStat {
+                    mode: f.mode.clone(),
+                    size: u64::try_from(f.size).unwrap_or(0),
+                    blob_id: f.blob_id.clone(),
+                },
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateFileRow {
     pub path: String,
@@ -141,19 +158,6 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| TemplateFileRow { path: r.get(0), mode: r.get(1), size: r.get(2), blob_id: r.get(3) })
-            .collect())
-    }
-
-    /// The recorded file set as the catalog module compares it.
-    pub async fn template_source_files(&self, entity_ref: &str) -> Result<Vec<SourceFile>, StoreError> {
-        Ok(self
-            .template_files(entity_ref)
-            .await?
-            .into_iter()
-            .map(|f| SourceFile {
-                path: f.path,
-                stat: FileStat { mode: f.mode, size: u64::try_from(f.size).unwrap_or(0), blob_id: f.blob_id },
-            })
             .collect())
     }
 

@@ -225,7 +225,7 @@ fn same_state(a: &Value, b: &Value) -> bool {
             root.remove("status");
         }
         if let Some(metadata) = object["metadata"].as_object_mut() {
-            for field in ["managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"] {
+            for field in crate::reconcile::plan::SERVER_FIELDS {
                 metadata.remove(field);
             }
         }
