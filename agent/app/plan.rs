@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::cli::{EXIT_FAILED, EXIT_USAGE};
 use super::reconcile::{reconcile, Mode, SourceReport};
 use super::sync::Context;
-use crate::catalog::{self, Limits};
+use crate::catalog;
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::reconcile::plan::Action;
 use crate::reconcile::MANIFESTS_ANNOTATION;
@@ -59,8 +59,7 @@ async fn plan_source(
     source: &SourceConfig,
 ) -> anyhow::Result<Option<SourceReport>> {
     let Some(snapshot) = snapshot(ctx, source).await? else { return Ok(None) };
-    let limits =
-        Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
+    let limits = super::sync::limits(&ctx.config);
     let walked = {
         let snapshot = snapshot.clone();
         tokio::task::spawn_blocking(move || catalog::ingest(&snapshot, limits)).await?

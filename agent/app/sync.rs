@@ -226,8 +226,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
         SourceKind::Github(gh) => return github_pass(ctx, source, gh).await,
     };
     let revision = snapshot.revision.clone();
-    let limits =
-        Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
+    let limits = limits(&ctx.config);
     let (changes, errors) = stream(ctx, &source.name, snapshot, limits).await?;
     // The source's own error is for failed passes; document errors live on their locations.
     let source_changed =
@@ -268,8 +267,7 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         return Ok(None);
     }
     let snapshot = dir.snapshot()?;
-    let limits =
-        Limits { max_depth: ctx.config.sync.location_depth, max_file_bytes: ctx.config.catalog.max_file_bytes };
+    let limits = limits(&ctx.config);
     let Some(outcomes) = catalog::ingest_paths(&snapshot, &paths, limits) else { return Ok(None) };
     let known = ctx.store.location_keys_by_path(&source.name).await?;
     for outcome in &outcomes {
@@ -460,6 +458,15 @@ async fn git_snapshot(remote: GitRemote, cache: std::path::PathBuf, tip: Tip) ->
         .await
         .map_err(|e| SyncError::Join(e.to_string()))?
         .map_err(SyncError::from)
+}
+
+/// The walk's bounds, as configured.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_depth: config.sync.location_depth,
+        max_file_bytes: config.catalog.max_file_bytes,
+        max_documents: config.catalog.max_documents_per_file,
+    }
 }
 
 /// Files in flight between the walk and the writer: enough to overlap parsing with writing.

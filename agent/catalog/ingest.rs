@@ -22,12 +22,14 @@ pub struct Limits {
     pub max_depth: u32,
     /// Largest catalog file read, in bytes.
     pub max_file_bytes: usize,
+    /// Documents read from one file.
+    pub max_documents: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        // 10 hops is far beyond real trees; 1 MiB is ~10k entities' worth of YAML in one file.
-        Self { max_depth: 10, max_file_bytes: 1024 * 1024 }
+        // 10 hops is far beyond real trees; 8 MiB holds a 20,000-entity organisation file twice.
+        Self { max_depth: 10, max_file_bytes: 8 * 1024 * 1024, max_documents: super::yaml::DEFAULT_MAX_DOCUMENTS }
     }
 }
 
@@ -306,7 +308,8 @@ fn read_location(
     outcome.read = true;
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
-    for doc in parse::documents(&text) {
+    let read_limits = super::yaml::ReadLimits { max_documents: limits.max_documents };
+    for doc in parse::documents_with(&text, read_limits) {
         let named = doc.parsed.as_ref().ok().and_then(validate::attributable);
         match doc.parsed.and_then(|value| entity_and_targets(value, file)) {
             Ok((entity, declared)) if seen.insert(entity.entity_ref.clone()) => {

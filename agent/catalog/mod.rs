@@ -12,6 +12,7 @@ pub mod search;
 pub mod template;
 pub mod template_sources;
 pub mod validate;
+pub mod yaml;
 
 pub use entity_ref::EntityRef;
 pub use ingest::{

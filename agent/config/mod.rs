@@ -33,6 +33,8 @@ pub struct CatalogConfig {
     pub orphan_strategy: crate::catalog::OrphanStrategy,
     /// Largest catalog file or placeholder target read, in bytes.
     pub max_file_bytes: usize,
+    /// Documents read from one catalog file; past it the rest of the file is refused.
+    pub max_documents_per_file: usize,
     /// Hosts whose http(s) URLs placeholders may read; empty means repository files only.
     pub placeholder_hosts: Vec<String>,
 }

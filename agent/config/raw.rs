@@ -26,6 +26,7 @@ pub struct RawConfig {
 pub struct RawCatalog {
     pub orphan_strategy: Option<String>,
     pub max_file_bytes: Option<u64>,
+    pub max_documents_per_file: Option<u64>,
     #[serde(default)]
     pub placeholder_hosts: Vec<String>,
 }

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Where a secret lives: `{ env: NAME }` or `{ file: PATH }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RawSecretRef")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     Env(String),
     File(PathBuf),
@@ -23,6 +22,63 @@ pub enum SecretRef {
 struct RawSecretRef {
     env: Option<String>,
     file: Option<PathBuf>,
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SecretRefVisitor)
+    }
+}
+
+/// Reads the `{ env }` / `{ file }` mapping. Anything else is refused without repeating it: a
+/// token written inline is exactly what an error message must not print back.
+struct SecretRefVisitor;
+
+const SECRET_FORM: &str = "expected { env: NAME } or { file: PATH }; secret values are never written inline";
+
+impl<'de> serde::de::Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SECRET_FORM)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretRef, A::Error> {
+        let raw = RawSecretRef::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        SecretRef::try_from(raw).map_err(serde::de::Error::custom)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretRef, E> {
+        Err(E::custom(format!("an inline value is not allowed here; {SECRET_FORM}")))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        self.visit_str("")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        self.visit_str("")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        self.visit_str("")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        self.visit_str("")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<SecretRef, E> {
+        self.visit_str("")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        Err(serde::de::Error::custom(SECRET_FORM))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<SecretRef, E> {
+        Err(E::custom(SECRET_FORM))
+    }
 }
 
 impl TryFrom<RawSecretRef> for SecretRef {
@@ -114,6 +170,19 @@ mod tests {
         assert_eq!(file, SecretRef::File("/run/secrets/token".into()));
         assert!(serde_yaml::from_str::<SecretRef>("hunter2").is_err(), "inline literals are refused");
         assert!(serde_yaml::from_str::<SecretRef>("{ env: A, file: b }").is_err());
+    }
+
+    #[test]
+    fn an_inline_secret_is_refused_without_being_repeated() {
+        for text in [
+            "ghp_abcdef0123456789",
+            "\"ghp_abcdef0123456789\"",
+            "[ghp_abcdef0123456789]",
+            "{ env: X, value: ghp_abcdef0123456789 }",
+        ] {
+            let err = serde_yaml::from_str::<SecretRef>(text).unwrap_err().to_string();
+            assert!(!err.contains("ghp_"), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -161,9 +161,9 @@ fn build_tenancy(raw: super::raw::RawTenancy, at: &str, problems: &mut Problems)
     }
 }
 
-/// 1 MiB holds thousands of entities or a large API definition, and stops a hostile file from
-/// costing more.
-const DEFAULT_MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Large enough for an organisation file of 20,000 users and groups exported from LDAP or GitHub
+/// (about 4 MiB), which Backstage ingests; what a file may expand to is bounded separately.
+const DEFAULT_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super::CatalogConfig {
     use crate::catalog::OrphanStrategy;
@@ -179,6 +179,10 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
     if bytes == 0 {
         problems.push("catalog.max_file_bytes", "must be at least 1");
     }
+    let documents = raw.max_documents_per_file.unwrap_or(crate::catalog::yaml::DEFAULT_MAX_DOCUMENTS as u64);
+    if documents == 0 {
+        problems.push("catalog.max_documents_per_file", "must be at least 1");
+    }
     for (i, host) in raw.placeholder_hosts.iter().enumerate() {
         if host.is_empty() || host.contains(['/', ':', ' ']) {
             problems.push(
@@ -190,6 +194,7 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
     super::CatalogConfig {
         orphan_strategy,
         max_file_bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        max_documents_per_file: usize::try_from(documents).unwrap_or(usize::MAX),
         placeholder_hosts: raw.placeholder_hosts.clone(),
     }
 }

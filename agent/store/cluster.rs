@@ -46,7 +46,7 @@ impl Store {
         for row in rows {
             let entity_ref: String = row.get(0);
             let body: String = row.get(3);
-            let body: Value = serde_json::from_str(&body)
+            let body: Value = super::rows::parse_body(&body)
                 .map_err(|source| StoreError::Corrupt { entity_ref: entity_ref.clone(), source })?;
             let orphan = row.get::<i64, _>(4) != 0;
             let entity = ManagedEntity { entity_ref, namespace: row.get(1), file: row.get(2), body, orphan };

@@ -140,8 +140,8 @@ pub(super) fn entity_columns() -> &'static str {
 pub(super) fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> {
     let entity_ref: String = row.get(0);
     let body: String = row.get(5);
-    let body =
-        serde_json::from_str(&body).map_err(|source| StoreError::Corrupt { entity_ref: entity_ref.clone(), source })?;
+    let body = super::rows::parse_body(&body)
+        .map_err(|source| StoreError::Corrupt { entity_ref: entity_ref.clone(), source })?;
     Ok(StoredEntity {
         entity_ref,
         uid: row.get(1),

@@ -345,3 +345,12 @@ pub(super) async fn record_location(
     .map_err(query_err("record location"))?;
     Ok(())
 }
+
+/// An entity body as stored. Bodies were written by the catalog, whose YAML reader bounds their
+/// nesting (`catalog::yaml::MAX_DEPTH`) above `serde_json`'s default limit of 128 levels.
+pub(super) fn parse_body(text: &str) -> serde_json::Result<Value> {
+    use serde::Deserialize;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    deserializer.disable_recursion_limit();
+    Value::deserialize(&mut deserializer)
+}

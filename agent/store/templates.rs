@@ -121,7 +121,7 @@ impl Store {
             .map(|row| {
                 let entity_ref: String = row.get(0);
                 let body: String = row.get(2);
-                let body = serde_json::from_str(&body)
+                let body = super::rows::parse_body(&body)
                     .map_err(|source| StoreError::Corrupt { entity_ref: entity_ref.clone(), source })?;
                 Ok(TemplateEntity { entity_ref, file: row.get(1), body })
             })

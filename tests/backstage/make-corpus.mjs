@@ -1158,6 +1158,37 @@ const rawFiles = new Map();
     'yaml11.yaml',
     `# probe: %YAML 1.1 directive; annotation value yes becomes a boolean\n%YAML 1.1\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-a\n  annotations:\n    acme.io/flag: yes\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n---\n# probe: second document after a %YAML 1.1 directive; quoted values stay strings\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-b\n  annotations:\n    acme.io/flag: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n`,
   );
+  // Anchors and aliases: per document, and under the `yaml` package's alias budget
+  // (maxAliasCount 100, each use weighted by the aliases inside its target).
+  const comp = (n, extra = '') =>
+    `apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${n}\n${extra}spec: &spec\n  type: service\n  lifecycle: production\n  owner: team-a\n`;
+  const uses = (n, target) => Array.from({ length: n }, (_, i) => `    k${i}: *${target}\n`).join('');
+  rawFiles.set(
+    'aliases.yaml',
+    [
+      `# probe: an anchor defined for the next document\n${comp('alias-a')}`,
+      '# probe: alias to an anchor of the previous document\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: alias-b\nspec: *spec\n',
+      '# probe: alias that was never defined\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: alias-c\n  annotations:\n    acme.io/x: *nowhere\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n',
+      `# probe: 99 weighted alias uses are within the budget (the anchor counts as one)\n${comp('alias-d', `  x: &l [1, 2]\n  labels: {}\n  y:\n${uses(98, 'l')}`)}`,
+      `# probe: nested aliases weigh by their target's uses (8 x 11 fits)\n${comp('alias-e', `  x: &l [1]\n  y: &m [${'*l, '.repeat(10)}]\n  z: [${'*m, '.repeat(8)}]\n`)}`,
+      `# probe: block nesting 300 levels deep\n${comp('alias-f', `  annotations:\n    acme.io/a: x\n  deep:\n${Array.from({ length: 300 }, (_, i) => `${' '.repeat(4 + i)}k:\n`).join('')}${' '.repeat(304)}v\n`)}`,
+      `# probe: the 100th weighted alias use stops the file (resource exhaustion)\n${comp('alias-g', `  x: &l [1, 2]\n  y:\n${uses(100, 'l')}`)}`,
+      `# probe: never read: after an alias bomb the reader gives up on the file\n${comp('alias-h')}`,
+    ].join('---\n'),
+  );
+  // Syntax errors: reading resumes at the next document.
+  rawFiles.set(
+    'syntax-resume.yaml',
+    [
+      `# probe: valid before a syntax error\n${comp('resume-a')}`,
+      '# probe: a mapping value where none is allowed\na: b: c\n',
+      `# probe: valid after a syntax error\n${comp('resume-b')}`,
+      '# probe: an unclosed flow mapping\nmetadata: {name: x\n',
+      `# probe: valid after an unclosed flow collection\n${comp('resume-c')}`,
+      '# probe: invalid escape in a double-quoted scalar\nkind: "\\q"\n',
+      `# probe: valid after a bad escape\n${comp('resume-d')}`,
+    ].join('---\n'),
+  );
   // A single-document file whose only document is a syntax error.
   rawFiles.set(
     'syntax-error-only.yaml',

@@ -436,8 +436,14 @@ async function validateFile(file, out) {
       json = document.toJSON();
     } catch (e) {
       // Not caught by parseEntityYaml: the generator would throw and the
-      // whole location read fails with this error.
-      out.push(line(file, index, false, null, String(e?.message ?? e)));
+      // whole location read fails with this error. Past the alias budget
+      // nothing more of the file is read (Rigger reads on after other
+      // per-document errors, see docs/backstage-differences.md).
+      const message = String(e?.message ?? e);
+      out.push(line(file, index, false, null, message));
+      if (message.includes('Excessive alias count')) {
+        break;
+      }
       continue;
     }
     if (json === null) {

@@ -126,6 +126,26 @@ fn config_check_resolves_secrets_without_printing_them() {
 }
 
 #[test]
+fn an_inline_secret_is_refused_without_being_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    let forms =
+        ["token: \"ghp_inline0123456789\"", "token: ghp_inline0123456789", "token: { value: ghp_inline0123456789 }"];
+    for form in forms {
+        let text =
+            format!("sources:\n  - name: a\n    git:\n      url: 'https://github.com/acme/a.git'\n      {form}\n");
+        std::fs::write(&config, text).unwrap();
+        for command in [&["config", "check"][..], &["run"][..]] {
+            let out = rigger().arg("--config").arg(&config).args(command).output().unwrap();
+            let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(64), "{form}: {printed}");
+            assert!(printed.contains("sources[0].git.token"), "{form}: the error names the key: {printed}");
+            assert!(!printed.contains("ghp_inline"), "{form}: the value is printed back: {printed}");
+        }
+    }
+}
+
+#[test]
 fn validate_follows_targets_and_placeholders_unless_told_not_to() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join(".git")).unwrap();
