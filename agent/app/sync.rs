@@ -530,16 +530,67 @@ fn concurrent_writers(backend: Backend) -> usize {
     }
 }
 
-/// Phase one of one location, with retries, as its own task so that writes overlap.
-async fn write_location(
-    ctx: Context,
-    source: String,
+type Written = (LocationOutcome, Declared, (Changes, Deferred));
+
+/// Phase one of one location, with retries, as its own task so that writes overlap. A write the
+/// store refuses for good fails only what it must: see [`confine_refusal`].
+async fn write_location(ctx: Context, source: String, location: LocationOutcome) -> Result<Written, SyncError> {
+    match try_write(&ctx, &source, location).await {
+        Ok(written) => Ok(written),
+        Err((_, err)) if err.is_transient() => Err(err.into()),
+        Err((location, err)) => confine_refusal(&ctx, &source, location, &err).await,
+    }
+}
+
+/// The write, with the location handed back when it fails.
+async fn try_write(
+    ctx: &Context,
+    source: &str,
     location: LocationOutcome,
-) -> Result<(LocationOutcome, Declared, (Changes, Deferred)), SyncError> {
+) -> Result<Written, (LocationOutcome, StoreError)> {
     let declared = Declared::of(&location);
-    let write = || ctx.store.apply_location_streamed(&source, &location, &declared);
-    let written = retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await?;
-    Ok((location, declared, written))
+    let write = || ctx.store.apply_location_streamed(source, &location, &declared);
+    match retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await {
+        Ok(written) => Ok((location, declared, written)),
+        Err(err) => Err((location, err)),
+    }
+}
+
+/// The store refused a location's write (a value the database cannot hold). Each entity is
+/// tried alone; those refused become their documents' errors (last good versions kept) and the
+/// rest is written. Should the write still fail, the file fails alone: nothing of it is written
+/// or deleted, below it nothing is pruned, and the pass goes on with its siblings.
+async fn confine_refusal(
+    ctx: &Context,
+    source: &str,
+    mut location: LocationOutcome,
+    refusal: &StoreError,
+) -> Result<Written, SyncError> {
+    warn!(source, file = %location.path, error = %refusal, "the store refused this file's write; finding the entity");
+    for entity in std::mem::take(&mut location.entities) {
+        match ctx.store.check_entity(source, &location.key, &entity).await {
+            Ok(()) => location.entities.push(entity),
+            Err(err) if err.is_transient() => return Err(err.into()),
+            Err(err) => {
+                let message = format!("{} cannot be stored: {err}", entity.entity_ref);
+                location.errors.push(DocumentError { index: None, message: message.clone() });
+                location.failing.push((entity.entity_ref, message));
+            }
+        }
+    }
+    match try_write(ctx, source, location).await {
+        Ok(written) => Ok(written),
+        Err((_, err)) if err.is_transient() => Err(err.into()),
+        Err((mut location, err)) => {
+            location.entities.clear();
+            location.unattributed = true;
+            location.hides_locations = true;
+            location.errors.push(DocumentError { index: None, message: format!("cannot be stored: {err}") });
+            let declared = Declared::of(&location);
+            let deferred = Deferred { key: location.key.clone(), path: location.path.clone(), ..Deferred::default() };
+            Ok((location, declared, (Changes::default(), deferred)))
+        }
+    }
 }
 
 /// The end of a streamed pass: hand-overs, removals, conflicts, then pruning.

@@ -10,13 +10,14 @@ use serde_json::Value;
 /// as written; matching lower-cases them, as Backstage's `value` column does).
 pub type Rows = BTreeMap<String, Vec<String>>;
 
-/// Backstage's `buildEntitySearch` caps: longer keys are dropped, longer values are kept only for
-/// "exists" (their `value` is NULL).
+/// Backstage's `buildEntitySearch` caps, in UTF-16 code units as JavaScript counts: longer keys
+/// are dropped, longer values are kept only for "exists" (`value` and `original_value` NULL), so
+/// no value is ever too long for an index.
 pub const MAX_KEY_LENGTH: usize = 200;
 pub const MAX_VALUE_LENGTH: usize = 200;
 
-/// One index row: key, value lower-cased (None when too long to index), value as written.
-pub type IndexRow = (String, Option<String>, String);
+/// One index row: key, value lower-cased and value as written (both None when too long to index).
+pub type IndexRow = (String, Option<String>, Option<String>);
 
 /// Index rows for an entity body: `(key, value lower-cased or None when too long, value as
 /// written)`, deduplicated, without relations (those live in their own table).
@@ -26,18 +27,23 @@ pub fn index_rows(body: &Value) -> Vec<IndexRow> {
     let mut rows = Rows::new();
     flatten("", body, &mut rows);
     for (key, values) in rows {
-        if key.chars().count() > MAX_KEY_LENGTH {
+        if utf16_len(&key) > MAX_KEY_LENGTH {
             continue;
         }
         for value in values {
             let lower = value.to_lowercase();
-            let indexed = (lower.chars().count() <= MAX_VALUE_LENGTH).then_some(lower);
+            let short = utf16_len(&lower) <= MAX_VALUE_LENGTH;
+            let (indexed, original) = if short { (Some(lower), Some(value)) } else { (None, None) };
             if seen.insert((key.clone(), indexed.clone())) {
-                out.push((key.clone(), indexed, value));
+                out.push((key.clone(), indexed, original));
             }
         }
     }
     out
+}
+
+fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
 }
 
 /// Flattens an entity the way Backstage's `buildEntitySearch` does (without its length caps).

@@ -276,7 +276,9 @@ impl Store {
             let key = sql.bind(&facet);
             format!(
                 // Search rows are distinct per entity, key and value, so COUNT(*) counts entities.
-                "SELECT s.original_value, COUNT(*) FROM search s WHERE s.key = {key}{} \
+                // Values too long to index have no original value, as in Backstage.
+                "SELECT s.original_value, COUNT(*) FROM search s \
+                 WHERE s.key = {key} AND s.original_value IS NOT NULL{} \
                  GROUP BY s.original_value ORDER BY s.original_value",
                 within("s.entity_ref")
             )

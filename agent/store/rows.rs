@@ -257,7 +257,7 @@ async fn insert_derived(tx: &mut Transaction<'_, Any>, entities: &[&Entity]) -> 
         .collect();
     let search_rows: Vec<[Option<&str>; 4]> = search
         .iter()
-        .map(|(r, (key, value, original))| [Some(*r), Some(key), value.as_deref(), Some(original)])
+        .map(|(r, (key, value, original))| [Some(*r), Some(key), value.as_deref(), original.as_deref()])
         .collect();
     insert_rows(tx, "relations (originating_ref, source_ref, type, target_ref)", &relation_rows).await?;
     insert_rows(tx, "search (entity_ref, key, value, original_value)", &search_rows).await

@@ -175,6 +175,22 @@ impl Store {
         Ok((changes, deferred))
     }
 
+    /// Writes `entity` as a location write would, and rolls it back: `Err` says the store cannot
+    /// hold this one entity (a value the database refuses), so its document alone fails.
+    pub async fn check_entity(&self, source: &str, key: &str, entity: &Entity) -> Result<(), StoreError> {
+        let entity_ref = entity.entity_ref.to_string();
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        super::rows::delete_derived(&mut tx, &entity_ref).await?;
+        sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
+            .bind(&entity_ref)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("check entity"))?;
+        let hash = content_hash(&entity.body);
+        insert_entities(&mut tx, source, key, &[(entity, &hash)], now_millis()).await?;
+        tx.rollback().await.map_err(query_err("rollback"))
+    }
+
     /// Phase two of a streamed pass, once the whole walk is known: hands over entities whose
     /// owners gave them up, records conflicts for the rest, and removes what really left.
     pub async fn settle(

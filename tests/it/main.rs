@@ -12,6 +12,7 @@ mod differential;
 mod discovery;
 mod fake_apiserver;
 mod git_transports;
+mod isolation;
 mod operations;
 mod outage;
 mod reconcile;

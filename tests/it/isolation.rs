@@ -1,0 +1,126 @@
+//! Failure isolation: one bad document, file or cache fails only itself, visibly, on both
+//! backends — long values, hostile YAML, held deletions, broken caches, organisation-sized files.
+
+use rigger::store::Store;
+use serde_json::Value;
+
+use crate::support::component;
+use crate::support::db::TestDb;
+use crate::support::git::TestRepo;
+use crate::support::rigger::{run, stdout, write_config};
+
+fn git_source(name: &str, url: &str) -> String {
+    format!("  - name: {name}\n    git:\n      url: {url}\n      branch: main\n")
+}
+
+async fn bodies(db: &TestDb) -> std::collections::BTreeMap<String, Value> {
+    let store = Store::connect(&db.url).await.unwrap();
+    let entities = store.entities(None).await.unwrap();
+    store.close().await;
+    entities.into_iter().map(|e| (e.entity_ref, e.body)).collect()
+}
+
+/// Random-looking text, as base64 blobs and certificates are: nothing for compression to find.
+fn incompressible(len: usize) -> String {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(state % 64) as usize])
+        })
+        .collect()
+}
+
+const ROOT: &str = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets: [./services/*.yaml]\n";
+
+fn repo_with(dir: &std::path::Path, files: &[(&str, Option<&str>)]) -> TestRepo {
+    let repo = TestRepo::new(dir, "platform");
+    let mut all = vec![("catalog-info.yaml", Some(ROOT))];
+    all.extend_from_slice(files);
+    repo.commit("initial", &all);
+    repo
+}
+
+// Long values -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_long_incompressible_values_are_stored_and_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    long_values(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_long_incompressible_values_are_stored_and_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    long_values(&TestDb::postgres().await, dir.path()).await;
+}
+
+async fn long_values(db: &TestDb, dir: &std::path::Path) {
+    let blob = incompressible(9_000);
+    let long = format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: certs\n  description: {blob}\n  annotations:\n    acme.io/ca-bundle: {blob}\n  {key}: x\nspec: {{ type: service, lifecycle: production, owner: team-a }}\n",
+        key = "k".repeat(250),
+    );
+    let sibling = component("billing", "Sends invoices");
+    let repo = repo_with(dir, &[("services/certs.yaml", Some(&long)), ("services/billing.yaml", Some(&sibling))]);
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let out = run(&config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+
+    let found = bodies(db).await;
+    assert_eq!(found["component:default/certs"]["metadata"]["description"], Value::String(blob.clone()));
+    assert!(found.contains_key("component:default/billing"));
+
+    // Filters and facets behave as Backstage's: a long value is not matched by value, but
+    // `exists` finds it; short values of the same entity still match.
+    let store = Store::connect(&db.url).await.unwrap();
+    let by = |filter: &str| rigger::store::EntityQuery {
+        filter: rigger::catalog::search::Filter::parse(&[filter]).unwrap(),
+        ..rigger::store::EntityQuery::default()
+    };
+    let exists = store.query_refs(&by("metadata.annotations.acme.io/ca-bundle")).await.unwrap().0;
+    assert_eq!(exists, vec!["component:default/certs"]);
+    let by_value = store.query_refs(&by(&format!("metadata.annotations.acme.io/ca-bundle={blob}"))).await.unwrap().0;
+    assert!(by_value.is_empty(), "{by_value:?}");
+    let by_name = store.query_refs(&by("metadata.name=certs")).await.unwrap().0;
+    assert_eq!(by_name, vec!["component:default/certs"]);
+    store.close().await;
+}
+
+// A row the database refuses ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_value_the_database_refuses_fails_only_its_document() {
+    let dir = tempfile::tempdir().unwrap();
+    refused_value(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_value_the_database_refuses_fails_only_its_document() {
+    let dir = tempfile::tempdir().unwrap();
+    refused_value(&TestDb::postgres().await, dir.path()).await;
+}
+
+/// PostgreSQL's text cannot hold a NUL character; YAML's `"\0"` writes one. SQLite stores it.
+async fn refused_value(db: &TestDb, dir: &std::path::Path) {
+    let nul = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: nul\n  title: \"a\\0b\"\nspec: { type: service, lifecycle: production, owner: team-a }\n";
+    let same_file = format!("{nul}---\n{}", component("neighbour", "Same file"));
+    let sibling = component("billing", "Sends invoices");
+    let repo = repo_with(dir, &[("services/nul.yaml", Some(&same_file)), ("services/billing.yaml", Some(&sibling))]);
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let out = run(&config, &["sync", "--once"]);
+    let text = stdout(&out);
+    let found = bodies(db).await;
+    assert!(found.contains_key("component:default/neighbour"), "same file's other document stored: {text}");
+    assert!(found.contains_key("component:default/billing"), "sibling file stored: {text}");
+    if db.url.starts_with("postgres") {
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("component:default/nul cannot be stored"), "{text}");
+        assert!(!found.contains_key("component:default/nul"));
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert_eq!(found["component:default/nul"]["metadata"]["title"], "a\u{0}b");
+    }
+}
