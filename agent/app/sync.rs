@@ -278,7 +278,8 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         }
     }
     ctx.metrics.local_rescans.with_label_values(&[source.name.as_str(), "changed_files"]).inc();
-    let mut walk = Walk { source: source.name.clone(), complete: false, reached: std::collections::HashMap::new() };
+    let mut walk =
+        Walk { source: source.name.clone(), complete: false, reached: std::collections::HashMap::new(), gone: None };
     let (mut total, mut errors, mut deferred) = (Changes::default(), Vec::new(), Vec::new());
     for location in outcomes {
         let declared = Declared::of(&location);
@@ -490,7 +491,8 @@ async fn stream(
         // A closed channel means the writer failed: stop walking.
         catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok());
     });
-    let mut walk = Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new() };
+    let mut walk =
+        Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new(), gone: None };
     let mut deferred = Vec::new();
     let mut total = Changes::default();
     let mut errors = Vec::new();
@@ -514,6 +516,7 @@ async fn stream(
         }
     }
     walker.await.map_err(|e| SyncError::Join(e.to_string()))?;
+    work_out_unreached(ctx, &mut walk).await?;
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
     record_write_metrics(ctx, source, total);
     Ok((total, errors))
@@ -593,7 +596,26 @@ async fn confine_refusal(
     }
 }
 
-/// The end of a streamed pass: hand-overs, removals, conflicts, then pruning.
+/// After a whole walk: which stored files it no longer reached are really gone, and which are
+/// held back by a file in error that leads to them. Held ones are marked on their locations,
+/// told in the log once (when they become held), and counted in a gauge.
+async fn work_out_unreached(ctx: &Context, walk: &mut Walk) -> Result<(), SyncError> {
+    let source = walk.source.clone();
+    let parents = retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.location_parents(&source)).await?;
+    let unreached = crate::store::diff::unreached(walk, &parents);
+    let newly =
+        retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.hold_locations(&unreached.held)).await?;
+    for key in newly {
+        warn!(source = %source, location = %key, held_by = %unreached.held[&key],
+            "a catalog file is no longer reached, but its entities are kept while the file that led to it is in error");
+    }
+    let held = i64::try_from(unreached.held.len()).unwrap_or(i64::MAX);
+    ctx.metrics.deletions_held.with_label_values(&[source.as_str()]).set(held);
+    walk.gone = Some(unreached.gone);
+    Ok(())
+}
+
+/// The end of a streamed pass: hand-overs, removals, conflicts, then pruning of what is gone.
 async fn settle(
     ctx: &Context,
     walk: &Walk,
@@ -608,9 +630,9 @@ async fn settle(
         total.absorb(changes);
         report(source, &left.path, &conflicts, errors);
     }
-    if walk.complete {
-        let reached: Vec<String> = walk.reached.keys().cloned().collect();
-        let prune = || ctx.store.prune_locations(source, &reached, orphans);
+    if let Some(gone) = &walk.gone {
+        let gone: Vec<String> = gone.iter().cloned().collect();
+        let prune = || ctx.store.delete_locations(&gone, orphans);
         total.absorb(retry(policy, &ctx.metrics, "store", prune).await?);
     }
     Ok(())

@@ -67,6 +67,9 @@ pub struct LocationOutcome {
     pub unattributed: bool,
     /// A failure hides which files a Location leads to (bad Location document or target).
     pub hides_locations: bool,
+    /// The location whose `Location` led here: `Some("")` for the root file, `None` when not
+    /// known (a file re-read on its own).
+    pub parent: Option<String>,
 }
 
 impl LocationOutcome {
@@ -81,6 +84,7 @@ impl LocationOutcome {
             failing: Vec::new(),
             unattributed: false,
             hides_locations: false,
+            parent: None,
         }
     }
 
@@ -121,6 +125,8 @@ struct Pending {
     reached: Reached,
     /// From a Location with `presence: optional`: a missing file is no error.
     optional: bool,
+    /// The key of the file whose Location led here; empty for the root.
+    parent: String,
 }
 
 /// A Location target after resolution: a repository path or a glob pattern over paths.
@@ -155,7 +161,13 @@ pub fn ingest_each(
     mut emit: impl FnMut(LocationOutcome) -> bool,
 ) {
     let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
-    let root = Pending { path: snapshot.catalog_path.clone(), depth: 0, reached: Reached::Root, optional: false };
+    let root = Pending {
+        path: snapshot.catalog_path.clone(),
+        depth: 0,
+        reached: Reached::Root,
+        optional: false,
+        parent: String::new(),
+    };
     let mut queue = VecDeque::from([root]);
     let mut visited = HashSet::new();
     let mut listing = Listing::default();
@@ -175,6 +187,7 @@ pub fn ingest_each(
             reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote },
         };
         let (mut outcome, targets) = read_location(snapshot, &file, limits);
+        outcome.parent = Some(pending.parent.clone());
         for (index, target) in targets {
             if pending.depth + 1 > limits.max_depth {
                 let message =
@@ -189,6 +202,7 @@ pub fn ingest_each(
                     depth: pending.depth + 1,
                     reached: Reached::Target,
                     optional: target.optional,
+                    parent: file.key.clone(),
                 })),
                 Err(message) => {
                     outcome.errors.push(DocumentError { index: Some(index), message });

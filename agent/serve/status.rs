@@ -1,5 +1,6 @@
 //! `GET /api/rigger/sources`: sync status for people — per source its last synced commit, last
-//! success, current error, and per catalog file its state and errors.
+//! success, current error, and per catalog file its state, errors, and (for a file no longer
+//! reached whose deletion a file in error holds back) `heldBy`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ pub async fn sources(AxumState(state): AxumState<State>) -> Response {
             "path": location.path,
             "state": location.state,
             "errors": location.errors,
+            // No longer reached, but kept: the location in error that leads to it holds it.
+            "heldBy": location.held_by,
         }));
     }
     let items: Vec<Value> = sources

@@ -27,6 +27,8 @@ pub struct Declared {
     pub valid: BTreeMap<String, String>,
     pub failing: BTreeSet<String>,
     pub complete: bool,
+    /// Every file this one leads to is known (no Location of it failed).
+    pub leads_known: bool,
 }
 
 impl Declared {
@@ -35,6 +37,7 @@ impl Declared {
             valid: outcome.entities.iter().map(|e| (e.entity_ref.to_string(), content_hash(&e.body))).collect(),
             failing: outcome.failing.iter().map(|(r, _)| r.to_string()).collect(),
             complete: outcome.declares_all(),
+            leads_known: outcome.leads_are_known(),
         }
     }
 
@@ -53,6 +56,9 @@ pub struct Walk {
     pub complete: bool,
     /// Location key → what it declares.
     pub reached: HashMap<String, Declared>,
+    /// Stored locations of the source this walk shows are gone (see [`unreached`]); `None`
+    /// when not worked out, and then only a complete walk counts as evidence.
+    pub gone: Option<BTreeSet<String>>,
 }
 
 impl Walk {
@@ -61,6 +67,7 @@ impl Walk {
             source: source.to_owned(),
             complete: ingest.is_complete(),
             reached: ingest.locations.iter().map(|l| (l.key.clone(), Declared::of(l))).collect(),
+            gone: None,
         }
     }
 
@@ -73,7 +80,15 @@ impl Walk {
         }
         match self.reached.get(&owner.location_key) {
             Some(declared) => declared.complete && !declared.declares(entity_ref),
-            None => self.complete && owner.source == self.source,
+            None => owner.source == self.source && self.is_gone(&owner.location_key),
+        }
+    }
+
+    /// A stored location this walk did not reach is gone (not merely hidden behind an error).
+    pub fn is_gone(&self, key: &str) -> bool {
+        match &self.gone {
+            Some(gone) => gone.contains(key),
+            None => self.complete,
         }
     }
 
@@ -82,6 +97,58 @@ impl Walk {
     pub fn moving_elsewhere(&self, key: &str, entity_ref: &str) -> bool {
         self.reached.iter().any(|(other, declared)| other != key && declared.declares(entity_ref))
     }
+}
+
+/// The stored locations a walk did not reach: those really gone, and those whose deletion is
+/// held back, each with the location in error that holds it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unreached {
+    pub gone: BTreeSet<String>,
+    pub held: BTreeMap<String, String>,
+}
+
+/// Sorts the source's stored locations (key → the location that led to it, `""` for a root,
+/// `None` when not known) that the walk did not reach. One is gone when the location that led
+/// to it was read in full and leads there no more; one behind a location in error is held. So a
+/// broken file holds back only what it could lead to, and unrelated deletions go ahead.
+pub fn unreached(walk: &Walk, stored: &BTreeMap<String, Option<String>>) -> Unreached {
+    let mut out = Unreached::default();
+    for key in stored.keys().filter(|k| !walk.reached.contains_key(*k)) {
+        match fate(walk, stored, key) {
+            None => out.gone.insert(key.clone()),
+            Some(holder) => out.held.insert(key.clone(), holder).is_none(),
+        };
+    }
+    out
+}
+
+/// `None` when `key` is gone, else the location holding it.
+fn fate(walk: &Walk, stored: &BTreeMap<String, Option<String>>, key: &str) -> Option<String> {
+    let mut current = key;
+    // A chain longer than the stored locations is a cycle: hold, to be safe.
+    for _ in 0..=stored.len() {
+        match stored.get(current).cloned().flatten().filter(|p| !p.is_empty()) {
+            Some(parent) => match walk.reached.get(&parent) {
+                Some(declared) if declared.leads_known => return None,
+                Some(_) => return Some(parent),
+                None if stored.contains_key(&parent) => current = stored.get_key_value(&parent)?.0,
+                None => return whole_walk(walk),
+            },
+            // A root no longer reached, or a location recorded before parents were.
+            None => return whole_walk(walk),
+        }
+    }
+    whole_walk(walk).or_else(|| Some(key.to_owned()))
+}
+
+/// Without a parent to judge by, only a complete walk is evidence; the holder is named.
+fn whole_walk(walk: &Walk) -> Option<String> {
+    if walk.complete {
+        return None;
+    }
+    let mut held: Vec<&String> = walk.reached.iter().filter(|(_, d)| !d.leads_known).map(|(k, _)| k).collect();
+    held.sort();
+    Some(held.first().map_or_else(|| "an incomplete walk".to_owned(), |k| (*k).clone()))
 }
 
 /// What one location write must do.
@@ -161,11 +228,37 @@ mod tests {
             valid: rows.iter().map(|(r, h)| ((*r).into(), (*h).into())).collect(),
             failing: BTreeSet::new(),
             complete: true,
+            leads_known: true,
         }
     }
 
     fn walk(reached: &[(&str, Declared)], complete: bool) -> Walk {
-        Walk { source: "s".into(), complete, reached: reached.iter().map(|(k, d)| ((*k).into(), d.clone())).collect() }
+        let reached = reached.iter().map(|(k, d)| ((*k).into(), d.clone())).collect();
+        Walk { source: "s".into(), complete, reached, gone: None }
+    }
+
+    #[test]
+    fn a_broken_file_holds_back_only_what_it_leads_to() {
+        let ok = declared(&[]);
+        let broken = Declared { leads_known: false, complete: false, ..declared(&[]) };
+        let w = walk(&[("ROOT", ok), ("TEAMS", broken)], false);
+        let stored: BTreeMap<String, Option<String>> = [
+            ("ROOT", Some("")),
+            ("TEAMS", Some("ROOT")),
+            ("DELETED", Some("ROOT")),
+            ("UNDER-TEAMS", Some("TEAMS")),
+            ("DEEPER", Some("UNDER-TEAMS")),
+            ("LEGACY", None),
+        ]
+        .into_iter()
+        .map(|(k, p)| (k.to_owned(), p.map(str::to_owned)))
+        .collect();
+        let found = unreached(&w, &stored);
+        assert_eq!(found.gone, ["DELETED".to_owned()].into());
+        assert_eq!(found.held["UNDER-TEAMS"], "TEAMS");
+        assert_eq!(found.held["DEEPER"], "TEAMS");
+        assert_eq!(found.held["LEGACY"], "TEAMS", "no parent known: only a complete walk is evidence");
+        assert_eq!(unreached(&walk(&[("ROOT", declared(&[]))], true), &stored).held.len(), 0);
     }
 
     #[test]

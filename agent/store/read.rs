@@ -104,6 +104,9 @@ pub struct LocationRow {
     pub state: String,
     pub errors: Option<Value>,
     pub updated_at: i64,
+    /// Set while the file is no longer reached but its deletion is held back: the location in
+    /// error that leads to it.
+    pub held_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -246,7 +249,7 @@ impl Store {
 
     pub async fn locations(&self) -> Result<Vec<LocationRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT location_key, source, path, state, errors, updated_at FROM locations ORDER BY location_key",
+            "SELECT location_key, source, path, state, errors, updated_at, held_by FROM locations ORDER BY location_key",
         )
         .fetch_all(&self.pool)
         .await
@@ -260,6 +263,7 @@ impl Store {
                 state: r.get(3),
                 errors: r.get::<Option<String>, _>(4).and_then(|e| serde_json::from_str(&e).ok()),
                 updated_at: r.get(5),
+                held_by: r.get(6),
             })
             .collect())
     }

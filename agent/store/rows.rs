@@ -318,21 +318,25 @@ pub(super) async fn record_location(
     let errors_json = (!errors.is_empty()).then(|| {
         Value::Array(errors.iter().map(|e| json!({"index": e.index, "message": e.message})).collect()).to_string()
     });
-    let current = sqlx::query("SELECT state, errors FROM locations WHERE location_key = $1")
+    let current = sqlx::query("SELECT state, errors, parent, held_by FROM locations WHERE location_key = $1")
         .bind(outcome.key.as_str())
         .fetch_optional(&mut **tx)
         .await
         .map_err(query_err("read location"))?;
     if let Some(row) = current {
-        let (s, e): (String, Option<String>) = (row.get(0), row.get(1));
-        if s == state && e == errors_json {
+        let (s, e, parent, held): (String, Option<String>, Option<String>, Option<String>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let same_parent = outcome.parent.is_none() || outcome.parent == parent;
+        if s == state && e == errors_json && same_parent && held.is_none() {
             return Ok(());
         }
     }
     sqlx::query(
-        "INSERT INTO locations (location_key, source, path, state, errors, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO locations (location_key, source, path, state, errors, updated_at, parent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (location_key) DO UPDATE SET source = excluded.source, path = excluded.path, state = excluded.state, \
-         errors = excluded.errors, updated_at = excluded.updated_at",
+         errors = excluded.errors, updated_at = excluded.updated_at, parent = COALESCE(excluded.parent, locations.parent), \
+         held_by = NULL",
     )
     .bind(outcome.key.as_str())
     .bind(source)
@@ -340,6 +344,7 @@ pub(super) async fn record_location(
     .bind(state)
     .bind(errors_json)
     .bind(now)
+    .bind(outcome.parent.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(query_err("record location"))?;

@@ -131,6 +131,7 @@ impl Store {
             source: source.to_owned(),
             complete: false,
             reached: [(outcome.key.clone(), declared.clone())].into(),
+            gone: None,
         };
         let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
         let entities: BTreeMap<String, &Entity> =
@@ -258,12 +259,15 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(query_err("list locations"))?;
+        let keys: Vec<String> =
+            rows.iter().map(|row| row.get::<String, _>(0)).filter(|k| !reached.contains(k)).collect();
+        self.delete_locations(&keys, orphans).await
+    }
+
+    /// Deletes these locations with their entities (or marks the entities orphans).
+    pub async fn delete_locations(&self, keys: &[String], orphans: OrphanStrategy) -> Result<Changes, StoreError> {
         let mut changes = Changes::default();
-        for row in rows {
-            let key: String = row.get(0);
-            if reached.contains(&key) {
-                continue;
-            }
+        for key in keys {
             let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
             let deleted = match orphans {
                 OrphanStrategy::Keep => sqlx::query(
@@ -301,6 +305,36 @@ impl Store {
             changes.deleted += deleted.rows_affected();
         }
         Ok(changes)
+    }
+
+    /// Where each location of `source` was reached from (`""` for a root, `None` when unknown).
+    pub async fn location_parents(&self, source: &str) -> Result<BTreeMap<String, Option<String>>, StoreError> {
+        let rows = sqlx::query("SELECT location_key, parent FROM locations WHERE source = $1")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list location parents"))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Marks locations whose deletion is held back, with the location in error holding each.
+    /// Returns those newly held (or held by another location than before), to be told once.
+    pub async fn hold_locations(&self, held: &BTreeMap<String, String>) -> Result<Vec<String>, StoreError> {
+        let mut newly = Vec::new();
+        for (key, holder) in held {
+            let changed = sqlx::query(
+                "UPDATE locations SET held_by = $2 WHERE location_key = $1 AND (held_by IS NULL OR held_by <> $2)",
+            )
+            .bind(key)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("hold location"))?;
+            if changed.rows_affected() > 0 {
+                newly.push(key.clone());
+            }
+        }
+        Ok(newly)
     }
 
     /// Forgets a source's revision and error (its locations and entities are pruned first).

@@ -17,6 +17,13 @@ pub struct Metrics {
     pub sync_last_success: IntGaugeVec,
     /// Catalog files currently in error, by source.
     pub location_errors: IntGaugeVec,
+    /// Stored catalog files no longer reached whose deletion is held back because a file in
+    /// error leads to them, by source.
+    pub deletions_held: IntGaugeVec,
+    /// Catalog files whose reading panicked (confined to the file, which fails alone), by source.
+    pub catalog_panics: IntCounterVec,
+    /// Git caches that did not open and were moved aside and cloned again, by source.
+    pub git_cache_rebuilds: IntCounterVec,
     /// Entities in the store, by kind.
     pub entities: IntGaugeVec,
     /// Relations whose target entity does not exist.
@@ -197,6 +204,21 @@ impl Metrics {
                 &["source"],
             ),
             location_errors: gauge("rigger_location_errors", "Catalog files currently in error.", &["source"]),
+            deletions_held: gauge(
+                "rigger_location_deletions_held",
+                "Catalog files no longer reached whose deletion is held back by a file in error that leads to them.",
+                &["source"],
+            ),
+            catalog_panics: counter(
+                "rigger_catalog_panics_total",
+                "Catalog files whose reading panicked; the file fails alone.",
+                &["source"],
+            ),
+            git_cache_rebuilds: counter(
+                "rigger_git_cache_rebuilds_total",
+                "Git caches that did not open and were moved aside and cloned again.",
+                &["source"],
+            ),
             entities: gauge("rigger_catalog_entities", "Entities in the store, by kind.", &["kind"]),
             entity_writes: counter(
                 "rigger_store_entity_writes_total",
@@ -260,6 +282,9 @@ impl Metrics {
                 self.sync_runs.with_label_values(&[name, outcome]).inc_by(0);
             }
             self.location_errors.with_label_values(&[name]).set(0);
+            self.deletions_held.with_label_values(&[name]).set(0);
+            self.catalog_panics.with_label_values(&[name]).inc_by(0);
+            self.git_cache_rebuilds.with_label_values(&[name]).inc_by(0);
             // 0 = never: a staleness alert on `time() - last_success` fires for a source that
             // has never succeeded, which is what an operator needs to know.
             self.sync_last_success.with_label_values(&[name]).set(0);

@@ -124,3 +124,73 @@ async fn refused_value(db: &TestDb, dir: &std::path::Path) {
         assert_eq!(found["component:default/nul"]["metadata"]["title"], "a\u{0}b");
     }
 }
+
+// Deletions -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_broken_file_holds_back_only_the_deletions_it_could_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    held_deletions(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_broken_file_holds_back_only_the_deletions_it_could_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    held_deletions(&TestDb::postgres().await, dir.path()).await;
+}
+
+async fn held_deletions(db: &TestDb, dir: &std::path::Path) {
+    let teams = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: teams\nspec:\n  targets: [./team-x.yaml]\n";
+    let team_x = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-x\nspec: { type: team, children: [] }\n";
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets: [./services/*.yaml, ./teams/catalog-info.yaml]\n";
+    let repo = TestRepo::new(dir, "platform");
+    let (a, b) = (component("a", "A"), component("b", "B"));
+    repo.commit(
+        "initial",
+        &[
+            ("catalog-info.yaml", Some(root)),
+            ("services/a.yaml", Some(&a)),
+            ("services/b.yaml", Some(&b)),
+            ("teams/catalog-info.yaml", Some(teams)),
+            ("teams/team-x.yaml", Some(team_x)),
+        ],
+    );
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    assert!(run(&config, &["sync", "--once"]).status.success());
+
+    // One file breaks, a Location file breaks and the file it led to goes, an unrelated file goes.
+    repo.commit(
+        "break and delete",
+        &[
+            ("services/a.yaml", Some("kind: [unclosed\n")),
+            ("services/b.yaml", None),
+            ("teams/catalog-info.yaml", Some("spec: [unclosed\n")),
+            ("teams/team-x.yaml", None),
+        ],
+    );
+    let out = run(&config, &["sync", "--once"]);
+    let logged = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let found = bodies(db).await;
+    assert!(!found.contains_key("component:default/b"), "the unrelated deletion went ahead: {found:?}");
+    assert!(found.contains_key("component:default/a"), "a broken file keeps its last good entities");
+    assert!(found.contains_key("group:default/team-x"), "what the broken Location led to is held");
+    assert!(logged.contains("no longer reached"), "the hold is told: {logged}");
+
+    let store = Store::connect(&db.url).await.unwrap();
+    let locations = store.locations().await.unwrap();
+    store.close().await;
+    let team_file = locations.iter().find(|l| l.path == "teams/team-x.yaml").expect("held location kept");
+    let location_file = locations.iter().find(|l| l.path == "teams/catalog-info.yaml").unwrap();
+    assert_eq!(team_file.held_by.as_ref(), Some(&location_file.location_key), "held by the broken Location file");
+    assert!(locations.iter().all(|l| l.path != "services/b.yaml"));
+
+    // Told once: the next pass at the same commit holds it without saying so again.
+    let again = run(&config, &["sync", "--once"]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("no longer reached"));
+
+    // Fixed: the Location no longer leads to the file, and only now is it deleted.
+    repo.commit("fix", &[("teams/catalog-info.yaml", Some(&teams.replace("./team-x.yaml", "./team-y.yaml")))]);
+    let _ = run(&config, &["sync", "--once"]);
+    assert!(!bodies(db).await.contains_key("group:default/team-x"));
+}

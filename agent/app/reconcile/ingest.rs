@@ -43,7 +43,7 @@ pub async fn ingest(ctx: &Context, reconciler: &Reconciler) -> Result<Option<Cha
         warn!(cluster = %config.cluster_name, error = %error.message, "cluster object not ingested");
     }
     let declared = Declared::of(&outcome);
-    let walk = Walk { source: source.clone(), complete: true, reached: HashMap::from([(key, declared)]) };
+    let walk = Walk { source: source.clone(), complete: true, reached: HashMap::from([(key, declared)]), gone: None };
     let (changes, _) = ctx.store.apply_location(&source, &outcome, &walk, OrphanStrategy::Delete).await?;
     if changes.entity_writes() > 0 {
         ctx.store.bump_generation().await?;
