@@ -282,6 +282,9 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         Walk { source: source.name.clone(), complete: false, reached: std::collections::HashMap::new(), gone: None };
     let (mut total, mut errors, mut deferred) = (Changes::default(), Vec::new(), Vec::new());
     for location in outcomes {
+        if location.panicked {
+            ctx.metrics.catalog_panics.with_label_values(&[source.name.as_str()]).inc();
+        }
         let declared = Declared::of(&location);
         let write = || ctx.store.apply_location_streamed(&source.name, &location, &declared);
         let (changes, left) = retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await?;
@@ -406,7 +409,7 @@ pub async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn
                 .ok_or_else(|| "the source has not been synced yet".to_owned())?;
             let remote = git_remote(&source.name, git, None);
             let branch = git.branch.clone().unwrap_or_else(|| "HEAD".into());
-            let tip = Tip { commit: revision, branch, fetched: false };
+            let tip = Tip { commit: revision, branch, fetched: false, rebuilt: false };
             let cache = ctx.config.cache_dir.clone();
             tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
                 .await
@@ -449,6 +452,10 @@ async fn fetch_git(ctx: &Context, remote: &GitRemote, last: Option<String>) -> R
         }
     })
     .await?;
+    if tip.rebuilt {
+        warn!(source = %remote.source, "the git cache did not open; it was moved aside (.broken) and cloned again");
+        ctx.metrics.git_cache_rebuilds.with_label_values(&[remote.source.as_str()]).inc();
+    }
     let result = if tip.fetched { "fetched" } else { "unchanged" };
     ctx.metrics.git_fetches.with_label_values(&[remote.source.as_str(), result]).inc();
     Ok(tip)
@@ -507,6 +514,9 @@ async fn stream(
         // Results are taken in walk order, so reports and the walk do not depend on timing.
         let Some(oldest) = in_flight.pop_front() else { break };
         let (location, declared, (changes, left)) = oldest.await.map_err(|e| SyncError::Join(e.to_string()))??;
+        if location.panicked {
+            ctx.metrics.catalog_panics.with_label_values(&[source]).inc();
+        }
         total.absorb(changes);
         report(source, &location.path, &location.errors, &mut errors);
         walk.complete &= location.leads_are_known();

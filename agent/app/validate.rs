@@ -177,7 +177,14 @@ pub fn validate_file(path: &Path) -> Vec<Verdict> {
     validate_text(&file, &text)
 }
 
+/// The verdicts on one file's text; a panic (a bug) fails this file alone.
 pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
+    ingest::confined(|| verdicts_of(file, text)).unwrap_or_else(|error| {
+        vec![Verdict { file: file.to_owned(), index: 0, line: 1, entity_ref: None, error: Some(error) }]
+    })
+}
+
+fn verdicts_of(file: &str, text: &str) -> Vec<Verdict> {
     let starts = document_lines(text);
     parse::documents(text)
         .into_iter()

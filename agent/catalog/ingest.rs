@@ -70,6 +70,8 @@ pub struct LocationOutcome {
     /// The location whose `Location` led here: `Some("")` for the root file, `None` when not
     /// known (a file re-read on its own).
     pub parent: Option<String>,
+    /// Reading the file panicked: a bug, confined to this file (which then fails alone).
+    pub panicked: bool,
 }
 
 impl LocationOutcome {
@@ -85,6 +87,7 @@ impl LocationOutcome {
             unattributed: false,
             hides_locations: false,
             parent: None,
+            panicked: false,
         }
     }
 
@@ -186,7 +189,7 @@ pub fn ingest_each(
             path: &pending.path,
             reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote },
         };
-        let (mut outcome, targets) = read_location(snapshot, &file, limits);
+        let (mut outcome, targets) = read_confined(snapshot, &file, limits);
         outcome.parent = Some(pending.parent.clone());
         for (index, target) in targets {
             if pending.depth + 1 > limits.max_depth {
@@ -235,7 +238,7 @@ pub fn ingest_paths(snapshot: &Snapshot, paths: &[String], limits: Limits) -> Op
             path,
             reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote: None },
         };
-        let (outcome, targets) = read_location(snapshot, &file, limits);
+        let (outcome, targets) = read_confined(snapshot, &file, limits);
         let declares_locations = outcome.entities.iter().any(|e| e.entity_ref.kind == "location");
         if !targets.is_empty() || outcome.hides_locations || declares_locations {
             return None;
@@ -302,6 +305,36 @@ struct FileContext<'a> {
     path: &'a str,
     /// What placeholders may read.
     reads: Reads<'a>,
+}
+
+/// [`read_location`] behind a boundary: a panic while reading untrusted input is a bug, and it
+/// must cost only this file — nothing of it is written or deleted, and its error says so.
+fn read_confined(
+    snapshot: &Snapshot,
+    file: &FileContext<'_>,
+    limits: Limits,
+) -> (LocationOutcome, Vec<(usize, Target)>) {
+    match confined(|| read_location(snapshot, file, limits)) {
+        Ok(read) => read,
+        Err(message) => {
+            let mut outcome = LocationOutcome::new(file.key.clone(), file.path.to_owned());
+            outcome.panicked = true;
+            outcome.errors.push(DocumentError { index: None, message });
+            (outcome, Vec::new())
+        }
+    }
+}
+
+/// Runs `work`, turning a panic into an error message.
+pub fn confined<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("reading this file failed unexpectedly (a bug in Rigger, please report it): {what}")
+    })
 }
 
 /// Reads one catalog file. Returns its outcome and the `Location` targets it declares, each with

@@ -40,7 +40,11 @@ async fn http_fetch_checks_the_remote_ref_before_fetching() {
     let remote = remote(server.url("platform.git"), None, None);
 
     let tip = fetch(&remote, cache.path(), None).await.unwrap();
-    assert_eq!(tip, Tip { commit: first.clone(), branch: "main".into(), fetched: true }, "HEAD resolves to main");
+    assert_eq!(
+        tip,
+        Tip { commit: first.clone(), branch: "main".into(), fetched: true, rebuilt: false },
+        "HEAD resolves to main"
+    );
     let snapshot = remote.snapshot(cache.path(), &tip).unwrap();
     assert_eq!(snapshot.files.read("catalog-info.yaml", 1 << 20).unwrap().unwrap(), ROOT_CATALOG.as_bytes());
     assert!(snapshot.files.read("missing.yaml", 1 << 20).unwrap().is_none());

@@ -194,3 +194,34 @@ async fn held_deletions(db: &TestDb, dir: &std::path::Path) {
     let _ = run(&config, &["sync", "--once"]);
     assert!(!bodies(db).await.contains_key("group:default/team-x"));
 }
+
+// Caches and the shipped config ------------------------------------------------------------
+
+/// The README's first command syncs every shipped source (checked as `sync --once` on a copy of
+/// `config/rigger.yaml` pointing at this checkout), and a broken git cache heals.
+#[test]
+fn the_shipped_config_syncs_every_source_and_a_broken_cache_heals() {
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(checkout.join("config/rigger.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    let text = shipped
+        .replace("url: ..\n", &format!("url: {}\n", checkout.display()))
+        .replace("path: ../examples\n", &format!("path: {}\n", checkout.join("examples").display()));
+    assert_ne!(text, shipped, "the shipped config names this checkout and its examples");
+    std::fs::write(&config, text).unwrap();
+    let out = run(&config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    for source in ["self", "examples"] {
+        assert!(stdout(&out).contains(&format!("{source}: synced")), "{}", stdout(&out));
+    }
+
+    // A cache without its objects (as a half-copied or committed one is) is moved aside and
+    // cloned again, instead of failing the source on every pass.
+    let cache = dir.path().join(".rigger-cache/self.git");
+    std::fs::remove_dir_all(cache.join("objects")).unwrap();
+    let out = run(&config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join(".rigger-cache/self.git.broken").is_dir(), "the broken cache is kept aside");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("moved aside"));
+}

@@ -148,3 +148,33 @@ fn placeholders_are_resolved_from_the_same_snapshot() {
     assert!(ingest.locations[0].entities.is_empty());
     assert!(ingest.locations[0].errors[0].message.contains("escapes the repository"));
 }
+
+/// A tree whose reads of one path panic, standing in for a bug met while reading a file.
+struct PanicsOn(MemoryTree, &'static str);
+
+impl crate::source::FileTree for PanicsOn {
+    fn read(&self, path: &str, max_bytes: usize) -> Result<Option<Vec<u8>>, crate::source::TreeError> {
+        assert_ne!(path, self.1, "a bug while reading {path}");
+        self.0.read(path, max_bytes)
+    }
+
+    fn list(&self) -> Result<Vec<String>, crate::source::TreeError> {
+        self.0.list()
+    }
+}
+
+#[test]
+fn a_panic_while_reading_a_file_fails_that_file_alone() {
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: root }\nspec:\n  targets: [./a/catalog-info.yaml, ./b/catalog-info.yaml]\n";
+    let tree = MemoryTree::default()
+        .with("catalog-info.yaml", root)
+        .with("a/catalog-info.yaml", COMPONENT)
+        .with("b/catalog-info.yaml", &COMPONENT.replace("svc", "other"));
+    let mut snap = snapshot(MemoryTree::default());
+    snap.files = Arc::new(PanicsOn(tree, "a/catalog-info.yaml"));
+    let ingest = ingest(&snap, Limits::default());
+    let a = &ingest.locations[1];
+    assert!(a.panicked && !a.declares_all(), "{a:?}");
+    assert!(a.errors[0].message.contains("a bug while reading a/catalog-info.yaml"), "{:?}", a.errors);
+    assert_eq!(refs(&ingest.locations[2]), vec!["component:default/other"], "the sibling is read");
+}

@@ -39,6 +39,8 @@ pub struct Tip {
     pub branch: String,
     /// False when the remote still pointed at the commit we already had: no pack was fetched.
     pub fetched: bool,
+    /// The cache did not open, so it was moved aside (`<name>.git.broken`) and cloned again.
+    pub rebuilt: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +73,7 @@ impl GitRemote {
     /// runtime. `last` is the commit of the last successful sync.
     pub fn fetch(&self, cache_dir: &Path, last: Option<&str>, interrupt: &AtomicBool) -> Result<Tip, GitError> {
         let path = self.cache_path(cache_dir);
-        let repo = open_or_init(&path)?;
+        let (repo, rebuilt) = open_or_rebuild(&path)?;
         let fetch_err =
             |err: &dyn std::fmt::Display| GitError::FetchRemote { url: self.url.clone(), message: format!("{err:#}") };
         let spec = match &self.branch {
@@ -92,7 +94,7 @@ impl GitRemote {
         let have = last == Some(commit.to_string().as_str()) && repo.has_object(commit);
         if have {
             // Dropping `prepare` ends the conversation: one ref advertisement, no pack.
-            return Ok(Tip { commit: commit.to_string(), branch, fetched: false });
+            return Ok(Tip { commit: commit.to_string(), branch, fetched: false, rebuilt });
         }
         if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(GitError::Interrupted { url: self.url.clone() });
@@ -105,7 +107,7 @@ impl GitRemote {
                 fetch_err(&e)
             }
         })?;
-        Ok(Tip { commit: commit.to_string(), branch, fetched: true })
+        Ok(Tip { commit: commit.to_string(), branch, fetched: true, rebuilt })
     }
 
     fn remote_tip(&self, map: &gix::remote::fetch::RefMap) -> Result<(gix::ObjectId, String), GitError> {
@@ -143,6 +145,31 @@ impl GitRemote {
             catalog_path: self.catalog_path.clone(),
             files: Arc::new(files),
         })
+    }
+}
+
+/// Opens the cache, or — when it exists but does not open (a half-copied or truncated clone, a
+/// cache committed by mistake) — moves it aside and starts a fresh one: a cache is only ever a
+/// copy of the remote, so it heals by being fetched again. The last broken copy is kept for
+/// inspection, replacing any earlier one.
+fn open_or_rebuild(path: &Path) -> Result<(gix::Repository, bool), GitError> {
+    if !path.exists() {
+        return open_or_init(path).map(|repo| (repo, false));
+    }
+    match gix::open(path) {
+        Ok(repo) if path.join("objects").is_dir() => Ok((repo, false)),
+        _ => {
+            let err =
+                |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".broken");
+            let aside = PathBuf::from(aside);
+            if aside.exists() {
+                std::fs::remove_dir_all(&aside).map_err(|e| err(&e))?;
+            }
+            std::fs::rename(path, &aside).map_err(|e| err(&e))?;
+            open_or_init(path).map(|repo| (repo, true))
+        }
     }
 }
 
