@@ -31,6 +31,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());
+    readiness.set_sources(ctx.config.sources.iter().map(|s| s.name.clone()).collect());
     let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry);
     let webhook = github_webhook(&ctx, &queue)?;
     let state = serve::State {

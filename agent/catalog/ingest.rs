@@ -50,7 +50,8 @@ pub struct DocumentError {
     pub message: String,
 }
 
-/// What one catalog file produced.
+/// What one catalog file produced. (Its flags are independent facts, not a state machine.)
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct LocationOutcome {
     /// The location reference, e.g. `url:https://github.com/o/r/blob/main/catalog-info.yaml`.

@@ -38,6 +38,15 @@ pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
             "initial_sync": { "ok": synced },
         }
     });
+    // Reported, not a readiness condition: the agent serves what it has while a source is
+    // broken, but an operator must see a source that has never synced in this process.
+    let not_synced: Vec<String> = state
+        .readiness
+        .sources()
+        .into_iter()
+        .filter(|name| state.metrics.sync_last_success.with_label_values(&[name.as_str()]).get() == 0)
+        .collect();
+    body["checks"]["sources"] = json!({ "ok": not_synced.is_empty(), "not_synced": not_synced });
     if state.readiness.cluster_configured() {
         let up = state.metrics.cluster_up.get() == 1;
         body["checks"]["cluster"] = json!({ "ok": up, "state": if up { "ok" } else { "degraded" } });

@@ -55,6 +55,8 @@ pub struct Readiness {
     first_pass_done: AtomicBool,
     /// A `kubernetes` section is configured: `/readyz` reports the API server too.
     cluster_configured: AtomicBool,
+    /// The configured sources, so `/readyz` can name those that have not synced yet.
+    sources: Mutex<Vec<String>>,
 }
 
 impl Readiness {
@@ -68,6 +70,16 @@ impl Readiness {
 
     pub fn set_cluster_configured(&self) {
         self.cluster_configured.store(true, Ordering::Release);
+    }
+
+    pub fn set_sources(&self, names: Vec<String>) {
+        if let Ok(mut sources) = self.sources.lock() {
+            *sources = names;
+        }
+    }
+
+    pub fn sources(&self) -> Vec<String> {
+        self.sources.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn cluster_configured(&self) -> bool {

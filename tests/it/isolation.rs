@@ -225,3 +225,36 @@ fn the_shipped_config_syncs_every_source_and_a_broken_cache_heals() {
     assert!(dir.path().join(".rigger-cache/self.git.broken").is_dir(), "the broken cache is kept aside");
     assert!(String::from_utf8_lossy(&out.stderr).contains("moved aside"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_never_synced_shows_in_readiness_and_status() {
+    use crate::support::rigger::{free_port, Daemon};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let missing = dir.path().join("no-such-repo");
+    let sources = format!(
+        "  - name: good\n    interval: 1h\n    local:\n      path: catalog\n{}",
+        git_source("broken", &format!("file://{}", missing.display()))
+    );
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    let (_, ready) = daemon.get_json("/readyz").await;
+    assert_eq!(ready["checks"]["sources"]["not_synced"], serde_json::json!(["broken"]), "{ready}");
+    let (_, status) = daemon.get_json("/api/rigger/sources").await;
+    let broken = status["items"].as_array().unwrap().iter().find(|s| s["name"] == "broken").expect("listed");
+    assert!(broken["error"].as_str().is_some_and(|e| !e.is_empty()), "{status}");
+    assert_eq!(broken["lastSuccessSeconds"], Value::Null);
+    let metrics = daemon.get_text("/metrics").await;
+    for series in [
+        "rigger_location_deletions_held{source=\"good\"} 0",
+        "rigger_catalog_panics_total{source=\"good\"} 0",
+        "rigger_git_cache_rebuilds_total{source=\"broken\"} 0",
+    ] {
+        assert!(metrics.contains(series), "missing {series}");
+    }
+    daemon.terminate();
+}
