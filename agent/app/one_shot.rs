@@ -40,6 +40,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         discovery: Arc::default(),
         changed: Arc::new(changed),
         templates_checked: Arc::default(),
+        settled: Arc::default(),
         reconciler: config
             .kubernetes
             .clone()

@@ -40,6 +40,10 @@ pub struct Context {
     /// pass at the same commit skips the check (kept in memory: remembering it must not be a
     /// write).
     pub templates_checked: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Source → a commit whose catalog errors only a new commit can change (no contested
+    /// entities, no remote placeholder reads), so a pass at that commit reads nothing again: a
+    /// refused or hostile file costs its reading once per commit, not once per poll.
+    pub settled: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +232,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let revision = snapshot.revision.clone();
     let limits = limits(&ctx.config);
     let (changes, errors) = stream(ctx, &source.name, snapshot, limits).await?;
+    remember_settled(ctx, &source.name, revision.as_deref(), changes);
     // The source's own error is for failed passes; document errors live on their locations.
     let source_changed =
         retry(policy, &ctx.metrics, "store", || ctx.store.record_source(&source.name, revision.as_deref(), None))
@@ -255,6 +260,22 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
         updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
     Ok(Pass::Synced { revision, changes, errors })
+}
+
+fn is_settled(ctx: &Context, source: &str, commit: &str) -> bool {
+    ctx.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).is_some_and(|c| c == commit)
+}
+
+fn remember_settled(ctx: &Context, source: &str, revision: Option<&str>, changes: Changes) {
+    let mut settled = ctx.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match revision {
+        Some(commit) if changes.conflicts == 0 && ctx.config.catalog.placeholder_hosts.is_empty() => {
+            settled.insert(source.to_owned(), commit.to_owned());
+        }
+        _ => {
+            settled.remove(source);
+        }
+    }
 }
 
 /// A local directory's pass when its watcher named the changed files: only those files are read
@@ -384,14 +405,15 @@ async fn git_snapshot_or_unchanged(
     if !tip.fetched && last.as_deref() == Some(tip.commit.as_str()) {
         let files_in_error =
             retry(policy, &ctx.metrics, "store", || ctx.store.locations_in_error(&source.name)).await?;
-        if files_in_error == 0 {
+        if files_in_error == 0 || is_settled(ctx, &source.name, &tip.commit) {
             // A stale fetch error from an earlier pass is cleared (a write only if there was one).
             let clear = || ctx.store.record_source(&source.name, Some(&tip.commit), None);
             retry(policy, &ctx.metrics, "store", clear).await?;
             return Ok(Err(Pass::Unchanged { revision: tip.commit, files_in_error }));
         }
         // Errors may resolve without a new commit (a conflicting claim released by another
-        // source), so the cached commit is read again; unchanged entities cost no write.
+        // source, a remote placeholder answering again), so the cached commit is read again;
+        // unchanged entities cost no write.
     }
     Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
 }

@@ -258,3 +258,81 @@ async fn a_source_that_never_synced_shows_in_readiness_and_status() {
     }
     daemon.terminate();
 }
+
+// Hostile YAML --------------------------------------------------------------------------------
+
+/// The file that took the agent down: a 25,000-scalar anchor aliased 25,000 times (~125 KB).
+fn alias_bomb() -> String {
+    let list: String = (0..25_000).map(|i| format!("{},", i % 10)).collect();
+    let uses: String = (0..25_000).map(|i| format!("    k{i}: *a\n")).collect();
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: bomb\n  x: &a [{list}]\n  y:\n{uses}spec: {{ type: service, lifecycle: production, owner: team-a }}\n")
+}
+
+/// Comfortably above a debug build's own footprint, far below the gigabytes the bomb took.
+const PEAK_RSS_CEILING_KIB: u64 = 300 * 1024;
+
+#[test]
+fn validate_refuses_an_alias_bomb_in_bounded_memory_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("catalog-info.yaml");
+    std::fs::write(&file, alias_bomb()).unwrap();
+    let (out, peak) = crate::support::rigger::run_measured(&["validate", "--format", "json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "an error verdict, not a crash: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("resource exhaustion") || stdout(&out).contains("expand"), "{}", stdout(&out));
+    assert!(peak < PEAK_RSS_CEILING_KIB, "peak RSS {peak} KiB");
+
+    // Aliases across documents and undefined aliases are errors of their documents, not panics.
+    let cross =
+        format!("{}---\nspec: *spec\n---\nmetadata: *nowhere\n", component("a", "A").replace("spec:", "spec: &spec"));
+    std::fs::write(&file, cross).unwrap();
+    let out = crate::support::rigger::rigger().args(["validate", "--format", "json"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["ok"], true);
+    assert!(lines[1..].iter().all(|l| l["ok"] == false), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_an_alias_bomb_once_per_commit_and_syncs_its_siblings() {
+    use crate::support::rigger::{free_port, Daemon, DEADLINE};
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = alias_bomb();
+    let sibling = component("billing", "Sends invoices");
+    let repo = repo_with(dir.path(), &[("services/bomb.yaml", Some(&bomb)), ("services/billing.yaml", Some(&sibling))]);
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources =
+        format!("  - name: platform\n    interval: 1s\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    let (_, listed) = daemon.get_json("/api/catalog/entities/by-name/component/default/billing").await;
+    assert_eq!(listed["metadata"]["name"], "billing", "the sibling synced");
+
+    // Polls go on every second; wait until three have seen the unchanged commit.
+    let unchanged = || async {
+        let metrics = daemon.get_text("/metrics").await;
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("rigger_sync_runs_total{outcome=\"unchanged\",source=\"platform\"}"));
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while unchanged().await < 3 {
+        assert!(started.elapsed() < DEADLINE, "no unchanged polls");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let metrics = daemon.get_text("/metrics").await;
+    assert!(
+        metrics.contains("rigger_sync_runs_total{outcome=\"success\",source=\"platform\"} 1"),
+        "the refused file was read once, not on every poll:\n{metrics}"
+    );
+    let (_, status) = daemon.get_json("/api/rigger/sources").await;
+    let text = status.to_string();
+    assert!(text.contains("resource exhaustion") || text.contains("expand"), "{text}");
+    assert_eq!(daemon.get_json("/healthz").await.0, 200);
+    let peak = daemon.peak_rss_kib();
+    assert!(peak < PEAK_RSS_CEILING_KIB, "peak RSS {peak} KiB");
+    daemon.terminate();
+}

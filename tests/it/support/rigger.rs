@@ -28,6 +28,27 @@ pub fn run(config: &Path, args: &[&str]) -> Output {
     rigger().arg("--config").arg(config).args(args).output().expect("rigger runs")
 }
 
+/// Runs `rigger ARGS` and returns its output and its peak resident memory in KiB, read by
+/// Python's `getrusage` (the process has exited by the time Rust could look).
+pub fn run_measured(args: &[&str]) -> (Output, u64) {
+    let script = "import resource, subprocess, sys\n\
+        r = subprocess.run(sys.argv[1:], capture_output=True)\n\
+        sys.stderr.buffer.write(r.stderr)\n\
+        sys.stdout.buffer.write(r.stdout)\n\
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n\
+        sys.exit(r.returncode)";
+    let output = Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_rigger")])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("RIGGER_CONFIG")
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak = stderr.lines().last().and_then(|l| l.trim().parse().ok()).expect("peak RSS printed");
+    (output, peak)
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -86,6 +107,13 @@ impl Daemon {
 
     pub async fn get_text(&self, path: &str) -> String {
         reqwest::get(format!("{}{path}", self.base)).await.expect("GET").text().await.expect("text body")
+    }
+
+    /// The process's peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM line");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("VmHWM value")
     }
 
     /// Sends SIGTERM and waits (with the deadline) for the exit status.
