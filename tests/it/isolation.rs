@@ -1,5 +1,6 @@
 //! Failure isolation: one bad document, file or cache fails only itself, visibly, on both
 //! backends — long values, hostile YAML, held deletions, broken caches, organisation-sized files.
+#![allow(clippy::format_collect)] // test inputs, built for readability
 
 use rigger::store::Store;
 use serde_json::Value;
