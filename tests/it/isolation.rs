@@ -337,3 +337,47 @@ async fn the_daemon_refuses_an_alias_bomb_once_per_commit_and_syncs_its_siblings
     assert!(peak < PEAK_RSS_CEILING_KIB, "peak RSS {peak} KiB");
     daemon.terminate();
 }
+
+// Organisation-sized files -------------------------------------------------------------------
+
+/// An organisation file as exported from LDAP or GitHub: 20,000 users and groups, about 4 MB.
+fn org_file(users: usize) -> String {
+    let mut text = String::new();
+    for i in 0..users {
+        let group = i % 200;
+        text.push_str(&format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: user-{i:05}\n  description: Engineer number {i} of the organisation, member of team {group}\n  annotations:\n    github.com/user-login: user-{i:05}\n    acme.io/employee-id: \"{i:08}\"\nspec:\n  profile:\n    displayName: User Number {i}\n    email: user-{i:05}@example.com\n  memberOf: [team-{group:03}]\n"
+        ));
+    }
+    text
+}
+
+/// One 4 MB file is written in one transaction, its entities, relations and search rows all in
+/// memory at once: about 270 MiB in a debug build (docs/benchmarks.md). The ceiling leaves room
+/// for a busy machine and catches memory that grows with more than the file.
+const ORG_FILE_CEILING_KIB: u64 = 512 * 1024;
+
+#[test]
+fn a_twenty_thousand_entity_file_is_taken_whole_and_the_document_cap_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = org_file(20_000);
+    assert!(org.len() > 4_000_000, "about 4 MB: {}", org.len());
+    let repo = TestRepo::new(dir.path(), "org");
+    repo.commit("org", &[("catalog-info.yaml", Some(&org))]);
+    let db = TestDb::sqlite(dir.path());
+    let config = write_config(dir.path(), &db.url, "127.0.0.1:0", &git_source("org", &repo.file_url()));
+    let (out, peak) = crate::support::rigger::run_measured(&["--config", config.to_str().unwrap(), "sync", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("20000 added"), "{}", stdout(&out));
+    eprintln!("peak RSS syncing a 20,000-entity file: {peak} KiB");
+    assert!(peak < ORG_FILE_CEILING_KIB, "memory follows the largest file: peak RSS {peak} KiB");
+
+    // With a lower cap the file gets one error past it; what it read is kept, nothing deleted.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}catalog:\n  max_documents_per_file: 1000\n")).unwrap();
+    repo.commit("touch", &[("README.md", Some("org\n"))]);
+    let out = run(&config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("max_documents_per_file"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("0 deleted"), "{}", stdout(&out));
+}
