@@ -342,12 +342,14 @@ async fn the_daemon_refuses_an_alias_bomb_once_per_commit_and_syncs_its_siblings
 
 /// An organisation file as exported from LDAP or GitHub: 20,000 users and groups, about 4 MB.
 fn org_file(users: usize) -> String {
+    use std::fmt::Write as _;
     let mut text = String::new();
     for i in 0..users {
         let group = i % 200;
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: user-{i:05}\n  description: Engineer number {i} of the organisation, member of team {group}\n  annotations:\n    github.com/user-login: user-{i:05}\n    acme.io/employee-id: \"{i:08}\"\nspec:\n  profile:\n    displayName: User Number {i}\n    email: user-{i:05}@example.com\n  memberOf: [team-{group:03}]\n"
-        ));
+        );
     }
     text
 }
