@@ -252,3 +252,6 @@ fn starts_document(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
