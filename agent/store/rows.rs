@@ -100,9 +100,14 @@ pub(super) async fn insert_entities(
         let rows = query.fetch_all(&mut **tx).await.map_err(query_err("insert entities"))?;
         inserted.extend(rows.iter().map(|row| row.get::<String, _>(0)));
     }
+    let written: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
     let fresh: Vec<&Entity> =
-        new.iter().map(|(e, _)| *e).filter(|e| inserted.contains(&e.entity_ref.to_string())).collect();
-    insert_derived(tx, &fresh).await?;
+        new.iter().map(|(e, _)| *e).filter(|e| written.contains(e.entity_ref.to_string().as_str())).collect();
+    // Derived rows a slice at a time: a 20,000-entity file's search rows need not all be in
+    // memory at once.
+    for slice in fresh.chunks(DERIVED_SLICE) {
+        insert_derived(tx, slice).await?;
+    }
     Ok(inserted)
 }
 
@@ -269,6 +274,9 @@ pub(super) async fn delete_derived(tx: &mut Transaction<'_, Any>, entity_ref: &s
     }
     Ok(())
 }
+
+/// Entities whose relation and search rows are built and written together.
+const DERIVED_SLICE: usize = 500;
 
 /// Bound parameters per statement: under SQLite's historic limit of 999.
 const MAX_PARAMETERS: usize = 900;

@@ -149,8 +149,9 @@ impl Store {
         let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
         let inserted = insert_entities(&mut tx, source, &outcome.key, &new, now).await?;
         changes.added = inserted.len() as u64;
+        let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
         for entity_ref in
-            plan.insert.iter().filter(|r| !inserted.contains(r)).chain(plan.conflicts.iter().map(|(r, _)| r))
+            plan.insert.iter().filter(|r| !inserted.contains(*r)).chain(plan.conflicts.iter().map(|(r, _)| r))
         {
             deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
         }

@@ -115,13 +115,16 @@ impl Reader {
                 }
                 event => {
                     let Some(doc) = current.as_mut().filter(|c| c.failed.is_none()) else { continue };
+                    let at = |text: String| {
+                        format!("{text} (line {}, column {})", span.start.line() + line_offset, span.start.col() + 1)
+                    };
                     match doc.composer.push(event) {
                         Ok(_) => {}
                         Err(ComposeError::Exhausted(text)) => {
-                            self.out.push(Document { index: self.index, parsed: Err(text) });
+                            self.out.push(Document { index: self.index, parsed: Err(at(text)) });
                             return None;
                         }
-                        Err(error) => doc.failed = Some(error),
+                        Err(ComposeError::Invalid(text)) => doc.failed = Some(ComposeError::Invalid(at(text))),
                     }
                 }
             }

@@ -146,4 +146,8 @@ fn documents_past_the_limit_are_refused_once() {
 fn errors_carry_a_line_and_column() {
     let message = error("a: 1\nb: \"\\x\"\n", 0);
     assert!(message.contains("line 2"), "{message}");
+    let message = error("a: 1\n---\nb: 1\nb: 2\n", 1);
+    assert!(message.contains("unique") && message.contains("line 4, column 4"), "{message}");
+    let message = error("a: 1\n---\nb: *nope\n", 1);
+    assert!(message.contains("line 3"), "{message}");
 }
