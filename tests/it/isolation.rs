@@ -262,6 +262,48 @@ async fn a_source_that_never_synced_shows_in_readiness_and_status() {
 
 // Hostile YAML --------------------------------------------------------------------------------
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_aliases_across_documents_fail_their_documents_and_the_pass_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_document_aliases(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_aliases_across_documents_fail_their_documents_and_the_pass_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_document_aliases(&TestDb::postgres().await, dir.path()).await;
+}
+
+/// What panicked inside serde_yaml and failed the whole repository's pass.
+async fn cross_document_aliases(db: &TestDb, dir: &std::path::Path) {
+    let first = component("first", "Defines the anchor").replace("spec:", "spec: &spec");
+    let file = format!(
+        "{first}---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: second
+spec: *spec
+---
+metadata: *nowhere
+---
+{}",
+        component("last", "After the bad ones")
+    );
+    let sibling = component("billing", "Sends invoices");
+    let repo = repo_with(dir, &[("services/aliases.yaml", Some(&file)), ("services/billing.yaml", Some(&sibling))]);
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let out = run(&config, &["sync", "--once"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "document errors, not a failed pass: {text}");
+    assert!(text.contains("services/aliases.yaml document 1: unresolved alias"), "{text}");
+    assert!(!text.contains("panicked") && !text.contains("blocking task"), "{text}");
+    let found = bodies(db).await;
+    for name in ["first", "last", "billing"] {
+        assert!(found.contains_key(&format!("component:default/{name}")), "{name} synced: {text}");
+    }
+}
+
 /// The file that took the agent down: a 25,000-scalar anchor aliased 25,000 times (~125 KB).
 fn alias_bomb() -> String {
     let list: String = (0..25_000).map(|i| format!("{},", i % 10)).collect();
@@ -359,15 +401,24 @@ fn org_file(users: usize) -> String {
 /// for a busy machine and catches memory that grows with more than the file.
 const ORG_FILE_CEILING_KIB: u64 = 512 * 1024;
 
-#[test]
-fn a_twenty_thousand_entity_file_is_taken_whole_and_the_document_cap_is_configurable() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_twenty_thousand_entity_file_is_taken_whole_and_the_document_cap_is_configurable() {
     let dir = tempfile::tempdir().unwrap();
+    organisation_file(&TestDb::sqlite(dir.path()), dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_twenty_thousand_entity_file_is_taken_whole_and_the_document_cap_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    organisation_file(&TestDb::postgres().await, dir.path());
+}
+
+fn organisation_file(db: &TestDb, dir: &std::path::Path) {
     let org = org_file(20_000);
     assert!(org.len() > 4_000_000, "about 4 MB: {}", org.len());
-    let repo = TestRepo::new(dir.path(), "org");
+    let repo = TestRepo::new(dir, "org");
     repo.commit("org", &[("catalog-info.yaml", Some(&org))]);
-    let db = TestDb::sqlite(dir.path());
-    let config = write_config(dir.path(), &db.url, "127.0.0.1:0", &git_source("org", &repo.file_url()));
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("org", &repo.file_url()));
     let (out, peak) = crate::support::rigger::run_measured(&["--config", config.to_str().unwrap(), "sync", "--once"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).contains("20000 added"), "{}", stdout(&out));
