@@ -33,10 +33,20 @@ impl Params {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// A non-negative integer up to [`MAX_NUMBER`]; anything else is the client's mistake.
     fn number(&self, key: &str) -> Result<Option<usize>, String> {
-        self.one(key).map(|v| v.parse().map_err(|_| format!("{key} must be a non-negative integer"))).transpose()
+        self.one(key)
+            .map(|v| match v.parse::<usize>() {
+                Ok(n) if n <= MAX_NUMBER => Ok(n),
+                _ => Err(format!("{key} must be a non-negative integer no larger than {MAX_NUMBER}")),
+            })
+            .transpose()
     }
 }
+
+/// The largest `limit` or `offset` taken: far beyond any catalog, and safe in every database's
+/// integer arithmetic.
+pub const MAX_NUMBER: usize = 1_000_000_000;
 
 /// An API error in Backstage's shape.
 struct ApiError {
@@ -51,8 +61,9 @@ impl ApiError {
     }
 
     #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::unavailable)`
-    fn unavailable(err: impl ToString) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message: err.to_string() }
+    fn unavailable(err: impl std::fmt::Display) -> Self {
+        let message = super::store_unavailable(&err).to_owned();
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message }
     }
 
     fn into_response(self, method: &Method, uri: &Uri) -> Response {
@@ -91,7 +102,7 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
     }
     let limit = params.number("limit").map_err(ApiError::input)?;
     // One row more than asked tells whether a next page exists, without counting them all.
-    let store_query = query.to_store(limit.map(|l| l + 1)).map_err(ApiError::input)?;
+    let store_query = query.to_store(limit.map(|l| l.saturating_add(1))).map_err(ApiError::input)?;
     let mut refs = state.store.page_refs(&store_query).await.map_err(ApiError::unavailable)?;
     let more = limit.is_some_and(|l| refs.len() > l);
     refs.truncate(limit.unwrap_or(usize::MAX));

@@ -23,7 +23,7 @@ pub async fn healthz() -> impl IntoResponse {
 pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
     let store = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(err.to_string()),
+        Ok(Err(err)) => Err(super::store_unavailable(&err).to_owned()),
         Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
     };
     state.metrics.store_up.set(i64::from(store.is_ok()));

@@ -19,6 +19,15 @@ use tokio_util::sync::CancellationToken;
 pub use state::{FacetCache, Readiness, State};
 pub use webhook::{GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES};
 
+/// What a response says when the store fails: only that. The cause (hosts, users, SQL) goes to
+/// the log, never to a client.
+const STORE_UNAVAILABLE: &str = "The catalog store is unavailable; the agent's log has the cause";
+
+fn store_unavailable(err: &dyn std::fmt::Display) -> &'static str {
+    tracing::warn!(error = %err, "a request could not be answered from the store");
+    STORE_UNAVAILABLE
+}
+
 /// The whole HTTP surface.
 pub fn router(state: State) -> Router {
     Router::new()

@@ -50,6 +50,13 @@ impl QueryState {
 
     /// The store query for one page of this query.
     pub fn to_store(&self, limit: Option<usize>) -> Result<EntityQuery, String> {
+        // A cursor is client input too.
+        if self.offset > super::catalog_api::MAX_NUMBER {
+            return Err(format!(
+                "offset must be a non-negative integer no larger than {}",
+                super::catalog_api::MAX_NUMBER
+            ));
+        }
         let filter = Filter::parse(&self.filters)?;
         let order = self.order.as_ref().map(|o| (o.field.clone(), o.descending));
         let full_text = self.full_text_term.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty()).map(|term| {

@@ -16,7 +16,8 @@ pub async fn sources(AxumState(state): AxumState<State>) -> Response {
     let (sources, locations) = match (state.store.sources().await, state.store.locations().await) {
         (Ok(sources), Ok(locations)) => (sources, locations),
         (Err(err), _) | (_, Err(err)) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": err.to_string()}))).into_response();
+            let message = super::store_unavailable(&err);
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": message}))).into_response();
         }
     };
     let mut by_source: BTreeMap<String, Vec<Value>> = BTreeMap::new();

@@ -18,7 +18,7 @@ fn entity_ref(namespace: &str, name: &str) -> String {
 fn unavailable(err: &StoreError) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": {"name": "ServiceUnavailable", "message": err.to_string()}})),
+        Json(json!({"error": {"name": "ServiceUnavailable", "message": super::store_unavailable(err)}})),
     )
         .into_response()
 }

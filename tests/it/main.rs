@@ -17,6 +17,7 @@ mod operations;
 mod outage;
 mod reconcile;
 mod replicas;
+mod serving;
 mod store;
 mod support;
 mod template_render;

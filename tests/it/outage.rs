@@ -48,6 +48,14 @@ async fn postgres_outages_are_survived_and_caught_up() {
     daemon.wait_for("/readyz", 503).await;
     repo.commit("two", &[("catalog-info.yaml", Some(&component("svc", "Second")))]);
     assert!(daemon.get_text("/metrics").await.contains("rigger_store_up 0"));
+    // What fails is said, not the database's own words (hosts, users, SQL).
+    for path in ["/api/catalog/entities", "/api/rigger/sources", "/readyz", "/api/catalog/entity-facets?facet=kind"] {
+        let body = daemon.get_text(path).await;
+        assert!(body.contains("unavailable") || body.contains("\"ok\":false"), "{path}: {body}");
+        for leak in ["127.0.0.1", "postgres", "connection", "SELECT", "pool"] {
+            assert!(!body.contains(leak), "{path} leaks {leak:?}: {body}");
+        }
+    }
     // Passes keep trying (and failing, counted) while the database is down.
     let started = Instant::now();
     while daemon

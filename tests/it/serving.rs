@@ -1,0 +1,53 @@
+//! The HTTP surface under bad input: every bad parameter is a 400 in Backstage's error shape.
+
+use serde_json::Value;
+
+use crate::support::component;
+use crate::support::db::TestDb;
+use crate::support::rigger::{free_port, write_config, Daemon};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_parameters_are_400s_in_backstages_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    // A cursor that carries an offset no database can take.
+    let cursor = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(
+            br#"{"filters":[],"order":null,"full_text_term":null,"full_text_fields":[],"offset":18446744073709551615}"#,
+        )
+    };
+    let bad = [
+        "/api/catalog/entities?limit=18446744073709551615".to_owned(),
+        "/api/catalog/entities?offset=18446744073709551615".to_owned(),
+        "/api/catalog/entities?offset=9223372036854775807".to_owned(),
+        "/api/catalog/entities?limit=-1".to_owned(),
+        "/api/catalog/entities?limit=abc".to_owned(),
+        "/api/catalog/entities/by-query?limit=99999999999".to_owned(),
+        "/api/catalog/entities/by-query?offset=-5".to_owned(),
+        format!("/api/catalog/entities/by-query?cursor={}", url_encode(&cursor)),
+    ];
+    for path in bad {
+        let (status, body) = daemon.get_json(&path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["name"], "InputError", "{path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {body}");
+        assert_eq!(body["response"]["statusCode"], 400, "{path}: {body}");
+    }
+    // The largest accepted values still answer normally.
+    let (status, body) = daemon.get_json("/api/catalog/entities?limit=1000000000&offset=1000000000").await;
+    assert_eq!((status, body), (200, Value::Array(vec![])));
+    daemon.terminate();
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
