@@ -135,12 +135,17 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path::Path) -> ExitCode {
     match command {
         Command::Run => {
-            // A webhook secret that does not resolve is a configuration problem (64, which
-            // systemd does not restart on), found before anything starts.
-            if let Some(Err(err)) =
-                config.webhooks.as_ref().and_then(|w| w.github_secret.as_ref()).map(crate::config::SecretRef::resolve)
-            {
-                eprintln!("rigger: webhooks.github.secret: {err}");
+            // A secret that does not resolve is a configuration problem (64, which systemd does
+            // not restart on), found before anything starts, as `config check` finds it.
+            let unresolved: Vec<String> = config
+                .secret_refs()
+                .into_iter()
+                .filter_map(|(at, secret)| secret.resolve().err().map(|err| format!("{at}: {err}")))
+                .collect();
+            if !unresolved.is_empty() {
+                for problem in unresolved {
+                    eprintln!("rigger: {problem}");
+                }
                 return ExitCode::from(EXIT_USAGE);
             }
             match one_shot::context(config) {

@@ -107,6 +107,16 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
     }
 }
 
+/// An allowed-host entry: `host` allows the scheme's default port only, `host:port` that port:
+/// a host's other ports are other services, not the documentation site that was allowed.
+fn host_allows(entry: &str, url: &url::Url, host: &str) -> bool {
+    match entry.rsplit_once(':').map(|(name, port)| (name, port.parse::<u16>())) {
+        Some((name, Ok(port))) => name.eq_ignore_ascii_case(host) && url.port_or_known_default() == Some(port),
+        // The url crate leaves out a port that is the scheme's default.
+        _ => entry.eq_ignore_ascii_case(host) && url.port().is_none(),
+    }
+}
+
 /// Where the target is, or why it is refused: a relative path inside the repository, or an
 /// http(s) URL on an allowed host.
 fn locate(kind: &str, target: &str, file: &str, remote: Option<Remote<'_>>) -> Result<Source, String> {
@@ -116,7 +126,7 @@ fn locate(kind: &str, target: &str, file: &str, remote: Option<Remote<'_>>) -> R
         if let (Some(url), Some(host)) = (&url, host) {
             let allowed = match remote {
                 Some(Remote::FormOnly) => true,
-                Some(Remote::Read { allowed_hosts, .. }) => allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host)),
+                Some(Remote::Read { allowed_hosts, .. }) => allowed_hosts.iter().any(|a| host_allows(a, url, host)),
                 None => false,
             };
             if allowed {
@@ -244,6 +254,25 @@ mod tests {
         assert_eq!(ok, "/api.yaml");
         let mut refused = json!({"$text": "https://evil.example.com/api.yaml"});
         assert!(resolve(&mut refused, "c.yaml", &reads).unwrap_err().contains("catalog.placeholder_hosts"));
+        let mut other_port = json!({"$text": "https://docs.example.com:8443/api.yaml"});
+        assert!(resolve(&mut other_port, "c.yaml", &reads).is_err(), "another port is another service");
+        let mut explicit_default = json!({"$text": "https://docs.example.com:443/api.yaml"});
+        assert!(resolve(&mut explicit_default, "c.yaml", &reads).is_ok());
+    }
+
+    #[test]
+    fn a_host_with_a_port_allows_that_port_only() {
+        let tree = tree();
+        let hosts = ["docs.example.com:8443".to_owned()];
+        let reads = Reads::Files {
+            tree: &tree,
+            max_bytes: 64,
+            remote: Some(Remote::Read { allowed_hosts: &hosts, reader: &Echo }),
+        };
+        let mut ok = json!({"$text": "https://docs.example.com:8443/api.yaml"});
+        assert!(resolve(&mut ok, "c.yaml", &reads).is_ok());
+        let mut default_port = json!({"$text": "https://docs.example.com/api.yaml"});
+        assert!(resolve(&mut default_port, "c.yaml", &reads).is_err());
     }
 
     #[test]

@@ -184,10 +184,14 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
         problems.push("catalog.max_documents_per_file", "must be at least 1");
     }
     for (i, host) in raw.placeholder_hosts.iter().enumerate() {
-        if host.is_empty() || host.contains(['/', ':', ' ']) {
+        let (name, port) = host.rsplit_once(':').map_or((host.as_str(), None), |(n, p)| (n, Some(p)));
+        let bad_port = port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0));
+        if name.is_empty() || name.contains(['/', ':', ' ', '@']) || bad_port {
             problems.push(
                 format!("catalog.placeholder_hosts[{i}]"),
-                format!("expected a host name such as docs.example.com, found {host:?}"),
+                format!(
+                    "expected a host such as docs.example.com (default port) or docs.example.com:8443, found {host:?}"
+                ),
             );
         }
     }
@@ -264,6 +268,10 @@ fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> V
             let (kind, default_interval, interval) = kind;
             let interval =
                 interval.map_or(default_interval, |text| duration(&text, &format!("{at}.interval"), problems));
+            if interval < MIN_INTERVAL {
+                let floor = humantime::format_duration(MIN_INTERVAL);
+                problems.push(format!("{at}.interval"), format!("must be at least {floor}: each poll asks the remote"));
+            }
             sources.push(SourceConfig { name, interval, kind, tenancy });
         }
     }
@@ -295,6 +303,10 @@ fn reject_overlaps(sources: &[SourceConfig], problems: &mut Problems) {
     }
 }
 
+/// The shortest poll interval: each poll is a request to the remote per source. Webhooks and
+/// file watching bring changes sooner than any poll.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 type KindWithInterval = (SourceKind, Duration, Option<String>);
 
 fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems) -> Option<KindWithInterval> {
@@ -313,6 +325,10 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
             }
             if has_http_credentials(&git.url) {
                 problems.push(format!("{at}.git.url"), "must not embed credentials; use git.token: { env: NAME }");
+            } else if !git.url.trim().is_empty() {
+                if let Err(err) = gix::url::parse(gix::bstr::BStr::new(git.url.as_str())) {
+                    problems.push(format!("{at}.git.url"), format!("not a git URL or path: {err}"));
+                }
             }
             let url = resolve_git_url(&git.url, base);
             let catalog_path = catalog(git.catalog_path, "git", problems);

@@ -126,6 +126,40 @@ fn config_check_resolves_secrets_without_printing_them() {
 }
 
 #[test]
+fn config_that_would_start_broken_stops_check_and_run_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    let git = |extra: &str| format!("sources:\n  - name: a\n{extra}");
+    let cases = [
+        (git("    git: { url: 'https://exa mple.com/x.git' }\n"), "sources[0].git.url"),
+        (
+            git("    git: { url: 'https://github.com/acme/a.git', token: { env: RIGGER_TEST_SURELY_UNSET } }\n"),
+            "sources[0].git.token",
+        ),
+        (git("    interval: 1ms\n    git: { url: 'https://github.com/acme/a.git' }\n"), "sources[0].interval"),
+        ("catalog:\n  placeholder_hosts: ['docs.example.com:99999']\n".to_owned(), "catalog.placeholder_hosts[0]"),
+    ];
+    for (text, key) in cases {
+        std::fs::write(&config, &text).unwrap();
+        for command in [&["config", "check"][..], &["run"][..]] {
+            let out = rigger()
+                .env_remove("RIGGER_TEST_SURELY_UNSET")
+                .arg("--config")
+                .arg(&config)
+                .args(command)
+                .output()
+                .unwrap();
+            let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.code(), Some(64), "{command:?} with {text}: {printed}");
+            assert!(printed.contains(key), "{command:?} names {key}: {printed}");
+        }
+    }
+    std::fs::write(&config, "catalog:\n  placeholder_hosts: ['docs.example.com:8443', 'docs.example.com']\n").unwrap();
+    let out = rigger().arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn an_inline_secret_is_refused_without_being_printed() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rigger.yaml");
