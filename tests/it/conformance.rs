@@ -269,13 +269,16 @@ async fn docs_server(body: &'static str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_placeholders_are_read_only_from_allowed_hosts() {
     let port = docs_server("openapi: 3.1.0\n").await;
-    let s = setup("catalog:\n  placeholder_hosts: [127.0.0.1]\n").await;
+    let s = setup(&format!("catalog:\n  placeholder_hosts: ['127.0.0.1:{port}']\n")).await;
     let api = |name: &str, url: &str| {
         format!("apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {{ name: {name} }}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: {url}\n")
     };
     let allowed = api("remote-ok", &format!("http://127.0.0.1:{port}/api.yaml"));
     let refused = api("remote-refused", &format!("http://localhost:{port}/api.yaml"));
-    s.repo.commit("remote apis", &[("services/remote/catalog-info.yaml", Some(&format!("{allowed}---\n{refused}")))]);
+    // Another port of the allowed host is another service: refused too.
+    let other_port = api("remote-other-port", &format!("http://127.0.0.1:{}/api.yaml", port ^ 1));
+    let file = format!("{allowed}---\n{refused}---\n{other_port}");
+    s.repo.commit("remote apis", &[("services/remote/catalog-info.yaml", Some(&file))]);
     let out = run(&s.config, &["sync", "--once"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -286,6 +289,7 @@ async fn remote_placeholders_are_read_only_from_allowed_hosts() {
     let (_, ok) = entity(&s.daemon, "api", "remote-ok").await;
     assert_eq!(ok["spec"]["definition"], "openapi: 3.1.0\n");
     assert_eq!(entity(&s.daemon, "api", "remote-refused").await.0, 404);
+    assert_eq!(entity(&s.daemon, "api", "remote-other-port").await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,7 +356,7 @@ async fn remote_placeholders_do_not_follow_redirects() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = setup("catalog:\n  placeholder_hosts: [127.0.0.1]\n").await;
+    let s = setup(&format!("catalog:\n  placeholder_hosts: ['127.0.0.1:{port}']\n")).await;
     let doc = format!("apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {{ name: redirected }}\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition:\n    $text: http://127.0.0.1:{port}/api.yaml\n");
     s.repo.commit("redirect", &[("services/redirect/catalog-info.yaml", Some(&doc))]);
     let out = run(&s.config, &["sync", "--once"]);
