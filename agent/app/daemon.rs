@@ -44,6 +44,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let (addr, server) = serve::bind(ctx.config.server.listen, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
     let server = tokio::spawn(server);
+    let probe = ctx.store.probe()?;
+    tracker.spawn(serve::check_store(probe, readiness.clone(), ctx.metrics.clone(), STORE_CHECK, cancel.clone()));
 
     spawn_signal_handler(cancel.clone(), ctx.interrupt.clone());
     if !migrate_until_ready(&ctx, &cancel).await {
@@ -93,6 +95,9 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     cancel.cancelled().await;
     shut_down(tracker, server, &ctx).await
 }
+
+/// How often readiness checks the store.
+const STORE_CHECK: Duration = Duration::from_secs(2);
 
 async fn shut_down(
     tracker: TaskTracker,

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::State;
 
-/// Readiness must answer quickly even when the database hangs.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// A store check that takes longer than this counts as a failure.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
@@ -21,12 +21,9 @@ pub async fn healthz() -> impl IntoResponse {
 /// server's state (from the app's last check; serving never calls it) is reported but does
 /// not make the agent unready: the catalog keeps syncing and serving while the cluster is away.
 pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
-    let store = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(super::store_unavailable(&err).to_owned()),
-        Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
-    };
-    state.metrics.store_up.set(i64::from(store.is_ok()));
+    // Read from the last check (`check_store`, on a connection of its own): never queued
+    // behind catalog queries, so a busy agent stays ready.
+    let store = state.readiness.store();
     let migrated = state.readiness.migrated();
     let synced = state.readiness.first_pass_done();
     let ready = store.is_ok() && migrated && synced;
@@ -53,6 +50,30 @@ pub async fn readyz(AxumState(state): AxumState<State>) -> impl IntoResponse {
     }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
+}
+
+/// Checks the store every `every` on its own connection and records the result for `/readyz`
+/// and `rigger_store_up`; runs until `cancel`.
+pub async fn check_store(
+    probe: crate::store::Store,
+    readiness: std::sync::Arc<super::Readiness>,
+    metrics: crate::telemetry::Metrics,
+    every: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let result = match tokio::time::timeout(PING_TIMEOUT, probe.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(super::store_unavailable(&err).to_owned()),
+            Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+        };
+        metrics.store_up.set(i64::from(result.is_ok()));
+        readiness.record_store(result);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 pub async fn metrics(AxumState(state): AxumState<State>) -> impl IntoResponse {

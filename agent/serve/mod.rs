@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+pub use health::check_store;
 pub use state::{FacetCache, Readiness, State};
 pub use webhook::{GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES};
 

@@ -57,7 +57,19 @@ pub struct Readiness {
     cluster_configured: AtomicBool,
     /// The configured sources, so `/readyz` can name those that have not synced yet.
     sources: Mutex<Vec<String>>,
+    /// The last store check (`None` before the first): `/readyz` reads it and never waits on
+    /// the store itself.
+    store: Mutex<Option<StoreCheck>>,
 }
+
+#[derive(Debug, Clone)]
+struct StoreCheck {
+    result: Result<(), String>,
+    at: std::time::Instant,
+}
+
+/// A store check older than this is no evidence: the checker itself is stuck.
+const STORE_CHECK_STALE: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Readiness {
     pub fn set_migrated(&self) {
@@ -70,6 +82,24 @@ impl Readiness {
 
     pub fn set_cluster_configured(&self) {
         self.cluster_configured.store(true, Ordering::Release);
+    }
+
+    pub fn record_store(&self, result: Result<(), String>) {
+        if let Ok(mut store) = self.store.lock() {
+            *store = Some(StoreCheck { result, at: std::time::Instant::now() });
+        }
+    }
+
+    /// The store as last checked: `Err` when the check failed, is missing, or is stale.
+    pub fn store(&self) -> Result<(), String> {
+        let check = self.store.lock().ok().and_then(|s| s.clone());
+        match check {
+            None => Err("not checked yet".to_owned()),
+            Some(check) if check.at.elapsed() > STORE_CHECK_STALE => {
+                Err(format!("no check finished for {}s", check.at.elapsed().as_secs()))
+            }
+            Some(check) => check.result,
+        }
     }
 
     pub fn set_sources(&self, names: Vec<String>) {

@@ -147,6 +147,14 @@ impl Store {
         Ok(Self { pool, backend, url: url.to_owned() })
     }
 
+    /// A one-connection pool of its own, for readiness checks: they must never wait behind
+    /// catalog queries on the shared pool, or a busy agent would look unready.
+    pub fn probe(&self) -> Result<Self, StoreError> {
+        let (backend, options) = options(&self.url)?;
+        let pool = pool_options(backend).max_connections(1).connect_lazy_with(options);
+        Ok(Self { pool, backend, url: self.url.clone() })
+    }
+
     /// Opens a pool. SQLite files are created on first use; SQLite runs in `WAL` mode with a busy
     /// timeout so the HTTP readers and the one writer do not trip over each other.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

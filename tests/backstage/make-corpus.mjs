@@ -1156,7 +1156,7 @@ const rawFiles = new Map();
   // (yes/no booleans, timestamps, 0-prefixed octal) for the rest of the stream.
   rawFiles.set(
     'yaml11.yaml',
-    `# probe: %YAML 1.1 directive; annotation value yes becomes a boolean\n%YAML 1.1\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-a\n  annotations:\n    acme.io/flag: yes\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n---\n# probe: second document after a %YAML 1.1 directive; quoted values stay strings\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-b\n  annotations:\n    acme.io/flag: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n`,
+    `# probe: %YAML 1.1 directive; annotation value yes becomes a boolean\n%YAML 1.1\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-a\n  annotations:\n    acme.io/flag: yes\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n---\n# probe: second document after a %YAML 1.1 directive; quoted values stay strings\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-b\n  annotations:\n    acme.io/flag: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n---\n# probe: under YAML 1.1 a << merge key is applied even with merging off\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: yaml11-merge\n  x: &d\n    type: service\n    lifecycle: production\n    owner: team-a\nspec:\n  <<: *d\n`,
   );
   // Anchors and aliases: per document, and under the `yaml` package's alias budget
   // (maxAliasCount 100, each use weighted by the aliases inside its target).

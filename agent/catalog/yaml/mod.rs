@@ -53,6 +53,7 @@ pub struct Document {
 /// Reads every document of `text`.
 pub fn read(text: &str, limits: ReadLimits) -> Vec<Document> {
     let mut reader = Reader {
+        ascii: text.is_ascii(),
         out: Vec::new(),
         index: 0,
         version: Version::Core,
@@ -70,6 +71,8 @@ pub fn read(text: &str, limits: ReadLimits) -> Vec<Document> {
 }
 
 struct Reader {
+    /// Worked out once for the file: each resumed chunk of an ASCII file is ASCII.
+    ascii: bool,
     out: Vec<Document>,
     index: usize,
     version: Version,
@@ -84,7 +87,7 @@ impl Reader {
     /// Reads documents from `chunk` until its end (`None`) or a syntax error (where to resume).
     fn read_from(&mut self, chunk: &str, line_offset: usize) -> Option<Resume> {
         let mut parser = Parser::new_from_str(chunk);
-        let mut positions = Positions::new(chunk);
+        let mut positions = Positions::new(chunk, self.ascii);
         let mut current: Option<Current> = None;
         let mut previous_end = 0;
         loop {
@@ -92,6 +95,10 @@ impl Reader {
                 Ok(next) => next,
                 Err(error) => {
                     let document_line = current.as_ref().map_or(error.marker().line(), |c| c.line);
+                    if let Some(current) = current.take() {
+                        // What its copies cost stays spent: the budget is the file's.
+                        self.expansion_left = current.composer.expansion_left();
+                    }
                     return self.syntax_error(chunk, &error, document_line, line_offset);
                 }
             };
@@ -185,8 +192,8 @@ struct Positions<'a> {
 }
 
 impl<'a> Positions<'a> {
-    fn new(text: &'a str) -> Self {
-        Self { text, ascii: text.is_ascii(), chars: text.char_indices(), at_char: 0, at_byte: 0 }
+    fn new(text: &'a str, ascii: bool) -> Self {
+        Self { text, ascii, chars: text.char_indices(), at_char: 0, at_byte: 0 }
     }
 
     fn byte(&mut self, char_index: usize) -> usize {

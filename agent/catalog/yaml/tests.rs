@@ -151,3 +151,47 @@ fn errors_carry_a_line_and_column() {
     let message = error("a: 1\n---\nb: *nope\n", 1);
     assert!(message.contains("line 3"), "{message}");
 }
+
+#[test]
+fn aliases_of_empty_collections_are_not_free() {
+    // Each level copies the previous ten times; empty collections weigh 0 for the alias count,
+    // so only the copy bound stops this.
+    let mut text = "a0: &e0 []\n".to_owned();
+    for level in 1..10 {
+        let uses = (0..10).map(|_| format!("*e{}", level - 1)).collect::<Vec<_>>().join(", ");
+        text.push_str(&format!("a{level}: &e{level} [{uses}]\n"));
+    }
+    let message = error(&text, 0);
+    assert!(message.contains("expand"), "{message}");
+}
+
+#[test]
+fn nested_anchors_are_charged_for_their_copies() {
+    let depth = 200;
+    let text = format!("a: {}\"{}\"{}\n", "&x [".repeat(depth), "y".repeat(100_000), "]".repeat(depth));
+    let message = error(&text, 0);
+    assert!(message.contains("expand"), "{message}");
+}
+
+#[test]
+fn aliases_cannot_nest_past_the_bound() {
+    // Each anchor is 100 levels deep and holds the previous one: six of them pass 512.
+    let mut text = String::new();
+    let mut previous = "1".to_owned();
+    for i in 0..6 {
+        text.push_str(&format!("a{i}: &a{i} {}{previous}{}\n", "[".repeat(100), "]".repeat(100)));
+        previous = format!("*a{i}");
+    }
+    let message = error(&text, 0);
+    assert!(message.contains("nesting"), "{message}");
+}
+
+#[test]
+fn merge_keys_apply_under_yaml_1_1_only() {
+    let text = "a: &x {b: 1, d: 0}\nc:\n  d: 2\n  <<: *x\n  e: 3\n";
+    assert_eq!(ok(text)["c"], json!({"d": 2, "<<": {"b": 1, "d": 0}, "e": 3}));
+    let docs = values(&format!("%YAML 1.1\n---\n{text}"));
+    assert_eq!(docs[0].1.clone().unwrap().unwrap()["c"], json!({"d": 2, "b": 1, "e": 3}));
+    let list = "%YAML 1.1\n---\na: &x {b: 1}\nz: &y {b: 2, c: 2}\nc:\n  <<: [*x, *y]\n";
+    assert_eq!(values(list)[0].1.clone().unwrap().unwrap()["c"], json!({"b": 1, "c": 2}));
+}
