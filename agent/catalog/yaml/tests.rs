@@ -1,4 +1,4 @@
-#![allow(clippy::format_collect)] // test inputs, built for readability
+#![allow(clippy::format_collect, clippy::format_push_string)] // test inputs, built for readability
 use serde_json::json;
 
 use super::*;
