@@ -61,6 +61,11 @@ pub fn rows(entity: &Value) -> Rows {
 }
 
 fn flatten(prefix: &str, value: &Value, out: &mut Rows) {
+    // No key below a prefix this long is kept (Backstage drops longer keys), so building their
+    // paths would only cost memory: a long key over many leaves is quadratic.
+    if utf16_len(prefix) > MAX_KEY_LENGTH {
+        return;
+    }
     match value {
         Value::Object(map) => {
             for (key, child) in map {
@@ -186,6 +191,15 @@ mod tests {
 
     fn matches(filters: &[&str]) -> bool {
         Filter::parse(filters).unwrap().matches(&rows(&entity()))
+    }
+
+    #[test]
+    fn keys_past_the_length_cap_are_not_built() {
+        let long = "k".repeat(300);
+        let body = serde_json::json!({"spec": {long.clone(): {"a": 1, "b": [1, 2]}}, "kind": "X"});
+        let found = rows(&body);
+        assert!(found.keys().all(|k| k.len() <= MAX_KEY_LENGTH + 2), "{found:?}");
+        assert!(found.contains_key("kind"));
     }
 
     #[test]
