@@ -269,7 +269,9 @@ fn is_settled(ctx: &Context, source: &str, commit: &str) -> bool {
 fn remember_settled(ctx: &Context, source: &str, revision: Option<&str>, changes: Changes) {
     let mut settled = ctx.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match revision {
-        Some(commit) if changes.conflicts == 0 && ctx.config.catalog.placeholder_hosts.is_empty() => {
+        Some(commit)
+            if changes.conflicts == 0 && changes.refused == 0 && ctx.config.catalog.placeholder_hosts.is_empty() =>
+        {
             settled.insert(source.to_owned(), commit.to_owned());
         }
         _ => {
@@ -603,7 +605,8 @@ async fn confine_refusal(
 ) -> Result<Written, SyncError> {
     warn!(source, file = %location.path, error = %refusal, "the store refused this file's write; finding the entity");
     for entity in std::mem::take(&mut location.entities) {
-        match ctx.store.check_entity(source, &location.key, &entity).await {
+        let check = || ctx.store.check_entity(source, &location.key, &entity);
+        match retry(ctx.config.sync.retry, &ctx.metrics, "store", check).await {
             Ok(()) => location.entities.push(entity),
             Err(err) if err.is_transient() => return Err(err.into()),
             Err(err) => {
@@ -621,9 +624,13 @@ async fn confine_refusal(
             location.unattributed = true;
             location.hides_locations = true;
             location.errors.push(DocumentError { index: None, message: format!("cannot be stored: {err}") });
+            if let Err(err) = ctx.store.record_location_errors(source, &location).await {
+                warn!(source, file = %location.path, error = %err, "cannot record the file's error either");
+            }
             let declared = Declared::of(&location);
             let deferred = Deferred { key: location.key.clone(), path: location.path.clone(), ..Deferred::default() };
-            Ok((location, declared, (Changes::default(), deferred)))
+            // Not settled: the next poll tries this file again, even at the same commit.
+            Ok((location, declared, (Changes { refused: 1, ..Changes::default() }, deferred)))
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Changes {
     pub deleted: u64,
     pub unchanged: u64,
     pub conflicts: u64,
+    /// Files whose write the database refused whole (their errors recorded on their own).
+    pub refused: u64,
 }
 
 impl Changes {
@@ -35,6 +37,7 @@ impl Changes {
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
         self.conflicts += other.conflicts;
+        self.refused += other.refused;
     }
 }
 
@@ -175,6 +178,14 @@ impl Store {
         record_location(&mut tx, source, outcome, &outcome.errors, now).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok((changes, deferred))
+    }
+
+    /// Records a location's errors alone, for a file whose write the database refused: its
+    /// entities stay as they were, and its state says why.
+    pub async fn record_location_errors(&self, source: &str, outcome: &LocationOutcome) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        record_location(&mut tx, source, outcome, &outcome.errors, now_millis()).await?;
+        tx.commit().await.map_err(query_err("commit"))
     }
 
     /// Writes `entity` as a location write would, and rolls it back: `Err` says the store cannot
