@@ -183,12 +183,18 @@ pub fn ingest_each(
         if pending.optional && matches!(snapshot.files.read(&pending.path, limits.max_file_bytes), Ok(None)) {
             continue;
         }
+        let budget = placeholders::Budget::for_file(limits.max_file_bytes);
         let file = FileContext {
             origin: &snapshot.origin,
             origin_key: &origin_key,
             key: location_ref(&snapshot.origin, &pending.path, pending.reached),
             path: &pending.path,
-            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote },
+            reads: Reads::Files {
+                tree: snapshot.files.as_ref(),
+                max_bytes: limits.max_file_bytes,
+                remote,
+                budget: &budget,
+            },
         };
         let (mut outcome, targets) = read_confined(snapshot, &file, limits);
         outcome.parent = Some(pending.parent.clone());
@@ -232,12 +238,18 @@ pub fn ingest_paths(snapshot: &Snapshot, paths: &[String], limits: Limits) -> Op
             return None;
         }
         let reached = if *path == snapshot.catalog_path { Reached::Root } else { Reached::Target };
+        let budget = placeholders::Budget::for_file(limits.max_file_bytes);
         let file = FileContext {
             origin: &snapshot.origin,
             origin_key: &origin_key,
             key: location_ref(&snapshot.origin, path, reached),
             path,
-            reads: Reads::Files { tree: snapshot.files.as_ref(), max_bytes: limits.max_file_bytes, remote: None },
+            reads: Reads::Files {
+                tree: snapshot.files.as_ref(),
+                max_bytes: limits.max_file_bytes,
+                remote: None,
+                budget: &budget,
+            },
         };
         let (outcome, targets) = read_confined(snapshot, &file, limits);
         let declares_locations = outcome.entities.iter().any(|e| e.entity_ref.kind == "location");

@@ -10,10 +10,37 @@ use crate::source::FileTree;
 
 /// Where placeholder targets may be read from.
 pub enum Reads<'a> {
-    /// Read files of the snapshot, up to `max_bytes` each, and remote URLs on allowed hosts.
-    Files { tree: &'a dyn FileTree, max_bytes: usize, remote: Option<Remote<'a>> },
+    /// Read files of the snapshot, up to `max_bytes` each, and remote URLs on allowed hosts;
+    /// `budget` is what all placeholders of one catalog file may still read together.
+    Files { tree: &'a dyn FileTree, max_bytes: usize, remote: Option<Remote<'a>>, budget: &'a Budget },
     /// Check the form only; substitute a stand-in (`rigger validate --no-follow`).
     FormOnly,
+}
+
+/// Bytes the placeholders of one catalog file may read in all: each target is bounded by
+/// `catalog.max_file_bytes`, and so are their sum (times [`Budget::FACTOR`]), so a file of many
+/// placeholders cannot multiply memory.
+#[derive(Debug)]
+pub struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    pub const FACTOR: usize = 4;
+
+    pub fn for_file(max_file_bytes: usize) -> Self {
+        Self(std::cell::Cell::new(max_file_bytes.saturating_mul(Self::FACTOR)))
+    }
+
+    fn spend(&self, bytes: usize, kind: &str, target: &str) -> Result<(), String> {
+        let left = self.0.get();
+        if bytes > left {
+            return Err(format!(
+                "Placeholder {kind} target {target} would take this file's placeholders past {} times catalog.max_file_bytes in all",
+                Self::FACTOR
+            ));
+        }
+        self.0.set(left - bytes);
+        Ok(())
+    }
 }
 
 /// Reads a remote placeholder target. Implemented outside the catalog (it is I/O); the catalog
@@ -74,9 +101,9 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
         Reads::FormOnly => None,
     };
     let source = locate(kind, target, file, remote_policy)?;
-    let (tree, max_bytes, remote) = match reads {
+    let (tree, max_bytes, remote, budget) = match reads {
         Reads::FormOnly => return Ok(stand_in(kind, target)),
-        Reads::Files { tree, max_bytes, remote } => (*tree, *max_bytes, *remote),
+        Reads::Files { tree, max_bytes, remote, budget } => (*tree, *max_bytes, *remote, *budget),
     };
     let bytes = match (source, remote) {
         (Source::Path(path), _) => tree
@@ -97,6 +124,7 @@ fn substitute(kind: &str, target: &Value, file: &str, reads: &Reads<'_>) -> Resu
             bytes.len()
         ));
     }
+    budget.spend(bytes.len(), kind, target)?;
     let text =
         String::from_utf8(bytes).map_err(|_| format!("Placeholder {kind} target {target} is not valid UTF-8"))?;
     match kind {
@@ -197,7 +225,11 @@ mod tests {
     fn run(value: Value, file: &str) -> Result<Value, String> {
         let tree = tree();
         let mut value = value;
-        resolve(&mut value, file, &Reads::Files { tree: &tree, max_bytes: 64, remote: None })?;
+        resolve(
+            &mut value,
+            file,
+            &Reads::Files { tree: &tree, max_bytes: 64, remote: None, budget: &Budget::for_file(64) },
+        )?;
         Ok(value)
     }
 
@@ -248,6 +280,7 @@ mod tests {
             tree: &tree,
             max_bytes: 64,
             remote: Some(Remote::Read { allowed_hosts: &hosts, reader: &Echo }),
+            budget: &Budget::for_file(64),
         };
         let mut ok = json!({"$text": "https://docs.example.com/api.yaml"});
         resolve(&mut ok, "c.yaml", &reads).unwrap();
@@ -261,6 +294,18 @@ mod tests {
     }
 
     #[test]
+    fn a_files_placeholders_share_one_budget() {
+        let tree = MemoryTree::default().with("sixty.txt", &"x".repeat(60));
+        let budget = Budget::for_file(64);
+        let reads = Reads::Files { tree: &tree, max_bytes: 64, remote: None, budget: &budget };
+        for _ in 0..Budget::FACTOR {
+            resolve(&mut json!({"$text": "./sixty.txt"}), "c.yaml", &reads).unwrap();
+        }
+        let err = resolve(&mut json!({"$text": "./sixty.txt"}), "c.yaml", &reads).unwrap_err();
+        assert!(err.contains("in all"), "{err}");
+    }
+
+    #[test]
     fn a_host_with_a_port_allows_that_port_only() {
         let tree = tree();
         let hosts = ["docs.example.com:8443".to_owned()];
@@ -268,6 +313,7 @@ mod tests {
             tree: &tree,
             max_bytes: 64,
             remote: Some(Remote::Read { allowed_hosts: &hosts, reader: &Echo }),
+            budget: &Budget::for_file(64),
         };
         let mut ok = json!({"$text": "https://docs.example.com:8443/api.yaml"});
         assert!(resolve(&mut ok, "c.yaml", &reads).is_ok());
