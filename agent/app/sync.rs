@@ -520,7 +520,7 @@ async fn stream(
         let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
         let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
         // A closed channel means the writer failed: stop walking.
-        catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok());
+        catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok())
     });
     let mut walk =
         Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new(), gone: None };
@@ -549,7 +549,11 @@ async fn stream(
             deferred.push(left);
         }
     }
-    walker.await.map_err(|e| SyncError::Join(e.to_string()))?;
+    let further_parents = walker.await.map_err(|e| SyncError::Join(e.to_string()))?;
+    if !further_parents.is_empty() {
+        let add = || ctx.store.add_parents(&further_parents);
+        retry(ctx.config.sync.retry, &ctx.metrics, "store", add).await?;
+    }
     work_out_unreached(ctx, &mut walk).await?;
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
     record_write_metrics(ctx, source, total);

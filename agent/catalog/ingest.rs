@@ -148,7 +148,7 @@ pub fn ingest(snapshot: &Snapshot, limits: Limits) -> Ingest {
 /// [`ingest`], with remote placeholder reads on the hosts `remote` allows.
 pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_>>) -> Ingest {
     let mut locations = Vec::new();
-    ingest_each(snapshot, limits, remote, |outcome| {
+    let _ = ingest_each(snapshot, limits, remote, |outcome| {
         locations.push(outcome);
         true
     });
@@ -158,12 +158,15 @@ pub fn ingest_with(snapshot: &Snapshot, limits: Limits, remote: Option<Remote<'_
 /// Walks the snapshot and hands each file's outcome to `emit` as soon as it is read, so a
 /// caller can write it and let it go: memory stays bounded by the largest file, not the
 /// repository. `emit` returns false to stop the walk.
+///
+/// Returns the further parents found once a file was read: `(its key, the key of another
+/// location whose Location also leads to it)` — an outcome names only the first.
 pub fn ingest_each(
     snapshot: &Snapshot,
     limits: Limits,
     remote: Option<Remote<'_>>,
     mut emit: impl FnMut(LocationOutcome) -> bool,
-) {
+) -> Vec<(String, String)> {
     let origin_key = location_ref(&snapshot.origin, &snapshot.catalog_path, Reached::Root);
     let root = Pending {
         path: snapshot.catalog_path.clone(),
@@ -174,10 +177,15 @@ pub fn ingest_each(
     };
     let mut queue = VecDeque::from([root]);
     let mut visited = HashSet::new();
+    let mut keys: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut further_parents = Vec::new();
     let mut listing = Listing::default();
     while let Some(pending) = queue.pop_front() {
         // A file reached twice (a diamond or a cycle) is read once; that is what bounds cycles.
         if !visited.insert(pending.path.clone()) {
+            if let Some(key) = keys.get(&pending.path).filter(|key| **key != pending.parent) {
+                further_parents.push((key.clone(), pending.parent));
+            }
             continue;
         }
         if pending.optional && matches!(snapshot.files.read(&pending.path, limits.max_file_bytes), Ok(None)) {
@@ -198,6 +206,7 @@ pub fn ingest_each(
         };
         let (mut outcome, targets) = read_confined(snapshot, &file, limits);
         outcome.parent = Some(pending.parent.clone());
+        keys.insert(pending.path.clone(), file.key.clone());
         for (index, target) in targets {
             if pending.depth + 1 > limits.max_depth {
                 let message =
@@ -221,9 +230,10 @@ pub fn ingest_each(
             }
         }
         if !emit(outcome) {
-            return;
+            return further_parents;
         }
     }
+    further_parents
 }
 
 /// Re-reads only `paths`, each as the walk would read it (same location key, same origin), for a

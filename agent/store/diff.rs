@@ -1,7 +1,7 @@
 //! The pure half of a location write: what is stored vs what the file now says, and who may
 //! hand an entity over to whom when files move.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::catalog::{Ingest, LocationOutcome};
 
@@ -107,14 +107,14 @@ pub struct Unreached {
     pub held: BTreeMap<String, String>,
 }
 
-/// Sorts the source's stored locations (key → the location that led to it, `""` for a root,
-/// `None` when not known) that the walk did not reach. One is gone when the location that led
+/// Sorts the source's stored locations (key → the locations that led to it, `""` for a root,
+/// `None` when not known) that the walk did not reach. One is gone when every location that led
 /// to it was read in full and leads there no more; one behind a location in error is held. So a
 /// broken file holds back only what it could lead to, and unrelated deletions go ahead.
-pub fn unreached(walk: &Walk, stored: &BTreeMap<String, Option<String>>) -> Unreached {
+pub fn unreached(walk: &Walk, stored: &BTreeMap<String, Option<Vec<String>>>) -> Unreached {
     let mut out = Unreached::default();
     for key in stored.keys().filter(|k| !walk.reached.contains_key(*k)) {
-        match fate(walk, stored, key) {
+        match fate(walk, stored, key, &mut HashSet::new()) {
             None => out.gone.insert(key.clone()),
             Some(holder) => out.held.insert(key.clone(), holder).is_none(),
         };
@@ -123,22 +123,31 @@ pub fn unreached(walk: &Walk, stored: &BTreeMap<String, Option<String>>) -> Unre
 }
 
 /// `None` when `key` is gone, else the location holding it.
-fn fate(walk: &Walk, stored: &BTreeMap<String, Option<String>>, key: &str) -> Option<String> {
-    let mut current = key;
-    // A chain longer than the stored locations is a cycle: hold, to be safe.
-    for _ in 0..=stored.len() {
-        match stored.get(current).cloned().flatten().filter(|p| !p.is_empty()) {
-            Some(parent) => match walk.reached.get(&parent) {
-                Some(declared) if declared.leads_known => return None,
-                Some(_) => return Some(parent),
-                None if stored.contains_key(&parent) => current = stored.get_key_value(&parent)?.0,
-                None => return whole_walk(walk),
-            },
-            // A root no longer reached, or a location recorded before parents were.
-            None => return whole_walk(walk),
+fn fate(
+    walk: &Walk,
+    stored: &BTreeMap<String, Option<Vec<String>>>,
+    key: &str,
+    seen: &mut HashSet<String>,
+) -> Option<String> {
+    // A cycle of unreached locations: only a complete walk is evidence.
+    if !seen.insert(key.to_owned()) {
+        return whole_walk(walk);
+    }
+    // A location recorded before parents were, or once a root: only a complete walk is evidence.
+    let Some(parents) = stored.get(key).cloned().flatten() else { return whole_walk(walk) };
+    for parent in &parents {
+        let held = match walk.reached.get(parent) {
+            _ if parent.is_empty() => whole_walk(walk),
+            Some(declared) if declared.leads_known => None,
+            Some(_) => Some(parent.clone()),
+            None if stored.contains_key(parent) => fate(walk, stored, parent, seen),
+            None => whole_walk(walk),
+        };
+        if held.is_some() {
+            return held;
         }
     }
-    whole_walk(walk).or_else(|| Some(key.to_owned()))
+    None
 }
 
 /// Without a parent to judge by, only a complete walk is evidence; the holder is named.
@@ -242,21 +251,23 @@ mod tests {
         let ok = declared(&[]);
         let broken = Declared { leads_known: false, complete: false, ..declared(&[]) };
         let w = walk(&[("ROOT", ok), ("TEAMS", broken)], false);
-        let stored: BTreeMap<String, Option<String>> = [
-            ("ROOT", Some("")),
-            ("TEAMS", Some("ROOT")),
-            ("DELETED", Some("ROOT")),
-            ("UNDER-TEAMS", Some("TEAMS")),
-            ("DEEPER", Some("UNDER-TEAMS")),
+        let stored: BTreeMap<String, Option<Vec<String>>> = [
+            ("ROOT", Some(vec![""])),
+            ("TEAMS", Some(vec!["ROOT"])),
+            ("DELETED", Some(vec!["ROOT"])),
+            ("UNDER-TEAMS", Some(vec!["TEAMS"])),
+            ("DEEPER", Some(vec!["UNDER-TEAMS"])),
+            ("BOTH", Some(vec!["ROOT", "TEAMS"])),
             ("LEGACY", None),
         ]
         .into_iter()
-        .map(|(k, p)| (k.to_owned(), p.map(str::to_owned)))
+        .map(|(k, p)| (k.to_owned(), p.map(|p| p.into_iter().map(str::to_owned).collect())))
         .collect();
         let found = unreached(&w, &stored);
         assert_eq!(found.gone, ["DELETED".to_owned()].into());
         assert_eq!(found.held["UNDER-TEAMS"], "TEAMS");
         assert_eq!(found.held["DEEPER"], "TEAMS");
+        assert_eq!(found.held["BOTH"], "TEAMS", "a second Location in error may still lead there");
         assert_eq!(found.held["LEGACY"], "TEAMS", "no parent known: only a complete walk is evidence");
         assert_eq!(unreached(&walk(&[("ROOT", declared(&[]))], true), &stored).held.len(), 0);
     }

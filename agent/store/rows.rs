@@ -331,11 +331,20 @@ pub(super) async fn record_location(
         .fetch_optional(&mut **tx)
         .await
         .map_err(query_err("read location"))?;
+    let mut parent = outcome.parent.clone();
     if let Some(row) = current {
-        let (s, e, parent, held): (String, Option<String>, Option<String>, Option<String>) =
+        let (s, e, stored, held): (String, Option<String>, Option<String>, Option<String>) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
-        let same_parent = outcome.parent.is_none() || outcome.parent == parent;
-        if s == state && e == errors_json && same_parent && held.is_none() {
+        // Parents recorded earlier (further ones included) stay while they still hold this one.
+        let known = match (&outcome.parent, &stored) {
+            (None, _) => true,
+            (Some(new), Some(stored)) => parent_lines(stored).contains(new),
+            (Some(_), None) => false,
+        };
+        if known {
+            parent.clone_from(&stored);
+        }
+        if s == state && e == errors_json && known && held.is_none() {
             return Ok(());
         }
     }
@@ -352,11 +361,16 @@ pub(super) async fn record_location(
     .bind(state)
     .bind(errors_json)
     .bind(now)
-    .bind(outcome.parent.as_deref())
+    .bind(parent.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(query_err("record location"))?;
     Ok(())
+}
+
+/// The parent keys of a location as stored: one per line.
+pub(super) fn parent_lines(stored: &str) -> Vec<String> {
+    stored.split('\n').map(str::to_owned).collect()
 }
 
 /// An entity body as stored. Bodies were written by the catalog, whose YAML reader bounds their

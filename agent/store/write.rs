@@ -319,14 +319,42 @@ impl Store {
         Ok(changes)
     }
 
-    /// Where each location of `source` was reached from (`""` for a root, `None` when unknown).
-    pub async fn location_parents(&self, source: &str) -> Result<BTreeMap<String, Option<String>>, StoreError> {
+    /// Where each location of `source` was reached from: the keys of the locations whose
+    /// `Location` led to it (`""` for a root), `None` when not known.
+    pub async fn location_parents(&self, source: &str) -> Result<BTreeMap<String, Option<Vec<String>>>, StoreError> {
         let rows = sqlx::query("SELECT location_key, parent FROM locations WHERE source = $1")
             .bind(source)
             .fetch_all(&self.pool)
             .await
             .map_err(query_err("list location parents"))?;
-        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get::<Option<String>, _>(1).map(|p| super::rows::parent_lines(&p))))
+            .collect())
+    }
+
+    /// Records further locations that lead to a location (a file reached from two Locations):
+    /// each is written only when not recorded yet.
+    pub async fn add_parents(&self, pairs: &[(String, String)]) -> Result<(), StoreError> {
+        for (key, parent) in pairs {
+            let row = sqlx::query("SELECT parent FROM locations WHERE location_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("read location parents"))?;
+            let Some(row) = row else { continue };
+            let Some(current) = row.get::<Option<String>, _>(0) else { continue };
+            if super::rows::parent_lines(&current).contains(parent) {
+                continue;
+            }
+            sqlx::query("UPDATE locations SET parent = $2 WHERE location_key = $1")
+                .bind(key)
+                .bind(format!("{current}\n{parent}"))
+                .execute(&self.pool)
+                .await
+                .map_err(query_err("add location parent"))?;
+        }
+        Ok(())
     }
 
     /// Marks locations whose deletion is held back, with the location in error holding each.

@@ -434,3 +434,43 @@ fn organisation_file(db: &TestDb, dir: &std::path::Path) {
     assert!(stdout(&out).contains("max_documents_per_file"), "{}", stdout(&out));
     assert!(stdout(&out).contains("0 deleted"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_file_two_locations_lead_to_is_held_while_either_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    diamond(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_file_two_locations_lead_to_is_held_while_either_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    diamond(&TestDb::postgres().await, dir.path()).await;
+}
+
+async fn diamond(db: &TestDb, dir: &std::path::Path) {
+    let location = |name: &str, targets: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: {name}\nspec:\n  targets: [{targets}]\n")
+    };
+    let root = location("root", "./a.yaml, ./b.yaml");
+    let (a, b) = (location("a", "./shared.yaml"), location("b", "./shared.yaml"));
+    let shared = component("shared", "Reached twice");
+    let repo = TestRepo::new(dir, "platform");
+    let files = [("catalog-info.yaml", Some(root.as_str())), ("a.yaml", Some(&a)), ("b.yaml", Some(&b))];
+    repo.commit("diamond", &[&files[..], &[("shared.yaml", Some(shared.as_str()))]].concat());
+    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    assert!(run(&config, &["sync", "--once"]).status.success());
+
+    // A stops leading to the shared file, and B breaks: B may still lead there, so it is held.
+    repo.commit(
+        "a lets go, b breaks",
+        &[("a.yaml", Some(&location("a", "./other.yaml"))), ("b.yaml", Some("kind: [\n"))],
+    );
+    let out = run(&config, &["sync", "--once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(bodies(db).await.contains_key("component:default/shared"), "held: {}", stdout(&out));
+
+    // B is fixed and no longer leads there either: now it goes.
+    repo.commit("b fixed", &[("b.yaml", Some(&location("b", "./other.yaml")))]);
+    let _ = run(&config, &["sync", "--once"]);
+    assert!(!bodies(db).await.contains_key("component:default/shared"));
+}
