@@ -156,11 +156,13 @@ fn open_or_rebuild(path: &Path) -> Result<(gix::Repository, bool), GitError> {
     if !path.exists() {
         return open_or_init(path).map(|repo| (repo, false));
     }
+    let err = |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
     match gix::open(path) {
         Ok(repo) if path.join("objects").is_dir() => Ok((repo, false)),
+        // A directory that cannot even be listed (permissions, no file handles left) is the
+        // environment's problem, not a broken cache: cloning again would not help.
+        Err(open) if std::fs::read_dir(path).is_err() => Err(err(&open)),
         _ => {
-            let err =
-                |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
             let mut aside = path.as_os_str().to_owned();
             aside.push(".broken");
             let aside = PathBuf::from(aside);
