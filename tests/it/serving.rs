@@ -1,4 +1,6 @@
-//! The HTTP surface under bad input: every bad parameter is a 400 in Backstage's error shape.
+//! The HTTP surface under bad input and load: every bad parameter is a 400 in Backstage's
+//! error shape, and readiness answers from state while queries queue.
+#![allow(clippy::format_collect)] // test inputs, built for readability
 
 use serde_json::Value;
 
@@ -50,4 +52,47 @@ async fn bad_parameters_are_400s_in_backstages_shape() {
 
 fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Readiness answers from state the agent holds: a thousand concurrent catalog queries on
+/// SQLite (four pooled connections) must not make a Kubernetes-style probe (2 s timeout) fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_holds_under_query_load() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    let many: String = (0..400).map(|i| format!("---\n{}", component(&format!("svc-{i}"), "Load"))).collect();
+    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), many).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let base = daemon.base.clone();
+    let load: Vec<_> = (0..1000)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/api/catalog/entities"));
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        let ready = probe.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16());
+        let healthy = probe.get(format!("{base}/healthz")).send().await.map(|r| r.status().as_u16());
+        answers.push((ready.map_err(|e| e.to_string()), healthy.map_err(|e| e.to_string())));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut served = 0;
+    for request in load {
+        if let Ok(Ok(200)) = request.await {
+            served += 1;
+        }
+    }
+    assert!(answers.iter().all(|(r, h)| r == &Ok(200) && h == &Ok(200)), "{answers:?}");
+    assert!(served > 0, "the load was served");
+    daemon.terminate();
 }
