@@ -366,7 +366,8 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
             _ => None,
         })
         .collect();
-    Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, orgs, requests })))
+    let verifying = tokio::sync::Semaphore::new(serve::MAX_WEBHOOK_VERIFYING);
+    Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, orgs, requests, verifying })))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use health::check_store;
 pub use state::{FacetCache, Readiness, State};
-pub use webhook::{GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES};
+pub use webhook::{
+    GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES, MAX_VERIFYING as MAX_WEBHOOK_VERIFYING,
+};
 
 /// What a response says when the store fails: only that. The cause (hosts, users, SQL) goes to
 /// the log, never to a client.

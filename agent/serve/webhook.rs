@@ -19,9 +19,13 @@ use super::State;
 use crate::config::Secret;
 use crate::source::git::RemoteUrl;
 
-/// GitHub caps webhook payloads at 25 MB, but pushes large enough to matter for a catalog are
-/// far smaller; anything bigger is refused before it is buffered further.
-pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// GitHub's documented cap on webhook payloads (25 MB); anything bigger is refused before it is
+/// buffered further.
+pub const MAX_BODY_BYTES: usize = 25 * 1000 * 1000;
+
+/// Deliveries whose bodies are read and verified at once; more get `503` with `Retry-After`
+/// (GitHub redelivers). With the body cap this bounds webhook memory at about 100 MB.
+pub const MAX_VERIFYING: usize = 4;
 
 /// A repository and branch a git source tracks, as pushes name them.
 #[derive(Debug, Clone)]
@@ -43,6 +47,8 @@ pub struct GithubWebhook {
     /// `(organisation, source)` of every GitHub source: `repository` events re-run its discovery.
     pub orgs: Vec<(String, String)>,
     pub requests: UnboundedSender<String>,
+    /// Permits to read and verify a body ([`MAX_VERIFYING`]).
+    pub verifying: tokio::sync::Semaphore,
 }
 
 impl GithubWebhook {
@@ -88,6 +94,13 @@ impl GithubWebhook {
     }
 }
 
+/// `sha256=` and 64 hex digits: the only signature worth reading a body for.
+fn has_signature_form(headers: &HeaderMap) -> bool {
+    header(headers, "x-hub-signature-256")
+        .and_then(|s| s.strip_prefix("sha256="))
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -109,6 +122,23 @@ pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body
             "other"
         };
         state.metrics.webhook_deliveries.with_label_values(&[label, outcome]).inc();
+    };
+    // Nothing of an unsigned or oversized delivery is read: the headers already say so.
+    if !has_signature_form(&headers) {
+        count("bad_signature");
+        warn!(event, "webhook without a well-formed X-Hub-Signature-256 rejected");
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "missing or invalid X-Hub-Signature-256"}));
+    }
+    let declared = header(&headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        count("too_large");
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("payload over {MAX_BODY_BYTES} bytes")}));
+    }
+    let Ok(_permit) = hook.verifying.try_acquire() else {
+        count("busy");
+        let mut busy = answer(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "too many deliveries at once"}));
+        busy.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        return busy;
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         count("too_large");
@@ -177,6 +207,7 @@ mod tests {
             discovered: Arc::default(),
             orgs: vec![("acme".into(), "acme-org".into())],
             requests,
+            verifying: tokio::sync::Semaphore::new(MAX_VERIFYING),
         }
     }
 

@@ -47,7 +47,7 @@ pub struct Metrics {
     /// Sync requests absorbed by a pass already queued or running, by reason.
     pub queue_coalesced: IntCounterVec,
     /// Webhook deliveries by event and outcome (`accepted`, `duplicate`, `ignored`,
-    /// `bad_signature`, `too_large`, `malformed`, `store_down`).
+    /// `bad_signature`, `too_large`, `busy`, `malformed`, `store_down`).
     pub webhook_deliveries: IntCounterVec,
     /// GitHub API requests left in the current rate-limit window, by source.
     pub github_rate_remaining: IntGaugeVec,
@@ -248,7 +248,9 @@ impl Metrics {
 
     /// Webhook series at zero, so a signature-failure alert sees `0` before the first forgery.
     pub fn init_webhooks(&self) {
-        for outcome in ["accepted", "duplicate", "ignored", "bad_signature", "too_large", "malformed", "store_down"] {
+        for outcome in
+            ["accepted", "duplicate", "ignored", "bad_signature", "too_large", "busy", "malformed", "store_down"]
+        {
             self.webhook_deliveries.with_label_values(&["push", outcome]).inc_by(0);
         }
     }

@@ -96,3 +96,52 @@ async fn readiness_holds_under_query_load() {
     assert!(served > 0, "the load was served");
     daemon.terminate();
 }
+
+/// A flood of unsigned 5 MB deliveries is refused from their headers: no body is buffered, memory
+/// stays flat, and health keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_webhook_floods_are_refused_without_reading_them() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}webhooks:\n  github:\n    secret: {{ env: RIGGER_TEST_HOOK }}\n")).unwrap();
+    let mut daemon = Daemon::start_with_env(&config, port, &[("RIGGER_TEST_HOOK", "s3cret")]);
+    daemon.wait_for("/readyz", 200).await;
+    let before = daemon.peak_rss_kib();
+
+    let body = axum::body::Bytes::from(vec![b'x'; 5 * 1024 * 1024]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/webhooks/github", daemon.base);
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let request = client
+                .post(&url)
+                .header("x-github-event", "push")
+                .header("x-github-delivery", format!("flood-{i}"))
+                .body(body.clone());
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let (mut refused, mut busy) = (0, 0);
+    for request in flood {
+        // The agent may answer before the client finished sending; either way nothing is read.
+        match request.await.unwrap() {
+            Ok(401) => refused += 1,
+            Ok(503) => busy += 1,
+            _ => {}
+        }
+    }
+    assert!(refused > 0, "unsigned deliveries are answered 401");
+    assert_eq!(busy, 0, "refused from their headers, unsigned deliveries never wait for a verification slot");
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    assert_eq!(probe.get(format!("{}/healthz", daemon.base)).send().await.unwrap().status().as_u16(), 200);
+    let grown = daemon.peak_rss_kib().saturating_sub(before);
+    assert!(grown < 100 * 1024, "200 unsigned 5 MB posts grew the agent by {grown} KiB");
+    daemon.terminate();
+}
