@@ -41,7 +41,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         facets: Arc::default(),
         webhook,
     };
-    let (addr, server) = serve::bind(ctx.config.server.listen, state, cancel.clone()).await?;
+    let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
     let server = tokio::spawn(server);
     let probe = ctx.store.probe()?;

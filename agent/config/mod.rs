@@ -57,6 +57,10 @@ impl DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Catalog API requests served at once; beyond it `503` with `Retry-After`.
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone)]

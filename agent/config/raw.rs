@@ -48,6 +48,8 @@ pub enum DatabaseUrl {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawServer {
     pub listen: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_concurrent_requests: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

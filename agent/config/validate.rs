@@ -111,7 +111,38 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
     let cache_dir = within(base, raw.cache_dir.as_deref().unwrap_or(".rigger-cache"));
     let sync = build_sync(raw.sync, problems);
     let catalog = build_catalog(&raw.catalog, problems);
-    Config { database, server: ServerConfig { listen }, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+    let server = ServerConfig {
+        listen,
+        max_connections: positive(
+            raw.server.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+            "server.max_connections",
+            problems,
+        ),
+        max_concurrent_requests: positive(
+            raw.server.max_concurrent_requests,
+            DEFAULT_MAX_CONCURRENT_REQUESTS,
+            "server.max_concurrent_requests",
+            problems,
+        ),
+    };
+    Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+}
+
+/// Well under the open-file limit the systemd unit and the chart set (65,536), leaving room for
+/// the database, git and the watcher.
+const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
+
+/// Catalog queries at once: enough to keep the database busy, few enough that the answers in
+/// memory together stay small (each page is bounded).
+const DEFAULT_MAX_CONCURRENT_REQUESTS: u64 = 64;
+
+fn positive(value: Option<u64>, default: u64, path: &str, problems: &mut Problems) -> usize {
+    let value = value.unwrap_or(default);
+    if value == 0 {
+        problems.push(path, "must be at least 1");
+    }
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 fn build_kubernetes(raw: super::raw::RawKubernetes, base: &Path, problems: &mut Problems) -> KubernetesConfig {

@@ -4,6 +4,7 @@
 mod catalog_api;
 mod fields;
 mod health;
+mod listen;
 mod query;
 mod state;
 mod status;
@@ -31,12 +32,24 @@ fn store_unavailable(err: &dyn std::fmt::Display) -> &'static str {
     STORE_UNAVAILABLE
 }
 
-/// The whole HTTP surface.
-pub fn router(state: State) -> Router {
-    Router::new()
+/// Longest a request may take, body included; beyond it `408`.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Request bodies the catalog API takes (`by-refs`); webhooks have their own bound.
+const MAX_API_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole HTTP surface. Health, readiness and metrics are never shed; the catalog API sheds
+/// load beyond `max_concurrent_requests` with `503` and `Retry-After`.
+pub fn router(state: State, max_concurrent_requests: usize) -> Router {
+    let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(health::metrics));
+    let shed = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .concurrency_limit(max_concurrent_requests);
+    let api = Router::new()
         .route("/api/catalog/entities", get(catalog_api::list_entities))
         .route("/api/catalog/entities/by-query", get(catalog_api::query_entities))
         .route("/api/catalog/entities/by-refs", post(catalog_api::entities_by_refs))
@@ -49,8 +62,28 @@ pub fn router(state: State) -> Router {
         .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))
         .route("/api/rigger/templates/{namespace}/{name}/files/{*path}", get(templates::file))
         .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+        .layer(shed);
+    probes
+        .merge(api)
         .route("/webhooks/github", post(webhook::github))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
+}
+
+/// The answer when the catalog API is at its concurrency bound.
+async fn overloaded(_: tower::BoxError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = axum::Json(serde_json::json!({
+        "error": {"name": "ServiceUnavailableError", "message": "Too many requests at once; retry shortly"},
+        "response": {"statusCode": 503},
+    }));
+    let mut response = (axum::http::StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,18 +101,26 @@ pub enum ServeError {
 /// Binds the listener now (so a taken port fails start-up loudly) and returns the serving future,
 /// which ends when `cancel` fires and in-flight requests are done.
 pub async fn bind(
-    addr: SocketAddr,
+    server: &crate::config::ServerConfig,
     state: State,
     cancel: CancellationToken,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = Result<(), ServeError>>), ServeError> {
+    let addr = server.listen;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
-    let app = router(state);
+    let app = router(state, server.max_concurrent_requests);
+    let (max_connections, lowered) = listen::connection_bound(server.max_connections);
+    if let Some(limit) = lowered {
+        tracing::warn!(
+            configured = server.max_connections,
+            max_connections,
+            open_file_limit = limit,
+            "server.max_connections lowered to fit the open-file limit; raise LimitNOFILE (or ulimit -n) to allow more"
+        );
+    }
     let serve = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await
-            .map_err(ServeError::Serve)
+        listen::serve(listener, app, max_connections, cancel).await;
+        Ok(())
     };
     Ok((local, serve))
 }
