@@ -17,7 +17,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         eprintln!("rigger: database.url: {err}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    let store = Store::open_lazy(url.expose()).map_err(|err| {
+    let store = Store::open_lazy_for(url.expose(), config.sync.concurrency).map_err(|err| {
         eprintln!("rigger: {err}");
         ExitCode::from(EXIT_USAGE)
     })?;

@@ -567,7 +567,9 @@ async fn stream(
 fn concurrent_writers(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4)),
+        Backend::Postgres => {
+            std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, crate::store::MAX_LOCATION_WRITERS))
+        }
     }
 }
 

@@ -100,9 +100,15 @@ fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {
     Ok((backend, options))
 }
 
+/// Connections a PostgreSQL pool keeps for the catalog API, on top of what syncing holds.
+pub const API_CONNECTIONS: u32 = 8;
+
+/// Location writers one PostgreSQL pass runs at once (see `app::sync::concurrent_writers`).
+pub const MAX_LOCATION_WRITERS: usize = 4;
+
 fn pool_options(backend: Backend) -> AnyPoolOptions {
     AnyPoolOptions::new()
-        .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        .max_connections(if backend == Backend::Sqlite { 4 } else { API_CONNECTIONS })
         .acquire_timeout(CONNECT_TIMEOUT)
         .after_connect(move |conn, _| {
             Box::pin(async move {
@@ -142,8 +148,22 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// A pool that connects on first use, so the daemon starts while the database is down.
     pub fn open_lazy(url: &str) -> Result<Self, StoreError> {
+        Self::open_lazy_for(url, 0)
+    }
+
+    /// [`Store::open_lazy`] for an agent that syncs `concurrent_passes` sources at once. On
+    /// PostgreSQL each pass holds its lease (a transaction) and writes with up to
+    /// [`MAX_LOCATION_WRITERS`] connections of its own; the pool has room for all of them plus
+    /// [`API_CONNECTIONS`], so syncing never starves the API of connections.
+    pub fn open_lazy_for(url: &str, concurrent_passes: usize) -> Result<Self, StoreError> {
         let (backend, options) = options(url)?;
-        let pool = pool_options(backend).connect_lazy_with(options);
+        let mut pool = pool_options(backend);
+        if backend == Backend::Postgres {
+            let per_pass = 1 + MAX_LOCATION_WRITERS;
+            let syncing = u32::try_from(concurrent_passes.saturating_mul(per_pass)).unwrap_or(u32::MAX);
+            pool = pool.max_connections(API_CONNECTIONS.saturating_add(syncing));
+        }
+        let pool = pool.connect_lazy_with(options);
         Ok(Self { pool, backend, url: url.to_owned() })
     }
 
@@ -161,6 +181,11 @@ impl Store {
         let (backend, options) = options(url)?;
         let pool = pool_options(backend).connect_with(options).await.map_err(StoreError::Connect)?;
         Ok(Self { pool, backend, url: url.to_owned() })
+    }
+
+    /// Connections the pool may open.
+    pub fn pool_size(&self) -> u32 {
+        self.pool.options().get_max_connections()
     }
 
     pub fn backend(&self) -> Backend {

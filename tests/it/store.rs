@@ -157,3 +157,13 @@ async fn full_text_semantics(db: &TestDb) -> Store {
     assert!(found("hello").await.is_empty(), "a removed entity's text is gone");
     store
 }
+
+#[tokio::test]
+async fn the_postgres_pool_has_room_for_every_pass_and_the_api() {
+    // Lazy: nothing connects, so no server is needed to check the sizing.
+    let url = "postgres://rigger@127.0.0.1:1/none";
+    let four = Store::open_lazy_for(url, 4).unwrap();
+    let per_pass = 1 + u32::try_from(rigger::store::MAX_LOCATION_WRITERS).unwrap();
+    assert_eq!(four.pool_size(), rigger::store::API_CONNECTIONS + 4 * per_pass);
+    assert_eq!(Store::open_lazy_for("sqlite://x.db", 4).unwrap().pool_size(), 4, "SQLite has one writer");
+}
