@@ -106,10 +106,12 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
     let mut refs = state.store.page_refs(&store_query).await.map_err(ApiError::unavailable)?;
     let more = limit.is_some_and(|l| refs.len() > l);
     refs.truncate(limit.unwrap_or(usize::MAX));
-    let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
-    let page: Vec<Value> = entities.iter().map(|e| fields::select(e.to_api(), &fields)).collect();
     let next = limit.filter(|_| more).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
-    let mut response = Json(Value::Array(page)).into_response();
+    // Without a limit the answer is the whole catalog: written a slice at a time.
+    let render: super::stream::Render =
+        Box::new(move |_, entities| entities.into_iter().map(|e| fields::select(e.to_api(), &fields)).collect());
+    let body = super::stream::array(state.store.clone(), &refs, "[", "]", render);
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Some(next) = next {
         let link = format!(
             "<{}?after={}&limit={}>; rel=\"next\"",
@@ -227,16 +229,19 @@ pub async fn entities_by_refs(
             .iter()
             .map(|text| EntityRef::parse(text, None, "default").map(|r| r.to_string()).unwrap_or_default())
             .collect();
-        let found = state.store.entities_by_refs(&wanted).await.map_err(ApiError::unavailable)?;
-        let by_ref: HashMap<&str, Value> = found.iter().map(|e| (e.entity_ref.as_str(), e.to_api())).collect();
-        let items: Vec<Value> = wanted
-            .iter()
-            .map(|r| match by_ref.get(r.as_str()) {
-                Some(entity) if filter.matches(&search::rows(entity)) => fields::select(entity.clone(), &fields),
-                _ => Value::Null,
-            })
-            .collect();
-        Ok::<_, ApiError>(Json(json!({ "items": items })).into_response())
+        // Request order, a miss as null; written a slice at a time.
+        let render: super::stream::Render = Box::new(move |slice, found| {
+            let by_ref: HashMap<String, Value> = found.iter().map(|e| (e.entity_ref.clone(), e.to_api())).collect();
+            slice
+                .iter()
+                .map(|r| match by_ref.get(r) {
+                    Some(entity) if filter.matches(&search::rows(entity)) => fields::select(entity.clone(), &fields),
+                    _ => Value::Null,
+                })
+                .collect()
+        });
+        let body = super::stream::array(state.store.clone(), &wanted, "{\"items\":[", "]}", render);
+        Ok::<_, ApiError>(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }

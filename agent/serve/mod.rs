@@ -8,6 +8,7 @@ mod listen;
 mod query;
 mod state;
 mod status;
+mod stream;
 mod templates;
 mod webhook;
 

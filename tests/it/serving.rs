@@ -294,3 +294,52 @@ async fn a_low_open_file_limit_lowers_the_connection_bound() {
     assert!(logged.contains("server.max_connections lowered"), "{logged}");
     assert!(!logged.to_lowercase().contains("too many open files"), "{logged}");
 }
+
+/// Whole-catalog answers (a list without `limit`, `by-refs` of everything) are written a slice
+/// at a time: ten of each at once over a 20 MB catalog cost the agent a bounded amount of memory,
+/// and every answer is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_catalog_answers_are_streamed_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    // 10 files of 100 entities with 20 KB descriptions each (a file stays under 8 MiB).
+    let long = "lorem ipsum ".repeat(1700);
+    std::fs::create_dir_all(dir.path().join("catalog/parts")).unwrap();
+    for part in 0..10 {
+        let docs: String =
+            (0..100).map(|i| format!("---\n{}", component(&format!("svc-{}", part * 100 + i), &long))).collect();
+        std::fs::write(dir.path().join(format!("catalog/parts/{part}.yaml")), docs).unwrap();
+    }
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: parts\nspec:\n  targets: [./parts/*.yaml]\n";
+    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), root).unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    let before = daemon.peak_rss_kib();
+
+    let refs: Vec<String> = (0..1000).map(|i| format!("component:default/svc-{i}")).collect();
+    let client = reqwest::Client::new();
+    let mut requests = Vec::new();
+    for _ in 0..10 {
+        let list = client.get(format!("{}/api/catalog/entities", daemon.base));
+        requests.push(tokio::spawn(async move { list.send().await.unwrap().json::<Value>().await.unwrap() }));
+        let by_refs = client
+            .post(format!("{}/api/catalog/entities/by-refs", daemon.base))
+            .json(&serde_json::json!({ "entityRefs": refs }));
+        requests.push(tokio::spawn(async move { by_refs.send().await.unwrap().json::<Value>().await.unwrap() }));
+    }
+    for request in requests {
+        let answer = request.await.unwrap();
+        let items = answer.as_array().or_else(|| answer["items"].as_array()).expect("an array or {items}");
+        let described =
+            items.iter().filter(|e| e["metadata"]["description"].as_str().is_some_and(|d| d.len() > 20_000));
+        assert_eq!(described.count(), 1000, "every answer is whole");
+    }
+    let grown = daemon.peak_rss_kib().saturating_sub(before);
+    eprintln!("20 concurrent whole-catalog answers (20 MB each) grew the agent by {grown} KiB");
+    assert!(grown < 300 * 1024, "grew by {grown} KiB");
+    daemon.terminate();
+}
