@@ -252,8 +252,14 @@ fn within(base: &Path, path: impl AsRef<Path>) -> std::path::PathBuf {
 
 fn check_database_url(url: &str, problems: &mut Problems) {
     let known = ["sqlite:", "postgres://", "postgresql://"];
+    // The value is not repeated: a URL may carry a password.
     if !known.iter().any(|scheme| url.starts_with(scheme)) {
-        problems.push("database.url", format!("expected sqlite://PATH or postgres://…, found {url:?}"));
+        problems.push(
+            "database.url",
+            "expected sqlite://PATH or postgres://… (or { env: NAME } for a URL with a password)",
+        );
+    } else if url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
+        problems.push("database.url", "must not embed a password; write it as database.url: { env: NAME }");
     }
 }
 

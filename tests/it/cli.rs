@@ -165,6 +165,14 @@ fn an_inline_secret_is_refused_without_being_printed() {
     let config = dir.path().join("rigger.yaml");
     let forms =
         ["token: \"ghp_inline0123456789\"", "token: ghp_inline0123456789", "token: { value: ghp_inline0123456789 }"];
+    // A database URL with a password inline, or in a scheme Rigger does not know.
+    for url in ["postgres://rigger:ghp_inline0123456789@db/rigger", "mysql://rigger:ghp_inline0123456789@db/rigger"] {
+        std::fs::write(&config, format!("database:\n  url: '{url}'\n")).unwrap();
+        let out = rigger().arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+        let printed = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(64), "{url}: {printed}");
+        assert!(printed.contains("database.url") && !printed.contains("ghp_inline"), "{url}: {printed}");
+    }
     for form in forms {
         let text =
             format!("sources:\n  - name: a\n    git:\n      url: 'https://github.com/acme/a.git'\n      {form}\n");
