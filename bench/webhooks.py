@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The change-detection benchmark (issue 5): N git repositories (default 1,000) tracked by one
+"""The change-detection benchmark: N git repositories (default 1,000) tracked by one
 `rigger run` on PostgreSQL, polled hourly, so only webhooks bring changes in quickly.
 
 1. push → visible: commit to a random repository (not timed), then time from the signed

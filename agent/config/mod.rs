@@ -84,7 +84,7 @@ pub struct KubernetesConfig {
     pub default_owner: String,
 }
 
-/// Where one source's entities may write in the cluster (issue 6's tenancy guard).
+/// Where one source's entities may write in the cluster (the tenancy guard).
 #[derive(Debug, Clone, Default)]
 pub struct TenancyConfig {
     /// Catalog namespace -> the Kubernetes namespaces its entities may write to. Without a map,

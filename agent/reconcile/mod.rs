@@ -1,4 +1,4 @@
-//! The GitOps half (issue 6), pure parts first: which cluster objects an entity declares, who
+//! The GitOps half, pure parts first: which cluster objects an entity declares, who
 //! owns a live object, what a sync would change (create / update / unchanged / prune), and the
 //! guards that refuse objects outside an entity's tenancy or a plan that would delete too much.
 //! All of it is pure except `cluster`, the one client of the API server; `app::reconcile`

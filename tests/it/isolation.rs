@@ -36,6 +36,11 @@ fn incompressible(len: usize) -> String {
 
 const ROOT: &str = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets: [./services/*.yaml]\n";
 
+/// A one-shot config syncing `repo` as the source `platform` into `db`.
+fn platform_config(db: &TestDb, dir: &std::path::Path, repo: &TestRepo) -> std::path::PathBuf {
+    write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()))
+}
+
 fn repo_with(dir: &std::path::Path, files: &[(&str, Option<&str>)]) -> TestRepo {
     let repo = TestRepo::new(dir, "platform");
     let mut all = vec![("catalog-info.yaml", Some(ROOT))];
@@ -66,7 +71,7 @@ async fn long_values(db: &TestDb, dir: &std::path::Path) {
     );
     let sibling = component("billing", "Sends invoices");
     let repo = repo_with(dir, &[("services/certs.yaml", Some(&long)), ("services/billing.yaml", Some(&sibling))]);
-    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let config = platform_config(db, dir, &repo);
     let out = run(&config, &["sync", "--once"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
 
@@ -110,7 +115,7 @@ async fn refused_value(db: &TestDb, dir: &std::path::Path) {
     let same_file = format!("{nul}---\n{}", component("neighbour", "Same file"));
     let sibling = component("billing", "Sends invoices");
     let repo = repo_with(dir, &[("services/nul.yaml", Some(&same_file)), ("services/billing.yaml", Some(&sibling))]);
-    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let config = platform_config(db, dir, &repo);
     let out = run(&config, &["sync", "--once"]);
     let text = stdout(&out);
     let found = bodies(db).await;
@@ -156,7 +161,7 @@ async fn held_deletions(db: &TestDb, dir: &std::path::Path) {
             ("teams/team-x.yaml", Some(team_x)),
         ],
     );
-    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let config = platform_config(db, dir, &repo);
     assert!(run(&config, &["sync", "--once"]).status.success());
 
     // One file breaks, a Location file breaks and the file it led to goes, an unrelated file goes.
@@ -292,7 +297,7 @@ metadata: *nowhere
     );
     let sibling = component("billing", "Sends invoices");
     let repo = repo_with(dir, &[("services/aliases.yaml", Some(&file)), ("services/billing.yaml", Some(&sibling))]);
-    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let config = platform_config(db, dir, &repo);
     let out = run(&config, &["sync", "--once"]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "document errors, not a failed pass: {text}");
@@ -457,7 +462,7 @@ async fn diamond(db: &TestDb, dir: &std::path::Path) {
     let repo = TestRepo::new(dir, "platform");
     let files = [("catalog-info.yaml", Some(root.as_str())), ("a.yaml", Some(&a)), ("b.yaml", Some(&b))];
     repo.commit("diamond", &[&files[..], &[("shared.yaml", Some(shared.as_str()))]].concat());
-    let config = write_config(dir, &db.url, "127.0.0.1:0", &git_source("platform", &repo.file_url()));
+    let config = platform_config(db, dir, &repo);
     assert!(run(&config, &["sync", "--once"]).status.success());
 
     // A stops leading to the shared file, and B breaks: B may still lead there, so it is held.

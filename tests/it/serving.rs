@@ -8,17 +8,41 @@ use crate::support::component;
 use crate::support::db::TestDb;
 use crate::support::rigger::{free_port, write_config, Daemon};
 
+/// A daemon-to-be on SQLite syncing one local directory whose catalog file is `catalog`;
+/// `customise` edits the config text before it is written.
+struct LocalAgent {
+    dir: tempfile::TempDir,
+    _db: TestDb,
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+impl LocalAgent {
+    fn new(catalog: &str, customise: impl FnOnce(String) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+        std::fs::write(dir.path().join("catalog/catalog-info.yaml"), catalog).unwrap();
+        let db = TestDb::sqlite(dir.path());
+        let port = free_port();
+        let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
+        let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, customise(text)).unwrap();
+        Self { dir, _db: db, config, port }
+    }
+
+    /// Starts the daemon and waits until it is ready.
+    async fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = Daemon::start_with_env(&self.config, self.port, env);
+        daemon.wait_for("/readyz", 200).await;
+        daemon
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_400s_in_backstages_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let mut daemon = Daemon::start(&config, port);
-    daemon.wait_for("/readyz", 200).await;
+    let agent = LocalAgent::new(&component("svc", "Fine"), |text| text);
+    let daemon = agent.start(&[]).await;
 
     // A cursor that carries an offset no database can take.
     let cursor = {
@@ -59,16 +83,9 @@ fn url_encode(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_holds_under_query_load() {
     use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
     let many: String = (0..400).map(|i| format!("---\n{}", component(&format!("svc-{i}"), "Load"))).collect();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), many).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let mut daemon = Daemon::start(&config, port);
-    daemon.wait_for("/readyz", 200).await;
+    let agent = LocalAgent::new(&many, |text| text);
+    let daemon = agent.start(&[]).await;
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let base = daemon.base.clone();
@@ -102,17 +119,9 @@ async fn readiness_holds_under_query_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_webhook_floods_are_refused_without_reading_them() {
     use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}webhooks:\n  github:\n    secret: {{ env: RIGGER_TEST_HOOK }}\n")).unwrap();
-    let mut daemon = Daemon::start_with_env(&config, port, &[("RIGGER_TEST_HOOK", "s3cret")]);
-    daemon.wait_for("/readyz", 200).await;
+    let hook = |text| format!("{text}webhooks:\n  github:\n    secret: {{ env: RIGGER_TEST_HOOK }}\n");
+    let agent = LocalAgent::new(&component("svc", "Fine"), hook);
+    let daemon = agent.start(&[("RIGGER_TEST_HOOK", "s3cret")]).await;
     let before = daemon.peak_rss_kib();
 
     let body = axum::body::Bytes::from(vec![b'x'; 5 * 1024 * 1024]);
@@ -152,19 +161,12 @@ async fn unsigned_webhook_floods_are_refused_without_reading_them() {
 async fn idle_and_slow_connections_do_not_hang_the_agent() {
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let mut daemon = Daemon::start(&config, port);
-    daemon.wait_for("/readyz", 200).await;
+    let agent = LocalAgent::new(&component("svc", "Fine"), |text| text);
+    let daemon = agent.start(&[]).await;
 
     let mut idle = Vec::new();
     for _ in 0..1100 {
-        if let Ok(socket) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        if let Ok(socket) = tokio::net::TcpStream::connect(("127.0.0.1", agent.port)).await {
             idle.push(socket);
         }
     }
@@ -176,7 +178,7 @@ async fn idle_and_slow_connections_do_not_hang_the_agent() {
     }
 
     // Half a request's headers, then nothing: the agent closes the connection.
-    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", agent.port)).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let started = Instant::now();
     let mut buffer = [0u8; 256];
@@ -198,18 +200,9 @@ async fn idle_and_slow_connections_do_not_hang_the_agent() {
 /// Backstage's error shape, while the probes keep answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_queries_beyond_the_bound_are_shed_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
     let many: String = (0..400).map(|i| format!("---\n{}", component(&format!("svc-{i}"), "Load"))).collect();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), many).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("server:\n", "server:\n  max_concurrent_requests: 1\n")).unwrap();
-    let mut daemon = Daemon::start(&config, port);
-    daemon.wait_for("/readyz", 200).await;
+    let agent = LocalAgent::new(&many, |text| text.replace("server:\n", "server:\n  max_concurrent_requests: 1\n"));
+    let daemon = agent.start(&[]).await;
 
     let client = reqwest::Client::new();
     let load: Vec<_> = (0..300)
@@ -247,17 +240,12 @@ async fn catalog_queries_beyond_the_bound_are_shed_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_open_file_limit_lowers_the_connection_bound() {
     use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), component("svc", "Fine")).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
+    let agent = LocalAgent::new(&component("svc", "Fine"), |text| text);
+    let (dir, config, port) = (&agent.dir, &agent.config, agent.port);
     let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut child = std::process::Command::new("prlimit")
         .args(["--nofile=1024:1024", "--", env!("CARGO_BIN_EXE_rigger"), "--config"])
-        .arg(&config)
+        .arg(config)
         .arg("run")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -300,24 +288,18 @@ async fn a_low_open_file_limit_lowers_the_connection_bound() {
 /// and every answer is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_catalog_answers_are_streamed_in_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: parts\nspec:\n  targets: [./parts/*.yaml]\n";
+    let agent = LocalAgent::new(root, |text| text);
     // 10 files of 100 entities with 20 KB descriptions each (a file stays under 8 MiB).
     let long = "lorem ipsum ".repeat(1700);
-    std::fs::create_dir_all(dir.path().join("catalog/parts")).unwrap();
+    let parts = agent.dir.path().join("catalog/parts");
+    std::fs::create_dir_all(&parts).unwrap();
     for part in 0..10 {
         let docs: String =
             (0..100).map(|i| format!("---\n{}", component(&format!("svc-{}", part * 100 + i), &long))).collect();
-        std::fs::write(dir.path().join(format!("catalog/parts/{part}.yaml")), docs).unwrap();
+        std::fs::write(parts.join(format!("{part}.yaml")), docs).unwrap();
     }
-    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: parts\nspec:\n  targets: [./parts/*.yaml]\n";
-    std::fs::write(dir.path().join("catalog/catalog-info.yaml"), root).unwrap();
-    let db = TestDb::sqlite(dir.path());
-    let port = free_port();
-    let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
-    let mut daemon = Daemon::start(&config, port);
-    daemon.wait_for("/readyz", 200).await;
+    let daemon = agent.start(&[]).await;
     let before = daemon.peak_rss_kib();
 
     let refs: Vec<String> = (0..1000).map(|i| format!("component:default/svc-{i}")).collect();
