@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State as AxumState};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +59,17 @@ struct ApiError {
 impl ApiError {
     fn input(message: impl Into<String>) -> Self {
         Self { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.into() }
+    }
+
+    /// A request body the API cannot take: too large (`413`, as Backstage's body parser answers)
+    /// or not the JSON it expects (`400`).
+    #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::body)`
+    fn body(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let message = format!("request entity too large (the limit is {} bytes)", super::MAX_API_BODY_BYTES);
+            return Self { status: StatusCode::PAYLOAD_TOO_LARGE, name: "PayloadTooLargeError", message };
+        }
+        Self::input(rejection.body_text())
     }
 
     #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::unavailable)`
@@ -216,10 +228,11 @@ pub async fn entities_by_refs(
     AxumState(state): AxumState<State>,
     uri: Uri,
     RawQuery(query): RawQuery,
-    Json(body): Json<ByRefs>,
+    body: Result<Json<ByRefs>, JsonRejection>,
 ) -> Response {
     let params = Params::of(query);
     let result = async {
+        let Json(body) = body.map_err(ApiError::body)?;
         let mut field_params = params.all("fields");
         field_params.extend(body.fields.iter().cloned());
         let fields = fields::parse(&field_params).map_err(ApiError::input)?;

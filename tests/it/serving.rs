@@ -8,8 +8,15 @@ use crate::support::component;
 use crate::support::db::TestDb;
 use crate::support::rigger::{free_port, write_config, Daemon};
 
-/// A daemon-to-be on SQLite syncing one local directory whose catalog file is `catalog`;
-/// `customise` edits the config text before it is written.
+/// Which store a test's agent uses.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A daemon-to-be syncing one local directory whose catalog file is `catalog`; `customise`
+/// edits the config text before it is written.
 struct LocalAgent {
     dir: tempfile::TempDir,
     _db: TestDb,
@@ -20,9 +27,22 @@ struct LocalAgent {
 impl LocalAgent {
     fn new(catalog: &str, customise: impl FnOnce(String) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::sqlite(dir.path());
+        Self::with_db(dir, db, catalog, customise)
+    }
+
+    async fn on(backend: Backend, catalog: &str, customise: impl FnOnce(String) -> String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = match backend {
+            Backend::Sqlite => TestDb::sqlite(dir.path()),
+            Backend::Postgres => TestDb::postgres().await,
+        };
+        Self::with_db(dir, db, catalog, customise)
+    }
+
+    fn with_db(dir: tempfile::TempDir, db: TestDb, catalog: &str, customise: impl FnOnce(String) -> String) -> Self {
         std::fs::create_dir_all(dir.path().join("catalog")).unwrap();
         std::fs::write(dir.path().join("catalog/catalog-info.yaml"), catalog).unwrap();
-        let db = TestDb::sqlite(dir.path());
         let port = free_port();
         let sources = "  - name: demo\n    interval: 1h\n    local:\n      path: catalog\n";
         let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), sources);
@@ -40,8 +60,17 @@ impl LocalAgent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_parameters_are_400s_in_backstages_shape() {
-    let agent = LocalAgent::new(&component("svc", "Fine"), |text| text);
+async fn sqlite_bad_parameters_are_400s_in_backstages_shape() {
+    bad_parameters(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_bad_parameters_are_400s_in_backstages_shape() {
+    bad_parameters(Backend::Postgres).await;
+}
+
+async fn bad_parameters(backend: Backend) {
+    let agent = LocalAgent::on(backend, &component("svc", "Fine"), |text| text).await;
     let daemon = agent.start(&[]).await;
 
     // A cursor that carries an offset no database can take.
@@ -78,13 +107,22 @@ fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// Readiness answers from state the agent holds: a thousand concurrent catalog queries on
-/// SQLite (four pooled connections) must not make a Kubernetes-style probe (2 s timeout) fail.
+/// Readiness answers from state the agent holds: a thousand concurrent catalog queries (on
+/// SQLite, four pooled connections; on PostgreSQL, the API's eight) must not make a Kubernetes-style probe (2 s timeout) fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_holds_under_query_load() {
+async fn sqlite_readiness_holds_under_query_load() {
+    readiness_under_query_load(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_readiness_holds_under_query_load() {
+    readiness_under_query_load(Backend::Postgres).await;
+}
+
+async fn readiness_under_query_load(backend: Backend) {
     use std::time::Duration;
     let many: String = (0..400).map(|i| format!("---\n{}", component(&format!("svc-{i}"), "Load"))).collect();
-    let agent = LocalAgent::new(&many, |text| text);
+    let agent = LocalAgent::on(backend, &many, |text| text).await;
     let daemon = agent.start(&[]).await;
 
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
@@ -199,9 +237,19 @@ async fn idle_and_slow_connections_do_not_hang_the_agent() {
 /// Beyond `server.max_concurrent_requests` the catalog API answers 503 with Retry-After, in
 /// Backstage's error shape, while the probes keep answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catalog_queries_beyond_the_bound_are_shed_with_retry_after() {
+async fn sqlite_catalog_queries_beyond_the_bound_are_shed_with_retry_after() {
+    shedding_beyond_the_bound(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_catalog_queries_beyond_the_bound_are_shed_with_retry_after() {
+    shedding_beyond_the_bound(Backend::Postgres).await;
+}
+
+async fn shedding_beyond_the_bound(backend: Backend) {
     let many: String = (0..400).map(|i| format!("---\n{}", component(&format!("svc-{i}"), "Load"))).collect();
-    let agent = LocalAgent::new(&many, |text| text.replace("server:\n", "server:\n  max_concurrent_requests: 1\n"));
+    let limit = |text: String| text.replace("server:\n", "server:\n  max_concurrent_requests: 1\n");
+    let agent = LocalAgent::on(backend, &many, limit).await;
     let daemon = agent.start(&[]).await;
 
     let client = reqwest::Client::new();
@@ -287,9 +335,18 @@ async fn a_low_open_file_limit_lowers_the_connection_bound() {
 /// at a time: ten of each at once over a 20 MB catalog cost the agent a bounded amount of memory,
 /// and every answer is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_catalog_answers_are_streamed_in_bounded_memory() {
+async fn sqlite_whole_catalog_answers_are_streamed_in_bounded_memory() {
+    streamed_whole_catalog_answers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_whole_catalog_answers_are_streamed_in_bounded_memory() {
+    streamed_whole_catalog_answers(Backend::Postgres).await;
+}
+
+async fn streamed_whole_catalog_answers(backend: Backend) {
     let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: parts\nspec:\n  targets: [./parts/*.yaml]\n";
-    let agent = LocalAgent::new(root, |text| text);
+    let agent = LocalAgent::on(backend, root, |text| text).await;
     // 10 files of 100 entities with 20 KB descriptions each (a file stays under 8 MiB).
     let long = "lorem ipsum ".repeat(1700);
     let parts = agent.dir.path().join("catalog/parts");
@@ -323,5 +380,35 @@ async fn whole_catalog_answers_are_streamed_in_bounded_memory() {
     let grown = daemon.peak_rss_kib().saturating_sub(before);
     eprintln!("20 concurrent whole-catalog answers (20 MB each) grew the agent by {grown} KiB");
     assert!(grown < 300 * 1024, "grew by {grown} KiB");
+    daemon.terminate();
+}
+
+/// The catalog API takes request bodies up to 1 MiB; beyond that, and for a body that is not the
+/// JSON asked for, it answers in Backstage's error shape without touching the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_request_bodies_are_bounded_and_checked() {
+    let agent = LocalAgent::new(&component("svc", "Fine"), |text| text);
+    let daemon = agent.start(&[]).await;
+    let url = format!("{}/api/catalog/entities/by-refs", daemon.base);
+    let client = reqwest::Client::new();
+    let refs: Vec<String> = (0..60_000).map(|i| format!("component:default/service-number-{i}")).collect();
+    let oversized = serde_json::to_vec(&serde_json::json!({ "entityRefs": refs })).unwrap();
+    assert!(oversized.len() > 1024 * 1024);
+    let cases: [(Vec<u8>, u16, &str); 3] = [
+        (oversized, 413, "PayloadTooLargeError"),
+        (b"{\"entityRefs\": [".to_vec(), 400, "InputError"),
+        (b"{\"refs\": []}".to_vec(), 400, "InputError"),
+    ];
+    for (body, status, name) in cases {
+        let response = client.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["name"], name, "{answer}");
+        assert_eq!(answer["response"]["statusCode"], status, "{answer}");
+    }
+    // A body within the limit is an ordinary request.
+    let fitting = client.post(&url).json(&serde_json::json!({ "entityRefs": ["component:default/svc"] }));
+    let answer: Value = fitting.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["items"][0]["metadata"]["name"], "svc", "{answer}");
     daemon.terminate();
 }
