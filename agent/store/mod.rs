@@ -2,6 +2,7 @@
 //! so both backends run the same queries. One transaction per location; an unchanged entity
 //! costs no write; a location that fails keeps its last good entities.
 
+mod claims;
 mod cluster;
 pub mod diff;
 mod lease;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use claims::Holder;
 pub use cluster::ManagedEntity;
 pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use query::EntityQuery;

@@ -30,6 +30,8 @@ pub struct StoredEntity {
     /// The cluster's view (sync state, health) as a Backstage status item, when it declares
     /// cluster objects.
     pub cluster_status: Option<Value>,
+    /// Objects it holds that other entities were refused, as a status item.
+    pub ownership_status: Option<Value>,
 }
 
 impl StoredEntity {
@@ -69,6 +71,7 @@ impl StoredEntity {
                 items.push(processing_status(message));
             }
             items.extend(self.cluster_status.clone());
+            items.extend(self.ownership_status.clone());
             if !items.is_empty() {
                 root.insert("status".into(), json!({ "items": items }));
             }
@@ -134,7 +137,7 @@ pub struct SyncRunRow {
 }
 
 const ENTITY_COLUMNS: &str =
-    "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors, cluster_status";
+    "entity_ref, uid, hash, source, location_key, body, updated_at, orphan, errors, cluster_status, ownership_status";
 
 pub(super) fn entity_columns() -> &'static str {
     ENTITY_COLUMNS
@@ -157,6 +160,7 @@ pub(super) fn entity_from_row(row: &AnyRow) -> Result<StoredEntity, StoreError> 
         orphan: row.get::<i64, _>(7) != 0,
         errors: row.get(8),
         cluster_status: row.get::<Option<String>, _>(9).and_then(|s| serde_json::from_str(&s).ok()),
+        ownership_status: row.get::<Option<String>, _>(10).and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -230,7 +234,7 @@ impl Store {
             .map_err(query_err("get entity"))?;
         let Some(row) = row else { return Ok(None) };
         let mut entity = entity_from_row(&row)?;
-        let relations: String = row.get(10);
+        let relations: String = row.get(11);
         let mut relations: Vec<(String, String)> = serde_json::from_str(&relations)
             .map_err(|source| StoreError::Corrupt { entity_ref: entity.entity_ref.clone(), source })?;
         relations.sort();

@@ -59,8 +59,8 @@ pub struct Metrics {
     pub cluster_up: IntGauge,
     /// Cluster objects written by source and action (`create`, `update`, `prune`).
     pub reconcile_objects: IntCounterVec,
-    /// Entities whose reconcile failed, by source and reason (`manifests`, `refused`, `dry_run`,
-    /// `apply`, `conflict`, `prune_blocked`, `cluster`).
+    /// Entities whose reconcile failed, by source and reason (`manifests`, `refused`, `claimed`,
+    /// `dry_run`, `apply`, `conflict`, `prune_blocked`, `cluster`).
     pub reconcile_errors: IntCounterVec,
     /// Drifted objects re-applied (changed in the cluster, not in git), by source.
     pub drift_corrections: IntCounterVec,
@@ -68,6 +68,8 @@ pub struct Metrics {
     pub entity_health: IntGaugeVec,
     /// Prunes stopped by the mass-deletion guards, by source.
     pub prune_blocked: IntCounterVec,
+    /// Objects the source's entities declare but another entity holds, after the last pass.
+    pub claims_refused: IntGaugeVec,
     /// Template entities whose sources a pass checked, by source.
     pub templates_synced: IntCounterVec,
     /// Template source files recorded as changed, by source and change (`added`, `modified`,
@@ -158,6 +160,11 @@ impl Metrics {
             prune_blocked: counter(
                 "rigger_prune_blocked_total",
                 "Prunes stopped by the mass-deletion guards, by source.",
+                &["source"],
+            ),
+            claims_refused: gauge(
+                "rigger_cluster_claims_refused",
+                "Objects the source's entities declare that another entity (of any source) holds; refused, nothing changes hands.",
                 &["source"],
             ),
             templates_synced: counter(
@@ -262,7 +269,9 @@ impl Metrics {
             tracing::debug!("rigger_cluster_up was registered already");
         }
         for name in names {
-            for reason in ["manifests", "refused", "unknown_kind", "cluster", "apply", "conflict", "prune_blocked"] {
+            for reason in
+                ["manifests", "refused", "claimed", "unknown_kind", "cluster", "apply", "conflict", "prune_blocked"]
+            {
                 self.reconcile_errors.with_label_values(&[name, reason]).inc_by(0);
             }
             for action in ["create", "update", "prune"] {
@@ -270,6 +279,7 @@ impl Metrics {
             }
             self.drift_corrections.with_label_values(&[name]).inc_by(0);
             self.prune_blocked.with_label_values(&[name]).inc_by(0);
+            self.claims_refused.with_label_values(&[name]).set(0);
             for health in crate::reconcile::health::Health::NAMES {
                 self.entity_health.with_label_values(&[name, health]).set(0);
             }

@@ -22,4 +22,5 @@ mod store;
 mod support;
 mod template_render;
 mod templates;
+mod tenancy;
 mod webhooks;

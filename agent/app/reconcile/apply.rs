@@ -83,6 +83,7 @@ pub async fn execute(
     let pruned = if outcome.errors.is_empty() { prune(cluster, &plan, &mut outcome).await } else { Vec::new() };
     count(ctx, source, &plan, &outcome, &pruned);
     ctx.store.record_inventory(source, &plan.entity_ref, &plan.before, &inventory_after(&plan, &pruned)).await?;
+    ctx.store.settle_claims(&plan.entity_ref, &claims_after(&plan)).await?;
     outcome.errors.extend(plan.blocked.clone());
     let health = if plan.exists {
         let (health, item) = status::assess(reader, &plan, &outcome).await;
@@ -268,6 +269,14 @@ fn inventory_after(plan: &EntityPlan, pruned: &[ObjectKey]) -> Vec<ObjectKey> {
         .filter(|k| plan.live.get(*k).is_some_and(|l| owned_by(l, &plan.entity_ref)))
         .cloned();
     declared.chain(kept).collect()
+}
+
+/// The objects an entity holds after its pass: what it declares, and while a guard held its
+/// prunes back, what it had (it has not let go of them yet).
+fn claims_after(plan: &EntityPlan) -> Vec<crate::reconcile::plan::Identity> {
+    let declared = plan.plan.steps.iter().filter(|s| s.action != Action::Prune).map(|s| s.key.identity());
+    let held = plan.blocked.is_some().then(|| plan.before.iter().map(ObjectKey::identity)).into_iter().flatten();
+    declared.chain(held).collect()
 }
 
 fn count(ctx: &Context, source: &str, plan: &EntityPlan, outcome: &Outcome, pruned: &[ObjectKey]) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::guard::{mass_prune, Tenancy};
 use crate::reconcile::plan::{self, Identity, ObjectKey, Plan};
-use crate::reconcile::{manifests, ALLOW_MASS_PRUNE, ENTITY_ANNOTATION, MANIFESTS_ANNOTATION};
+use crate::reconcile::{manifests, ALLOW_MASS_PRUNE, MANIFESTS_ANNOTATION};
 use crate::source::FileTree;
 use crate::store::ManagedEntity;
 
@@ -30,7 +30,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(reason: &'static str, errors: Vec<String>) -> Self {
+    pub fn new(reason: &'static str, errors: Vec<String>) -> Self {
         Self { reason, errors, retry: false }
     }
 
@@ -176,8 +176,8 @@ pub async fn plan_declared(
 }
 
 /// Why `entity_ref` may not apply the object at `key`: another entity of the source declares
-/// it too, or its owner (another entity, another tool) still holds it. An object whose Rigger
-/// owner no longer declares it, and is not held by a failure, is handed over.
+/// it too, or another tool manages it. Which Rigger entity may have an object Rigger manages is
+/// the claims' answer (`ownership`), taken before this: the live labels only say who had it.
 fn claimed_elsewhere(key: &ObjectKey, live: Option<&Value>, entity_ref: &str, view: &SourceView) -> Option<String> {
     let others: Vec<&String> =
         view.declared_by.get(&key.identity()).into_iter().flatten().filter(|e| *e != entity_ref).collect();
@@ -185,10 +185,10 @@ fn claimed_elsewhere(key: &ObjectKey, live: Option<&Value>, entity_ref: &str, vi
         return Some(format!("{other} declares it too"));
     }
     let live = live?;
-    let reason = plan::foreign_owner(live, entity_ref)?;
-    let owner = live["metadata"]["annotations"][ENTITY_ANNOTATION].as_str();
-    let handed_over = plan::is_riggers(live) && owner.is_some_and(|o| !view.held.contains(o));
-    (!handed_over).then_some(reason)
+    if plan::is_riggers(live) {
+        return None;
+    }
+    plan::foreign_owner(live, entity_ref)
 }
 
 /// The plan for an entity that left git (or stopped declaring manifests): prune what it

@@ -7,6 +7,7 @@ mod apply;
 mod desired;
 pub mod drift;
 pub mod ingest;
+mod ownership;
 mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -224,12 +225,23 @@ pub async fn reconcile(
         }
     }
     view.kept.extend(view.declared_by.keys().cloned());
+    // What an entity elsewhere waits for is handed over as it stands when its holder lets go.
+    view.kept.extend(ctx.store.wanted_elsewhere(&source.name).await?);
     for held in &view.held {
         view.kept.extend(inventory.get(held).into_iter().flatten().map(ObjectKey::identity));
     }
+    let claims = ownership::Claims { store: &ctx.store, source: &source.name, take: mode == Mode::Apply };
+    let mut refusals = Refusals::read(ctx, source, mode).await?;
     for found in declared {
         let before = inventory.get(&found.entity_ref).cloned().unwrap_or_default();
         let entity_ref = found.entity_ref.clone();
+        let keys: Vec<ObjectKey> = found.objects.iter().filter_map(ObjectKey::of).collect();
+        let claimed = claims.ask(&entity_ref, &keys, &view).await?;
+        refusals.record(ctx, source, &entity_ref, &claimed.refused).await?;
+        if !claimed.refusals.is_empty() {
+            plans.push(Err((entity_ref, Failure::new("claimed", claimed.refusals))));
+            continue;
+        }
         match desired::plan_declared(&cluster, found, before, &view).await {
             Err(failure) if failure.reason == "cluster" && failure.retry => return Err(down(reconciler, &failure)),
             planned => plans.push(planned.map_err(|f| (entity_ref, f))),
@@ -246,6 +258,8 @@ pub async fn reconcile(
             planned => plans.push(planned.map_err(|f| (entity_ref.clone(), f))),
         }
     }
+    let planned: HashSet<&str> = entities.iter().filter(|e| !e.orphan).map(|e| e.entity_ref.as_str()).collect();
+    refusals.finish(ctx, source, &planned, &view.held).await?;
     guard_source(ctx, source, inventory, &mut plans);
     let mut report = SourceReport::default();
     for planned in plans {
@@ -274,6 +288,67 @@ pub async fn reconcile(
         info!(source = %source.name, entities = report.entities.len(), changed, "cluster reconciled");
     }
     Ok(report)
+}
+
+/// Refused claims as the store has them for a source, kept current through a pass (apply mode
+/// only: `rigger plan` records nothing).
+struct Refusals {
+    /// Entities of the source with refusals on record before this pass.
+    before: HashSet<String>,
+    /// Objects refused in this pass.
+    refused: usize,
+    record: bool,
+}
+
+impl Refusals {
+    async fn read(ctx: &Context, source: &SourceConfig, mode: Mode) -> Result<Self, ReconcileError> {
+        let record = mode == Mode::Apply;
+        let before = if record {
+            ctx.store.refused_claimants(&source.name).await?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        Ok(Self { before, refused: 0, record })
+    }
+
+    /// What one entity was refused now (nothing: its earlier refusals are cleared).
+    async fn record(
+        &mut self,
+        ctx: &Context,
+        source: &SourceConfig,
+        entity_ref: &str,
+        refused: &[crate::reconcile::plan::Identity],
+    ) -> Result<(), ReconcileError> {
+        self.refused += refused.len();
+        if !self.record || (refused.is_empty() && !self.before.remove(entity_ref)) {
+            return Ok(());
+        }
+        let claimant = crate::store::Holder { entity_ref: entity_ref.to_owned(), source: source.name.clone() };
+        ctx.store.record_refusals(&claimant, refused).await?;
+        Ok(())
+    }
+
+    /// Clears the refusals of entities that no longer ask (left the catalog or stopped
+    /// declaring objects), and exports the count.
+    async fn finish(
+        &mut self,
+        ctx: &Context,
+        source: &SourceConfig,
+        planned: &HashSet<&str>,
+        held: &HashSet<String>,
+    ) -> Result<(), ReconcileError> {
+        if !self.record {
+            return Ok(());
+        }
+        let gone: Vec<String> =
+            self.before.iter().filter(|e| !planned.contains(e.as_str()) && !held.contains(*e)).cloned().collect();
+        for entity_ref in gone {
+            self.record(ctx, source, &entity_ref, &[]).await?;
+        }
+        #[allow(clippy::cast_possible_wrap)] // object counts are far below 2^63
+        ctx.metrics.claims_refused.with_label_values(&[source.name.as_str()]).set(self.refused as i64);
+        Ok(())
+    }
 }
 
 /// Across the source: a pass that would prune more than `max_prune_fraction` of its objects
