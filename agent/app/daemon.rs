@@ -28,6 +28,9 @@ const PENDING_CHECK: Duration = Duration::from_secs(15);
 
 pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let _writer = ctx.store.lock_single_writer()?;
+    for warning in ctx.config.warnings() {
+        warn!("config: {warning}");
+    }
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tracing::{info, warn};
 
 use super::sync::{Context, SyncError};
-use crate::config::{GitSourceConfig, GithubSourceConfig, RepoFilters, SecretRef, SourceConfig, SourceKind};
+use crate::config::{
+    GitSourceConfig, GithubSourceConfig, RepoFilters, SecretRef, SourceConfig, SourceKind, TenancyConfig,
+};
 use crate::serve::Tracked;
 use crate::source::git::RemoteUrl;
 use crate::source::github::{Auth, GithubClient, Repo, RepoCheck};
@@ -87,17 +89,19 @@ pub fn keeps(filters: &RepoFilters, repo: &Repo) -> bool {
             || filters.visibility.iter().any(|v| v.eq_ignore_ascii_case(&repo.visibility)))
 }
 
-/// The git source syncing one discovered repository, cloning with `token`.
+/// The git source syncing one discovered repository, cloning with `token`, writing what
+/// `tenancy` grants.
 fn repository_source(
     source: &SourceConfig,
     gh: &GithubSourceConfig,
     repo: &Repo,
     token: Option<&SecretRef>,
+    tenancy: TenancyConfig,
 ) -> SourceConfig {
     SourceConfig {
         name: format!("{}/{}", source.name, repo.name.to_lowercase()),
         interval: source.interval,
-        tenancy: source.tenancy.clone(),
+        tenancy,
         kind: SourceKind::Git(GitSourceConfig {
             url: repo.clone_url.clone(),
             branch: Some(gh.branch.clone().unwrap_or_else(|| repo.default_branch.clone())),
@@ -105,6 +109,49 @@ fn repository_source(
             token: token.cloned(),
         }),
     }
+}
+
+/// What a repository may write: the first grant matching the name it was first seen under
+/// (pinned by GitHub's id), else the source's own tenancy. A renamed repository keeps the grant
+/// of its first name; a new repository under a name pinned to another gets nothing.
+async fn granted(
+    ctx: &Context,
+    source: &SourceConfig,
+    gh: &GithubSourceConfig,
+    repo: &Repo,
+    pins: &mut HashMap<u64, String>,
+) -> Result<TenancyConfig, SyncError> {
+    let name = repo.name.to_lowercase();
+    let full = format!("{}/{}", gh.org, repo.name);
+    let pinned = match repo.id {
+        None => name.clone(),
+        Some(id) => match pins.get(&id) {
+            Some(first) => first.clone(),
+            None if ctx.store.pin_repository(&source.name, id, &name).await? => {
+                pins.insert(id, name.clone());
+                name.clone()
+            }
+            None => {
+                warn!(repository = %full, id, "a repository took a name first granted to another; it is granted nothing");
+                return Ok(TenancyConfig {
+                    rule: format!(
+                        "{}: repository {full} (id {id}) is not the repository first seen under that name; a name does not carry grants to a new repository",
+                        source.tenancy.rule.trim_end_matches(".tenancy")
+                    ),
+                    ..TenancyConfig::default()
+                });
+            }
+        },
+    };
+    let renamed =
+        (pinned != name).then(|| format!(" via {}/{pinned}, its name when first seen (renamed since)", gh.org));
+    let matching = gh.grants.iter().find(|g| g.repositories.iter().any(|p| p.is_match(&pinned)));
+    let mut tenancy = matching.map_or_else(|| source.tenancy.clone(), |grant| grant.tenancy.clone());
+    if matching.is_none() {
+        tenancy.rule = format!("{} (no grant matches {full})", tenancy.rule);
+    }
+    tenancy.rule.push_str(renamed.as_deref().unwrap_or_default());
+    Ok(tenancy)
 }
 
 /// Lists the organisation, remembers what the filters keep, and removes repositories that
@@ -127,11 +174,12 @@ pub async fn discover(
         (None, Some(_)) => client.clone_token().await?.map(SecretRef::Issued),
         (None, None) => None,
     };
-    let kept: Vec<SourceConfig> = listed
-        .iter()
-        .filter(|r| keeps(&gh.filters, r))
-        .map(|r| repository_source(source, gh, r, token.as_ref()))
-        .collect();
+    let mut kept = Vec::new();
+    let mut pins = ctx.store.repository_pins(&source.name).await?;
+    for repo in listed.iter().filter(|r| keeps(&gh.filters, r)) {
+        let tenancy = granted(ctx, source, gh, repo, &mut pins).await?;
+        kept.push(repository_source(source, gh, repo, token.as_ref(), tenancy));
+    }
     let prefix = format!("{}/", source.name);
     let mut removed = Changes::default();
     let kept_names: std::collections::HashSet<&str> = kept.iter().map(|s| s.name.as_str()).collect();
@@ -174,6 +222,7 @@ mod tests {
 
     fn repo(name: &str) -> Repo {
         Repo {
+            id: None,
             name: name.into(),
             full_name: format!("acme/{name}"),
             clone_url: format!("https://github.com/acme/{name}.git"),

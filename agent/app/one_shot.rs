@@ -181,6 +181,9 @@ pub fn config_check(config: &Config, path: &std::path::Path) -> ExitCode {
             .map_or_else(|| "in-cluster config or KUBECONFIG".to_owned(), |path| path.display().to_string());
         println!("kubernetes: reconcile with {from}, timeout {}", humantime::format_duration(kubernetes.timeout));
     }
+    for warning in config.warnings() {
+        eprintln!("{}: warning: {warning}", path.display());
+    }
     if problems.is_empty() {
         println!("{}: ok", path.display());
         ExitCode::SUCCESS

@@ -84,33 +84,95 @@ pub struct KubernetesConfig {
     pub default_owner: String,
 }
 
-/// Where one source's entities may write in the cluster (the tenancy guard).
+/// Where one source's entities may write in the cluster (the tenancy guard). Only the platform
+/// team's configuration grants anything: without a grant, a source writes nowhere.
 #[derive(Debug, Clone, Default)]
 pub struct TenancyConfig {
-    /// Catalog namespace -> the Kubernetes namespaces its entities may write to. Without a map,
-    /// each writes to the Kubernetes namespace of the same name; with one, only what it lists.
-    pub namespaces: std::collections::BTreeMap<String, Vec<String>>,
+    pub namespaces: Namespaces,
     /// Kinds its entities may create; empty: any namespaced kind.
     pub kinds: Vec<String>,
     pub allow_cluster_scoped: bool,
     pub allow_rbac: bool,
     /// The user its writes impersonate, `system:serviceaccount:NS:NAME`.
     pub impersonate: Option<String>,
+    /// Which rule gave this tenancy (or none), named in every refusal.
+    pub rule: String,
+}
+
+/// The Kubernetes namespaces a source is granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Namespaces {
+    /// None: namespaced objects are refused.
+    #[default]
+    None,
+    /// Every entity of the source may write to these; the first is where objects without a
+    /// namespace go.
+    All(Vec<String>),
+    /// By the entity's catalog namespace; a catalog namespace not listed writes nowhere.
+    ByCatalogNamespace(std::collections::BTreeMap<String, Vec<String>>),
+    /// The namespace named like the entity's catalog namespace (`namespace_from_catalog: true`):
+    /// the file's author chooses it, so only by explicit opt-in.
+    FromCatalog,
+}
+
+impl Config {
+    /// What is valid but likely not what the platform team wants: printed by `config check`,
+    /// logged by `run`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for source in &self.sources {
+            let grants = match &source.kind {
+                SourceKind::Github(gh) => gh.grants.iter().map(|g| &g.tenancy).collect(),
+                _ => Vec::new(),
+            };
+            for tenancy in std::iter::once(&source.tenancy).chain(grants) {
+                if tenancy.namespaces == Namespaces::FromCatalog {
+                    warnings.push(format!(
+                        "{}.namespace_from_catalog: the Kubernetes namespace is then chosen by whoever writes the catalog file (metadata.namespace); grant namespaces with {0}.namespaces instead",
+                        tenancy.rule
+                    ));
+                }
+            }
+            let grants_nothing = match &source.kind {
+                SourceKind::Github(gh) => gh.grants.is_empty() && source.tenancy.namespaces == Namespaces::None,
+                _ => source.tenancy.namespaces == Namespaces::None,
+            };
+            if self.kubernetes.is_some() && grants_nothing && !source.tenancy.allow_cluster_scoped {
+                warnings.push(format!(
+                    "{}: no namespace is granted, so the source's entities may write nothing to the cluster; grant namespaces with {0}.namespaces{}",
+                    source.tenancy.rule,
+                    if matches!(source.kind, SourceKind::Github(_)) { " or per repository with grants" } else { "" }
+                ));
+            }
+        }
+        warnings
+    }
 }
 
 impl TenancyConfig {
-    /// The guard for entities of one catalog namespace. With a `namespaces` map, a catalog
-    /// namespace it does not list may write nowhere: the map is the whole answer.
+    /// The guard for entities of one catalog namespace.
     pub fn for_catalog_namespace(&self, namespace: &str) -> crate::reconcile::guard::Tenancy {
         let mut tenancy = crate::reconcile::guard::Tenancy::for_namespace(namespace);
-        if !self.namespaces.is_empty() {
-            tenancy.namespaces = self.namespaces.get(namespace).cloned().unwrap_or_default();
-        }
+        tenancy.namespaces = match &self.namespaces {
+            Namespaces::None => Vec::new(),
+            Namespaces::All(granted) => granted.clone(),
+            Namespaces::ByCatalogNamespace(map) => map.get(namespace).cloned().unwrap_or_default(),
+            Namespaces::FromCatalog => tenancy.namespaces,
+        };
         tenancy.kinds.clone_from(&self.kinds);
         tenancy.allow_cluster_scoped = self.allow_cluster_scoped;
         tenancy.allow_rbac = self.allow_rbac;
+        tenancy.rule.clone_from(&self.rule);
         tenancy
     }
+}
+
+/// A per-repository grant of an organisation source.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Globs over repository names.
+    pub repositories: Vec<globset::GlobMatcher>,
+    pub tenancy: TenancyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +213,8 @@ pub struct GithubSourceConfig {
     pub filters: Box<RepoFilters>,
     /// Authenticate as a GitHub App installation instead of with a token.
     pub app: Option<GithubApp>,
+    /// What each repository may write, by name; first match wins, then the source's tenancy.
+    pub grants: Vec<Grant>,
 }
 
 #[derive(Debug, Clone)]

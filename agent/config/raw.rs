@@ -70,6 +70,8 @@ pub struct RawSource {
     pub github: Option<RawGithub>,
     pub local: Option<RawLocal>,
     pub tenancy: Option<RawTenancy>,
+    /// Per-repository grants of an organisation source, first match wins.
+    pub grants: Option<Vec<RawGrant>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,11 +128,13 @@ pub struct RawKubernetes {
 }
 
 /// Where a source's entities may write in the cluster.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RawTenancy {
-    /// Catalog namespace -> Kubernetes namespaces its entities may write to.
+    pub namespaces: Option<RawNamespaces>,
+    /// The Kubernetes namespace named like each entity's catalog namespace: the file's author
+    /// chooses it, so only by explicit opt-in.
     #[serde(default)]
-    pub namespaces: std::collections::BTreeMap<String, Vec<String>>,
+    pub namespace_from_catalog: bool,
     #[serde(default)]
     pub kinds: Vec<String>,
     #[serde(default)]
@@ -139,6 +143,43 @@ pub struct RawTenancy {
     pub allow_rbac: bool,
     /// `namespace/name` of a service account to impersonate for this source's writes.
     pub service_account: Option<String>,
+}
+
+/// Kubernetes namespaces granted: to every entity of the source, or by catalog namespace.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawNamespaces {
+    All(Vec<String>),
+    ByCatalogNamespace(std::collections::BTreeMap<String, Vec<String>>),
+}
+
+/// What the repositories of an organisation whose names match `repositories` may write.
+#[derive(Debug, Deserialize)]
+pub struct RawGrant {
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    pub namespaces: Option<RawNamespaces>,
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub allow_cluster_scoped: bool,
+    #[serde(default)]
+    pub allow_rbac: bool,
+    pub service_account: Option<String>,
+}
+
+impl RawGrant {
+    pub fn split(self) -> (Vec<String>, RawTenancy) {
+        let tenancy = RawTenancy {
+            namespaces: self.namespaces,
+            namespace_from_catalog: false,
+            kinds: self.kinds,
+            allow_cluster_scoped: self.allow_cluster_scoped,
+            allow_rbac: self.allow_rbac,
+            service_account: self.service_account,
+        };
+        (self.repositories, tenancy)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -168,28 +168,72 @@ fn build_kubernetes(raw: super::raw::RawKubernetes, base: &Path, problems: &mut 
 }
 
 fn build_tenancy(raw: super::raw::RawTenancy, at: &str, problems: &mut Problems) -> super::TenancyConfig {
+    use super::raw::RawNamespaces;
+    use super::Namespaces;
     let impersonate = raw.service_account.and_then(|account| match account.split_once('/') {
         Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
             Some(format!("system:serviceaccount:{namespace}:{name}"))
         }
         _ => {
-            problems
-                .push(format!("{at}.tenancy.service_account"), format!("must be NAMESPACE/NAME, found {account:?}"));
+            problems.push(format!("{at}.service_account"), format!("must be NAMESPACE/NAME, found {account:?}"));
             None
         }
     });
-    for (namespace, allowed) in &raw.namespaces {
-        if allowed.is_empty() {
-            problems.push(format!("{at}.tenancy.namespaces.{namespace}"), "lists no Kubernetes namespace");
+    let namespaces = match (raw.namespaces, raw.namespace_from_catalog) {
+        (Some(_), true) => {
+            problems.push(format!("{at}.namespace_from_catalog"), "set either namespaces or namespace_from_catalog");
+            Namespaces::None
         }
-    }
+        (None, true) => Namespaces::FromCatalog,
+        (None, false) => Namespaces::None,
+        (Some(RawNamespaces::All(list)), false) => {
+            if list.is_empty() {
+                problems.push(format!("{at}.namespaces"), "lists no Kubernetes namespace (leave it out to grant none)");
+            }
+            Namespaces::All(list)
+        }
+        (Some(RawNamespaces::ByCatalogNamespace(map)), false) => {
+            for (namespace, allowed) in &map {
+                if allowed.is_empty() {
+                    problems.push(format!("{at}.namespaces.{namespace}"), "lists no Kubernetes namespace");
+                }
+            }
+            Namespaces::ByCatalogNamespace(map)
+        }
+    };
     super::TenancyConfig {
-        namespaces: raw.namespaces,
+        namespaces,
         kinds: raw.kinds,
         allow_cluster_scoped: raw.allow_cluster_scoped,
         allow_rbac: raw.allow_rbac,
         impersonate,
+        rule: at.to_owned(),
     }
+}
+
+/// An organisation source's per-repository grants, in order.
+fn build_grants(raw: Vec<super::raw::RawGrant>, at: &str, problems: &mut Problems) -> Vec<super::Grant> {
+    let mut grants = Vec::new();
+    for (i, grant) in raw.into_iter().enumerate() {
+        let at = format!("{at}.grants[{i}]");
+        let (patterns, tenancy) = grant.split();
+        if patterns.is_empty() {
+            problems.push(format!("{at}.repositories"), "required: the repository names (or globs) this grant is for");
+        }
+        let repositories = patterns
+            .iter()
+            .filter_map(|pattern| match globset::Glob::new(pattern) {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(err) => {
+                    problems.push(format!("{at}.repositories"), format!("{pattern:?} is not a glob: {err}"));
+                    None
+                }
+            })
+            .collect();
+        let tenancy = build_tenancy(tenancy, &at, problems);
+        grants.push(super::Grant { repositories, tenancy });
+    }
+    grants
 }
 
 /// Large enough for an organisation file of 20,000 users and groups exported from LDAP or GitHub
@@ -300,9 +344,18 @@ fn build_sources(raw: Vec<RawSource>, base: &Path, problems: &mut Problems) -> V
         } else if !names.insert(name.clone()) {
             problems.push(format!("{at}.name"), format!("duplicate source name {name:?}"));
         }
-        let tenancy = source.tenancy.take().map(|t| build_tenancy(t, &at, problems)).unwrap_or_default();
+        let tenancy = build_tenancy(source.tenancy.take().unwrap_or_default(), &format!("{at}.tenancy"), problems);
+        let grants = source.grants.take().map(|g| build_grants(g, &at, problems));
         if let Some(kind) = build_kind(source, &at, base, problems) {
-            let (kind, default_interval, interval) = kind;
+            let (mut kind, default_interval, interval) = kind;
+            match (&mut kind, grants) {
+                (SourceKind::Github(gh), Some(grants)) => gh.grants = grants,
+                (_, Some(_)) => problems.push(
+                    format!("{at}.grants"),
+                    "grants are per repository of a github source; a git or local source's tenancy is its grant",
+                ),
+                (_, None) => {}
+            }
             let interval =
                 interval.map_or(default_interval, |text| duration(&text, &format!("{at}.interval"), problems));
             if interval < MIN_INTERVAL {
@@ -417,6 +470,7 @@ fn build_kind(source: RawSource, at: &str, base: &Path, problems: &mut Problems)
                 branch: gh.branch,
                 filters: Box::new(filters),
                 app,
+                grants: Vec::new(),
             });
             Some((kind, DEFAULT_GITHUB_INTERVAL, interval))
         }
@@ -565,11 +619,27 @@ mod tests {
         assert_eq!(guard.namespaces, ["payments", "payments-stage"]);
         assert_eq!(guard.kinds, ["ConfigMap"]);
         assert!(tenancy.for_catalog_namespace("ops").namespaces.is_empty(), "with a map, unlisted writes nowhere");
-        assert_eq!(
-            crate::config::TenancyConfig::default().for_catalog_namespace("ops").namespaces,
-            ["ops"],
-            "no map: the same name"
+        assert!(
+            crate::config::TenancyConfig::default().for_catalog_namespace("ops").namespaces.is_empty(),
+            "nothing configured: nothing granted, whatever the file's metadata.namespace says"
         );
+        let listed = parse(
+            "sources:\n  - name: a\n    local: { path: x }\n    tenancy: { namespaces: [payments] }\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let guard = listed.sources[0].tenancy.for_catalog_namespace("anything");
+        assert_eq!((guard.namespaces, guard.rule.as_str()), (vec!["payments".to_owned()], "sources[0].tenancy"));
+        let implicit = "kubernetes: {}\nsources:\n  - name: a\n    local: { path: x }\n    tenancy: { namespace_from_catalog: true }\n";
+        let implicit = parse(implicit, Path::new("/")).unwrap();
+        assert_eq!(
+            implicit.sources[0].tenancy.for_catalog_namespace("ops").namespaces,
+            ["ops"],
+            "the old mapping, opted in"
+        );
+        assert!(implicit.warnings()[0].starts_with(
+            "sources[0].tenancy.namespace_from_catalog: the Kubernetes namespace is then chosen by whoever writes"
+        ));
         let found = problems("kubernetes: { max_prune_fraction: 2, cluster_name: Prod }\nsources:\n  - name: a\n    local: { path: x }\n    tenancy: { service_account: payments, namespaces: { default: [] }, colour: red }\n");
         for expected in [
             "kubernetes.max_prune_fraction",
@@ -577,6 +647,14 @@ mod tests {
             "sources[0].tenancy.service_account",
             "sources[0].tenancy.namespaces.default",
             "sources[0].tenancy.colour: unknown key",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(expected)), "{expected} in {found:?}");
+        }
+        let found = problems("sources:\n  - name: a\n    local: { path: x }\n    grants: [{ repositories: [a], namespaces: [a] }]\n  - name: b\n    github: { org: acme }\n    grants:\n      - { namespaces: [], repositories: ['[' ] }\n");
+        for expected in [
+            "sources[0].grants: grants are per repository of a github source",
+            "sources[1].grants[0].repositories: \"[\" is not a glob",
+            "sources[1].grants[0].namespaces: lists no Kubernetes namespace",
         ] {
             assert!(found.iter().any(|p| p.starts_with(expected)), "{expected} in {found:?}");
         }

@@ -26,6 +26,9 @@ pub struct Tenancy {
     pub kinds: Vec<String>,
     pub allow_cluster_scoped: bool,
     pub allow_rbac: bool,
+    /// The configuration that granted this (`sources[0].tenancy`, `sources[1].grants[2]`),
+    /// named in every refusal so the platform team knows what to change.
+    pub rule: String,
 }
 
 impl Tenancy {
@@ -33,12 +36,19 @@ impl Tenancy {
     /// for Kubernetes' own namespaces), any namespaced kind, nothing cluster-scoped, no RBAC.
     pub fn for_namespace(namespace: &str) -> Self {
         let namespaces = if RESERVED_NAMESPACES.contains(&namespace) { Vec::new() } else { vec![namespace.to_owned()] };
-        Self { namespaces, kinds: Vec::new(), allow_cluster_scoped: false, allow_rbac: false }
+        Self { namespaces, kinds: Vec::new(), allow_cluster_scoped: false, allow_rbac: false, rule: String::new() }
     }
 
-    /// Admits an object (as it will be applied, namespace filled in), or says why not.
-    /// `namespaced` comes from the cluster's discovery of the kind.
+    /// Admits an object (as it will be applied, namespace filled in), or says why not, naming
+    /// the rule. `namespaced` comes from the cluster's discovery of the kind.
     pub fn admit(&self, object: &Value, namespaced: bool) -> Result<(), String> {
+        self.check(object, namespaced).map_err(|reason| match self.rule.as_str() {
+            "" => reason,
+            rule => format!("{reason} [{rule}]"),
+        })
+    }
+
+    fn check(&self, object: &Value, namespaced: bool) -> Result<(), String> {
         let kind = object["kind"].as_str().unwrap_or_default();
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         if RBAC_KINDS.contains(&kind) && !self.allow_rbac {
@@ -60,7 +70,7 @@ impl Tenancy {
             let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
             if self.namespaces.is_empty() {
                 return Err(format!(
-                    "{kind} {name}: this entity may write to no namespace (map its catalog namespace in the source's tenancy.namespaces)"
+                    "{kind} {name}: no namespace is granted to this entity (the platform team grants them in the source's tenancy.namespaces or grants)"
                 ));
             }
             if !self.namespaces.iter().any(|n| n == namespace) {

@@ -24,6 +24,9 @@ const MAX_RATE_WAIT: Duration = Duration::from_secs(15 * 60);
 /// One repository as discovery sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
+    /// GitHub's id: it stays with the repository through renames and transfers, and a new
+    /// repository under an old name gets a new one.
+    pub id: Option<u64>,
     pub name: String,
     pub full_name: String,
     pub clone_url: String,
@@ -40,6 +43,7 @@ impl Repo {
         let text = |k: &str| value[k].as_str().map(str::to_owned);
         let private = value["private"].as_bool().unwrap_or(false);
         Some(Self {
+            id: value["id"].as_u64(),
             name: text("name")?,
             full_name: text("full_name")?,
             clone_url: text("clone_url")?,

@@ -6,6 +6,7 @@ mod claims;
 mod cluster;
 pub mod diff;
 mod lease;
+mod pins;
 mod query;
 mod read;
 mod rows;

@@ -310,6 +310,52 @@ def check_invariants(objs: list[dict], values: dict, label: str) -> None:
            f"config 1:1 read-only, no Secrets, least-privilege RBAC)")
 
 
+def granted(values: dict) -> tuple[set[str], set[tuple[str, str]]]:
+    """From config: namespaces granted to writes as Rigger itself, and (namespace, name) of every
+    service account a tenancy or grant impersonates."""
+    namespaces, accounts = set(), set()
+    for src in values["config"].get("sources") or []:
+        for t in [src.get("tenancy") or {}] + list(src.get("grants") or []):
+            if t.get("service_account"):
+                accounts.add(tuple(t["service_account"].split("/", 1)))
+                continue
+            ns = t.get("namespaces") or []
+            namespaces |= {n for lst in ns.values() for n in lst} if isinstance(ns, dict) else set(ns)
+    return namespaces, accounts
+
+
+def check_grants(objs: list[dict], values: dict, label: str) -> None:
+    """The chart's RBAC follows the grants: the write role is bound where writes as Rigger itself
+    are granted, and Rigger may impersonate exactly the tenant accounts the config names."""
+    if "kubernetes" not in values["config"]:
+        return
+    namespaces, accounts = granted(values)
+    write = values.get("rbac", {}).get("write", {})
+    if write.get("namespacesFromTenancy", True):
+        namespaces |= set(write.get("namespaces") or [])
+    else:
+        namespaces = set(write.get("namespaces") or [])
+    bound = {o["metadata"].get("namespace") for o in objs
+             if o["kind"] == "RoleBinding" and o["roleRef"]["name"].endswith("-write")}
+    impersonable = set()
+    for o in objs:
+        if o["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for rule in o.get("rules", []):
+            if "impersonate" in rule["verbs"]:
+                impersonable |= {(o["metadata"].get("namespace"), n) for n in rule.get("resourceNames", [])}
+    problems = []
+    if write.get("rules") and bound != namespaces:
+        problems.append(f"write role bound in {sorted(bound)}, granted {sorted(namespaces)}")
+    if impersonable != accounts:
+        problems.append(f"impersonable {sorted(impersonable)}, named {sorted(accounts)}")
+    if problems:
+        fail(f"{label}: RBAC does not match the grants: {problems}")
+    else:
+        ok(f"{label}: RBAC matches the grants (write bound in {sorted(namespaces)}; "
+           f"impersonates {sorted('/'.join(a) for a in accounts)})")
+
+
 def check_rendering(defaults: dict, examples: list[pathlib.Path]) -> None:
     section("render with Helm's Go SDK (helm-python-sdk), validate against Kubernetes schemas")
     helm = load_helm()
@@ -332,6 +378,7 @@ def check_rendering(defaults: dict, examples: list[pathlib.Path]) -> None:
         validate_kube(objs, label)
         check_custom(objs, label)
         check_invariants(objs, coalesce(defaults, overrides), label)
+        check_grants(objs, coalesce(defaults, overrides), label)
     for path in sorted((FIXTURES / "render-fails").glob("*.yaml")):
         want = expectation(path)
         try:

@@ -144,7 +144,10 @@ fn kube_config(
     kubeconfig: &Path,
     extra: &str,
 ) -> std::path::PathBuf {
-    let sources = format!("  - name: payments\n    interval: 1h\n    git: {{ url: '{}' }}\n{extra}", repo.file_url());
+    // The platform team's grant: the `default` namespace, unless a test grants otherwise.
+    let tenancy = if extra.contains("tenancy:") { "" } else { "    tenancy: { namespaces: [default] }\n" };
+    let sources =
+        format!("  - name: payments\n    interval: 1h\n    git: {{ url: '{}' }}\n{tenancy}{extra}", repo.file_url());
     let path = write_config(dir, db, listen, &sources);
     let text = std::fs::read_to_string(&path).expect("config");
     let kubernetes =

@@ -81,15 +81,22 @@ URL or a secret reference ({ env } / { file }: a URL with credentials is Postgre
 {{- if hasKey .Values.config "kubernetes" -}}true{{- end -}}
 {{- end -}}
 
-{{/* Kubernetes namespaces of every source's tenancy map, as a JSON list (unique, sorted). */}}
+{{/* Kubernetes namespaces granted by every source's tenancy and grants (a list, or a map by
+catalog namespace), as a JSON list (unique, sorted). */}}
 {{- define "rigger.tenancyNamespaces" -}}
 {{- $out := list -}}
 {{- range $src := .Values.config.sources | default list -}}
-{{- $t := $src.tenancy | default dict -}}
-{{- /* A source that impersonates writes with its tenant's account, not Rigger's: no grant here. */ -}}
+{{- range $t := prepend ($src.grants | default list) ($src.tenancy | default dict) -}}
+{{- /* A grant that impersonates writes with its tenant's account, not Rigger's: no binding here. */ -}}
 {{- if not $t.service_account -}}
-{{- range $catalogNs, $kubeNss := $t.namespaces | default dict -}}
+{{- $granted := $t.namespaces | default list -}}
+{{- if kindIs "map" $granted -}}
+{{- range $catalogNs, $kubeNss := $granted -}}
 {{- range $ns := $kubeNss -}}{{- $out = append $out $ns -}}{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- range $ns := $granted -}}{{- $out = append $out $ns -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -109,7 +116,7 @@ URL or a secret reference ({ env } / { file }: a URL with credentials is Postgre
 {{- define "rigger.impersonated" -}}
 {{- $out := dict -}}
 {{- range $src := .Values.config.sources | default list -}}
-{{- $t := $src.tenancy | default dict -}}
+{{- range $t := prepend ($src.grants | default list) ($src.tenancy | default dict) -}}
 {{- with $t.service_account -}}
 {{- $parts := splitList "/" . -}}
 {{- if ne (len $parts) 2 -}}
@@ -118,6 +125,7 @@ URL or a secret reference ({ env } / { file }: a URL with credentials is Postgre
 {{- $ns := index $parts 0 -}}
 {{- $names := get $out $ns | default list -}}
 {{- $_ := set $out $ns (append $names (index $parts 1) | uniq | sortAlpha) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $out | toJson -}}

@@ -51,8 +51,10 @@ pub struct FakeGithub {
     pub base: String,
 }
 
+/// A repository as GitHub lists it; its id is derived from its name (`with_id` sets another).
 pub fn repo(name: &str, clone_url: &str) -> Value {
-    json!({"name": name, "full_name": format!("acme/{name}"), "clone_url": clone_url, "default_branch": "main",
+    let id = name.bytes().fold(7_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 1_000_000_000;
+    json!({"id": id, "name": name, "full_name": format!("acme/{name}"), "clone_url": clone_url, "default_branch": "main",
            "archived": false, "fork": false, "topics": ["backstage"], "visibility": "public", "private": false})
 }
 
