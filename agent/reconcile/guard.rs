@@ -13,6 +13,20 @@ const RBAC_KINDS: [&str; 4] = ["Role", "RoleBinding", "ClusterRole", "ClusterRol
 /// lists them in its kinds.
 const PLATFORM_KINDS: [&str; 2] = ["ResourceQuota", "LimitRange"];
 
+/// Cluster-scoped kinds that intercept or police every request in the cluster: refused unless a
+/// source lists them in its kinds, even where cluster-scoped objects are allowed.
+const ADMISSION_KINDS: [&str; 5] = [
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+];
+
+/// A Secret of this type is filled by Kubernetes with a token of the service account it names:
+/// credentials, as RBAC objects are.
+const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+
 /// Kubernetes' own namespaces: no entity writes there by default, whatever its catalog
 /// namespace is called.
 const RESERVED_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
@@ -53,6 +67,16 @@ impl Tenancy {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         if RBAC_KINDS.contains(&kind) && !self.allow_rbac {
             return Err(format!("{kind} {name}: RBAC objects are not allowed for this source"));
+        }
+        if kind == "Secret" && object["type"] == TOKEN_SECRET_TYPE && !self.allow_rbac {
+            return Err(format!(
+                "{kind} {name}: a {TOKEN_SECRET_TYPE} Secret mints credentials for a service account; allowed only with allow_rbac"
+            ));
+        }
+        if ADMISSION_KINDS.contains(&kind) && !self.kinds.iter().any(|k| k == kind) {
+            return Err(format!(
+                "{kind} {name}: admission control reaches every request in the cluster; list {kind} in the source's kinds to allow it"
+            ));
         }
         if !namespaced && !self.allow_cluster_scoped {
             return Err(format!("{kind} {name}: cluster-scoped objects are not allowed for this source"));
@@ -142,7 +166,19 @@ mod tests {
         assert!(quotas.admit(&object("ResourceQuota", Some("payments")), true).is_ok());
         let system = Tenancy::for_namespace("kube-system");
         assert!(system.admit(&object("ConfigMap", Some("kube-system")), true).unwrap_err().contains("no namespace"));
+        let mut token = object("Secret", Some("payments"));
+        token["type"] = json!("kubernetes.io/service-account-token");
+        assert!(t.admit(&token, true).unwrap_err().contains("mints credentials"));
+        assert!(t.admit(&object("Secret", Some("payments")), true).is_ok(), "an ordinary Secret is fine");
+        let cluster = Tenancy { allow_cluster_scoped: true, ..t.clone() };
+        let webhook = object("MutatingWebhookConfiguration", None);
+        assert!(cluster.admit(&webhook, false).unwrap_err().contains("admission control"));
+        let listed = Tenancy { kinds: vec!["MutatingWebhookConfiguration".into()], ..cluster };
+        assert!(listed.admit(&webhook, false).is_ok());
+        let ruled = Tenancy { rule: "sources[0].grants[1]".into(), ..t.clone() };
+        assert!(ruled.admit(&object("Namespace", None), false).unwrap_err().ends_with("[sources[0].grants[1]]"));
         let open = Tenancy { allow_cluster_scoped: true, allow_rbac: true, ..t };
+        assert!(open.admit(&token, true).is_ok());
         assert!(open.admit(&object("ClusterRole", None), false).is_ok());
     }
 

@@ -72,6 +72,20 @@ fn messages(items: &[Value], kind: &str) -> String {
     items.iter().filter(|i| i["type"] == kind).map(|i| i["message"].as_str().unwrap_or_default()).collect()
 }
 
+/// POSTs `object` to the fake, as another tool would create it.
+async fn create(fake: &FakeApiServer, path: &str, object: &Value) {
+    let response =
+        reqwest::Client::new().post(format!("{}{path}", fake.url())).json(object).send().await.expect("POST");
+    assert!(response.status().is_success(), "creating {object}: {}", response.status());
+}
+
+async fn create_namespaces(fake: &FakeApiServer, names: &[&str]) {
+    for name in names {
+        let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        create(fake, "/api/v1/namespaces", &namespace).await;
+    }
+}
+
 const GRANT_DEFAULT: &str = "    tenancy:\n      namespaces: { default: [default] }\n";
 
 // The same object declared from two repositories ---------------------------------------------
@@ -150,4 +164,169 @@ async fn two_repositories_one_object(db: &TestDb, dir: &Path) {
     assert_eq!(messages(&status_items(db, "component:default/alpha").await, "rigger.dev/ownership"), "");
     let beta = status_items(db, "component:default/beta").await;
     assert!(!messages(&beta, "rigger.dev/cluster").contains("holds it"), "{beta:?}");
+}
+
+// What one repository's author may attempt -------------------------------------------------
+
+/// A repository with the entity `hostile` (objects in `deploy.yaml`) and a sibling `honest`
+/// (one `ConfigMap` in the first granted namespace), synced once as source `tenant` with
+/// `tenancy`. Returns the exit code, output, the fake (with `prepare` applied first) and the
+/// directory holding it all.
+async fn attempt(
+    entity: &str,
+    manifests: &str,
+    tenancy: &str,
+    prepare: impl AsyncFnOnce(&FakeApiServer),
+) -> (i32, String, FakeApiServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    create_namespaces(&fake, &["team-a", "payments"]).await;
+    prepare(&fake).await;
+    let honest = component("honest", None).replace("./deploy.yaml", "./honest.yaml");
+    let repo = TestRepo::new(dir.path(), "tenant");
+    repo.commit(
+        "attempt",
+        &[
+            ("catalog-info.yaml", Some(&format!("{entity}---\n{honest}"))),
+            ("deploy.yaml", Some(manifests)),
+            ("honest.yaml", Some(&config_map("honest", None, "fine"))),
+        ],
+    );
+    let db = TestDb::sqlite(dir.path());
+    let config = config(dir.path(), &db, "127.0.0.1:0", &fake, &git_source("tenant", &repo, tenancy));
+    let (code, out) = rigger_cmd(&config, &["sync", "--once"]).await;
+    (code, out, fake, dir)
+}
+
+const GRANT_TEAM_A: &str = "    tenancy:\n      namespaces: [team-a]\n";
+
+/// A refusal: exit 1, the reason and the rule in the output, the honest sibling applied.
+fn assert_refused(code: i32, out: &str, fake: &FakeApiServer, reason: &str, rule: &str) {
+    assert_eq!(code, 1, "a refusal is an error: {out}");
+    let line = out.lines().find(|l| l.contains(reason)).unwrap_or_else(|| panic!("{reason:?} in {out}"));
+    assert!(line.contains(&format!("[{rule}")), "the refusal names the rule {rule}: {line}");
+    let honest = fake.list("v1", "ConfigMap").into_iter().filter(|c| c["metadata"]["name"] == "honest").count();
+    assert_eq!(honest, 1, "the sibling entity still applies: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entitys_metadata_namespace_chooses_nothing() {
+    // Granted team-a: an entity in catalog namespace `payments` still writes to team-a.
+    let entity = component("hostile", Some("payments"));
+    let (code, out, fake, _dir) = attempt(&entity, &config_map("hostile", None, "x"), GRANT_TEAM_A, async |_| {}).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(fake.get("v1", "ConfigMap", Some("team-a"), "hostile").is_some(), "the granted namespace");
+    assert!(fake.get("v1", "ConfigMap", Some("payments"), "hostile").is_none());
+
+    // Granted nothing: nothing is written, wherever the file points.
+    let (code, out, fake, _dir) = attempt(&entity, &config_map("hostile", None, "x"), "", async |_| {}).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no namespace is granted to this entity"), "{out}");
+    assert!(out.contains("[sources[0].tenancy]"), "the rule: {out}");
+    assert!(fake.list("v1", "ConfigMap").is_empty(), "nothing written: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifests_own_namespace_outside_the_grant_is_refused() {
+    let manifests = format!("{}---\n{}", config_map("ok", None, "x"), config_map("elsewhere", Some("payments"), "x"));
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), &manifests, GRANT_TEAM_A, async |_| {}).await;
+    assert_refused(
+        code,
+        &out,
+        &fake,
+        "namespace \"payments\" is not one this entity may write to (team-a)",
+        "sources[0].tenancy",
+    );
+    assert!(fake.get("v1", "ConfigMap", Some("payments"), "elsewhere").is_none());
+    assert!(fake.get("v1", "ConfigMap", Some("team-a"), "ok").is_none(), "a refused set applies nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_scoped_kinds_namespaces_and_crds_are_refused() {
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: { name: widgets.acme.io }\nspec: { group: acme.io, scope: Namespaced, names: { kind: Widget, plural: widgets }, versions: [{ name: v1, served: true, storage: true }] }\n";
+    let manifests = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: mine }}\n---\n{crd}");
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), &manifests, GRANT_TEAM_A, async |_| {}).await;
+    assert_refused(code, &out, &fake, "Namespace mine: cluster-scoped objects are not allowed", "sources[0].tenancy");
+    assert!(out.contains("CustomResourceDefinition widgets.acme.io: cluster-scoped objects are not allowed"), "{out}");
+    assert!(fake.get("v1", "Namespace", None, "mine").is_none());
+    assert!(fake.list("apiextensions.k8s.io/v1", "CustomResourceDefinition").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rbac_objects_are_refused() {
+    let binding = "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: { name: admin-me, namespace: team-a }\nroleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin }\nsubjects: [{ kind: User, name: mallory }]\n";
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), binding, GRANT_TEAM_A, async |_| {}).await;
+    assert_refused(code, &out, &fake, "RoleBinding admin-me: RBAC objects are not allowed", "sources[0].tenancy");
+    assert!(fake.list("rbac.authorization.k8s.io/v1", "RoleBinding").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_webhooks_are_refused_even_where_cluster_scoped_objects_are_allowed() {
+    let webhook = "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: { name: intercept-all }\nwebhooks: []\n";
+    let tenancy = "    tenancy:\n      namespaces: [team-a]\n      allow_cluster_scoped: true\n";
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), webhook, tenancy, async |_| {}).await;
+    assert_refused(
+        code,
+        &out,
+        &fake,
+        "MutatingWebhookConfiguration intercept-all: admission control reaches every request",
+        "sources[0].tenancy",
+    );
+    assert!(fake.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_account_token_secrets_are_refused() {
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: steal\n  annotations: { kubernetes.io/service-account.name: default }\ntype: kubernetes.io/service-account-token\n";
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), secret, GRANT_TEAM_A, async |_| {}).await;
+    assert_refused(
+        code,
+        &out,
+        &fake,
+        "Secret steal: a kubernetes.io/service-account-token Secret mints credentials",
+        "sources[0].tenancy",
+    );
+    assert!(fake.list("v1", "Secret").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_another_tenant_or_tool_has_is_not_taken_over() {
+    let theirs = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "theirs", "namespace": "team-a", "labels": {"kustomize.toolkit.fluxcd.io/name": "team-b"}},
+        "data": {"value": "flux"},
+    });
+    let manifests = config_map("theirs", None, "mine");
+    let (code, out, fake, _dir) = attempt(&component("hostile", None), &manifests, GRANT_TEAM_A, async |fake| {
+        create(fake, "/api/v1/namespaces/team-a/configmaps", &theirs).await;
+    })
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ConfigMap team-a/theirs: not taking it over: Flux tracks it"), "{out}");
+    let now = fake.get("v1", "ConfigMap", Some("team-a"), "theirs").expect("still there");
+    assert_eq!(now["data"]["value"], "flux", "unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_cannot_choose_whom_rigger_writes_as() {
+    let entity = component("hostile", None).replace(
+        "    rigger.dev/manifests: ./deploy.yaml\n",
+        "    rigger.dev/manifests: ./deploy.yaml\n    rigger.dev/service-account: kube-system/admin\n    rigger.dev/impersonate: system:admin\n",
+    );
+    let manifests = config_map("hostile", None, "x")
+        .replace("metadata:\n", "metadata:\n  annotations: { rigger.dev/impersonate: \"system:admin\" }\n");
+    let tenancy = "    tenancy:\n      namespaces: [team-a]\n      service_account: team-a/deployer\n";
+    let (code, out, fake, _dir) = attempt(&entity, &manifests, tenancy, async |_| {}).await;
+    assert_eq!(code, 0, "{out}");
+    // Rigger's writes are server-side applies (the test's own setup POSTs).
+    let writes: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    assert!(!writes.is_empty());
+    assert!(
+        writes.iter().all(|r| r.impersonate.as_deref() == Some("system:serviceaccount:team-a:deployer")),
+        "every write as the configured account: {:?}",
+        writes.iter().map(|r| &r.impersonate).collect::<Vec<_>>()
+    );
+    let (_, out, fake, _dir) = attempt(&entity, &manifests, GRANT_TEAM_A, async |_| {}).await;
+    let writes: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    assert!(!writes.is_empty() && writes.iter().all(|r| r.impersonate.is_none()), "none configured, none used: {out}");
 }
