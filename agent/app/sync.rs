@@ -372,7 +372,14 @@ async fn github_pass(
     let (repositories, mut changes) = super::discovery::discover(ctx, source, gh).await?;
     let mut errors = Vec::new();
     for repository in &repositories {
-        match Box::pin(sync_source(ctx, repository)).await {
+        let (result, cluster) = Box::pin(sync_and_reconcile(ctx, repository)).await;
+        // The repository's cluster errors (refusals included) are the organisation's to report.
+        for entity in cluster.iter().flat_map(|report| &report.entities) {
+            errors.extend(
+                entity.errors.iter().map(|e| format!("{}: cluster: {}: {e}", repository.name, entity.entity_ref)),
+            );
+        }
+        match result {
             Ok(Pass::Synced { changes: c, errors: e, .. }) => {
                 changes.absorb(c);
                 errors.extend(e.into_iter().map(|e| format!("{}: {e}", repository.name)));

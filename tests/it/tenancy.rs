@@ -330,3 +330,96 @@ async fn a_file_cannot_choose_whom_rigger_writes_as() {
     let writes: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH").collect();
     assert!(!writes.is_empty() && writes.iter().all(|r| r.impersonate.is_none()), "none configured, none used: {out}");
 }
+
+// Grants per repository of an organisation --------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_a_renamed_repository_gains_nothing_and_a_new_one_under_an_old_name_gets_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    renamed_repositories(&TestDb::sqlite(dir.path()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_renamed_repository_gains_nothing_and_a_new_one_under_an_old_name_gets_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    renamed_repositories(&TestDb::postgres().await, dir.path()).await;
+}
+
+/// `web` (granted namespace web) renames itself `payments-evil` to match the payments grant,
+/// then a new repository takes the name `web`.
+async fn renamed_repositories(db: &TestDb, dir: &Path) {
+    use crate::support::fake_github::{repo, FakeGithub};
+    use crate::support::http_git::GitHttpServer;
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    create_namespaces(&fake, &["web", "payments"]).await;
+    let github = FakeGithub::start().await;
+    let git = GitHttpServer::start(dir.to_owned(), None).await;
+    let web = repository(dir, "web", &component("web-app", None), &config_map("web-config", None, "web"));
+    let payments = repository(dir, "payments-api", &component("pay", None), &config_map("pay-config", None, "pay"));
+    let listed = |name: &str, served: &str| repo(name, &git.url(&format!("{served}.git")));
+    github.with(|w| {
+        w.repos.insert("web".into(), listed("web", "web"));
+        w.repos.insert("payments-api".into(), listed("payments-api", "payments-api"));
+    });
+    let source = format!(
+        "  - name: acme\n    interval: 1h\n    github:\n      org: acme\n      api_url: {}\n    grants:\n      - {{ repositories: [web], namespaces: [web] }}\n      - {{ repositories: [\"payments-*\"], namespaces: [payments] }}\n",
+        github.base
+    );
+    let config = config(dir, db, "127.0.0.1:0", &fake, &source);
+    let (code, out) = rigger_cmd(&config, &["sync", "--once"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(fake.get("v1", "ConfigMap", Some("web"), "web-config").is_some(), "{out}");
+    assert!(fake.get("v1", "ConfigMap", Some("payments"), "pay-config").is_some(), "{out}");
+    drop(payments);
+
+    // Renamed to match the payments grant, and reaching for the payments namespace.
+    let id = github.with(|w| w.repos.remove("web")).expect("listed")["id"].clone();
+    github.with(|w| {
+        let mut renamed = listed("payments-evil", "web");
+        renamed["id"] = id;
+        w.repos.insert("payments-evil".into(), renamed);
+        w.moved.push("web".into());
+    });
+    web.commit(
+        "reach for payments",
+        &[(
+            "deploy.yaml",
+            Some(&format!(
+                "{}---\n{}",
+                config_map("web-config", None, "web"),
+                config_map("sneaky", Some("payments"), "x")
+            )),
+        )],
+    );
+    let (code, out) = rigger_cmd(&config, &["sync", "--once"]).await;
+    assert_eq!(code, 1, "{out}");
+    let refusal = out.lines().find(|l| l.contains("sneaky")).unwrap_or_else(|| panic!("a refusal for sneaky: {out}"));
+    assert!(refusal.contains("namespace \"payments\" is not one this entity may write to (web)"), "{refusal}");
+    assert!(
+        refusal.contains("[sources[0].grants[0] via acme/web, its name when first seen (renamed since)]"),
+        "{refusal}"
+    );
+    assert!(fake.get("v1", "ConfigMap", Some("payments"), "sneaky").is_none());
+
+    // A new repository under the old name: the name carries no grant to it.
+    let imposter = repository(dir, "imposter", &component("imposter", None), &config_map("imposter", None, "x"));
+    github.with(|w| {
+        w.moved.clear();
+        let mut new = listed("web", "imposter");
+        new["id"] = serde_json::json!(424_242);
+        w.repos.insert("web".into(), new);
+    });
+    let (code, out) = rigger_cmd(&config, &["sync", "--once"]).await;
+    assert_eq!(code, 1, "{out}");
+    let refusal = out
+        .lines()
+        .find(|l| l.contains("ConfigMap imposter"))
+        .unwrap_or_else(|| panic!("a refusal for imposter: {out}"));
+    assert!(refusal.contains("no namespace is granted to this entity"), "{refusal}");
+    assert!(
+        refusal.contains("repository acme/web (id 424242) is not the repository first seen under that name"),
+        "{refusal}"
+    );
+    assert!(fake.list("v1", "ConfigMap").iter().all(|c| c["metadata"]["name"] != "imposter"));
+    drop(imposter);
+}
