@@ -423,3 +423,22 @@ async fn renamed_repositories(db: &TestDb, dir: &Path) {
     assert!(fake.list("v1", "ConfigMap").iter().all(|c| c["metadata"]["name"] != "imposter"));
     drop(imposter);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rigger_plan_shows_refusals_before_anything_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeApiServer::start().await.expect("fake API server");
+    create_namespaces(&fake, &["team-a", "payments"]).await;
+    let manifests = format!("{}---\n{}", config_map("ok", None, "x"), config_map("elsewhere", Some("payments"), "x"));
+    let repo = repository(dir.path(), "tenant", &component("hostile", None), &manifests);
+    let db = TestDb::sqlite(dir.path());
+    let config = config(dir.path(), &db, "127.0.0.1:0", &fake, &git_source("tenant", &repo, GRANT_TEAM_A));
+    let (_, out) = rigger_cmd(&config, &["plan"]).await;
+    assert!(
+        out.contains("namespace \"payments\" is not one this entity may write to (team-a) [sources[0].tenancy]"),
+        "{out}"
+    );
+    let written: Vec<_> = fake.requests().into_iter().filter(|r| r.method == "PATCH" && !r.dry_run).collect();
+    assert!(written.is_empty(), "plan writes nothing");
+    assert!(fake.list("v1", "ConfigMap").is_empty());
+}
