@@ -33,22 +33,24 @@ impl Claims<'_> {
         let mut wanted = Vec::new();
         for ((key, identity), holder) in keys.iter().zip(&identities).zip(holders) {
             match holder {
+                // Already this entity's, from this source: nothing to write.
+                Some(holder) if holder.entity_ref == entity_ref && holder.source == self.source => {}
                 Some(holder) if holder.entity_ref != entity_ref => {
                     if self.released(&holder, identity, view).await? {
-                        wanted.push((identity, Some(holder.entity_ref)));
+                        wanted.push((identity, Some(holder.entity_ref), key));
                     } else {
                         claimed.refusals.push(refusal(key, &holder));
                         claimed.refused.push(identity.clone());
                     }
                 }
-                _ => wanted.push((identity, None)),
+                _ => wanted.push((identity, None, key)),
             }
         }
         if !claimed.refusals.is_empty() || !self.take {
             return Ok(claimed);
         }
         let me = Holder { entity_ref: entity_ref.to_owned(), source: self.source.to_owned() };
-        for ((identity, from), key) in wanted.into_iter().zip(keys) {
+        for (identity, from, key) in wanted {
             let holder = self.store.claim(identity, &me, from.as_deref()).await?;
             if holder.entity_ref != entity_ref {
                 // Another pass claimed it first.
