@@ -35,13 +35,14 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());
     readiness.set_sources(ctx.config.sources.iter().map(|s| s.name.clone()).collect());
-    let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry);
+    let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry, ctx.progress.clone());
     let webhook = github_webhook(&ctx, &queue)?;
     let state = serve::State {
         store: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         readiness: readiness.clone(),
         facets: Arc::default(),
+        progress: ctx.progress.clone(),
         webhook,
     };
     let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
@@ -248,6 +249,7 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             name = queue.next() => name,
         };
+        let _idle = ctx.progress.pass(&source_name);
         let configured = ctx.config.sources.iter().find(|s| s.name == source_name).cloned();
         let Some(source) = configured.or_else(|| ctx.discovery.repository(&source_name)) else {
             queue.finish(&source_name, Outcome::Done);
@@ -258,16 +260,23 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
         let span = tracing::info_span!("source", source = %source.name);
         let result = match &source.kind {
             // An organisation's repositories become queue entries of their own.
-            SourceKind::Github(gh) => match discover_source(&ctx, source, gh).instrument(span).await {
-                Ok(Some(repositories)) => {
-                    for repository in &repositories {
-                        queue.request(repository, "discovery");
+            SourceKind::Github(gh) => {
+                ctx.progress.enter(&source.name, "fetching");
+                match discover_source(&ctx, source, gh).instrument(span).await {
+                    Ok(Some(repositories)) => {
+                        for repository in &repositories {
+                            queue.request(repository, "discovery");
+                        }
+                        Ok(Pass::Synced {
+                            revision: None,
+                            changes: crate::store::Changes::default(),
+                            errors: Vec::new(),
+                        })
                     }
-                    Ok(Pass::Synced { revision: None, changes: crate::store::Changes::default(), errors: Vec::new() })
+                    Ok(None) => Ok(Pass::Skipped),
+                    Err(err) => Err(err),
                 }
-                Ok(None) => Ok(Pass::Skipped),
-                Err(err) => Err(err),
-            },
+            }
             _ => sync_source(&ctx, source).instrument(span).await,
         };
         let outcome = match &result {

@@ -44,6 +44,8 @@ pub struct Context {
     /// entities, no remote placeholder reads), so a pass at that commit reads nothing again: a
     /// refused or hostile file costs its reading once per commit, not once per poll.
     pub settled: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// What each source is doing now, for the status API, a gauge and progress logs.
+    pub progress: crate::telemetry::Progress,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ pub async fn sync_and_reconcile(
     ctx: &Context,
     source: &SourceConfig,
 ) -> (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>) {
+    let _idle = ctx.progress.pass(&source.name);
     let (result, lease) = sync_catalog(ctx, source).await;
     if matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })) {
         if let Err(err) = super::template_sources::sync(ctx, source).await {
@@ -132,6 +135,7 @@ pub async fn sync_and_reconcile(
     else {
         return (result, None);
     };
+    ctx.progress.enter(&source.name, "reconciling");
     let outcome = super::reconcile::reconcile_stored(ctx, reconciler, source).await;
     drop(lease);
     match outcome {
@@ -214,6 +218,7 @@ async fn record_failure(ctx: &Context, source: &SourceConfig, started: i64, err:
 async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<Pass, SyncError> {
     let policy = ctx.config.sync.retry;
     let last = retry(policy, &ctx.metrics, "store", || ctx.store.source_revision(&source.name)).await?;
+    ctx.progress.enter(&source.name, "fetching");
     let snapshot = match &source.kind {
         SourceKind::Git(git) => match git_snapshot_or_unchanged(ctx, source, git, last.clone()).await? {
             Ok(snapshot) => snapshot,
@@ -522,6 +527,7 @@ async fn stream(
     limits: Limits,
 ) -> Result<(Changes, Vec<String>), SyncError> {
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
+    ctx.progress.enter(source, "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<LocationOutcome>(LOCATIONS_IN_FLIGHT);
     let walker = tokio::task::spawn_blocking(move || {
         let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
@@ -549,6 +555,7 @@ async fn stream(
             ctx.metrics.catalog_panics.with_label_values(&[source]).inc();
         }
         total.absorb(changes);
+        ctx.progress.advance(source, changes.entity_writes());
         report(source, &location.path, &location.errors, &mut errors);
         walk.complete &= location.leads_are_known();
         walk.reached.insert(location.key.clone(), declared);
@@ -561,6 +568,7 @@ async fn stream(
         let add = || ctx.store.add_parents(&further_parents);
         retry(ctx.config.sync.retry, &ctx.metrics, "store", add).await?;
     }
+    ctx.progress.enter(source, "settling");
     work_out_unreached(ctx, &mut walk).await?;
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
     record_write_metrics(ctx, source, total);

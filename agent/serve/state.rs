@@ -13,6 +13,8 @@ pub struct State {
     pub metrics: Metrics,
     pub readiness: Arc<Readiness>,
     pub facets: Arc<FacetCache>,
+    /// What each source is doing now.
+    pub progress: crate::telemetry::Progress,
     /// Set when `webhooks.github` is configured.
     pub webhook: Option<Arc<super::GithubWebhook>>,
 }

@@ -1,6 +1,8 @@
 //! `GET /api/rigger/sources`: sync status for people — per source its last synced commit, last
-//! success, current error, and per catalog file its state, errors, and (for a file no longer
-//! reached whose deletion a file in error holds back) `heldBy`.
+//! success, current error, what it is doing now (`progress`: queued, fetching, writing with
+//! files and entities so far, settling, reconciling; `null` when idle), and per catalog file
+//! its state, errors, and (for a file no longer reached whose deletion a file in error holds
+//! back) `heldBy`.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +33,8 @@ pub async fn sources(AxumState(state): AxumState<State>) -> Response {
             "heldBy": location.held_by,
         }));
     }
-    let items: Vec<Value> = sources
+    let mut progress = state.progress.snapshot();
+    let mut items: Vec<Value> = sources
         .into_iter()
         .map(|source| {
             // Last success lives in memory (and in the metric): recording it would make every
@@ -42,9 +45,16 @@ pub async fn sources(AxumState(state): AxumState<State>) -> Response {
                 "revision": source.revision,
                 "lastSuccessSeconds": (last_success > 0).then_some(last_success),
                 "error": source.error,
+                "progress": progress.remove(&source.name),
                 "locations": by_source.remove(&source.name).unwrap_or_default(),
             })
         })
         .collect();
+    // Sources waiting for (or in) their first pass have no row in the store yet.
+    let mut first: Vec<(String, crate::telemetry::SourceProgress)> = progress.into_iter().collect();
+    first.sort_by(|a, b| a.0.cmp(&b.0));
+    items.extend(first.into_iter().map(|(name, progress)| {
+        json!({"name": name, "revision": null, "lastSuccessSeconds": null, "error": null, "progress": progress, "locations": []})
+    }));
     Json(json!({ "items": items })).into_response()
 }

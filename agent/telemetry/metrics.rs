@@ -70,6 +70,9 @@ pub struct Metrics {
     pub prune_blocked: IntCounterVec,
     /// Objects the source's entities declare but another entity holds, after the last pass.
     pub claims_refused: IntGaugeVec,
+    /// Sources by what they are doing now (`queued`, `fetching`, `writing`, `settling`,
+    /// `reconciling`); idle sources are in none.
+    pub sources_in_state: IntGaugeVec,
     /// Template entities whose sources a pass checked, by source.
     pub templates_synced: IntCounterVec,
     /// Template source files recorded as changed, by source and change (`added`, `modified`,
@@ -161,6 +164,11 @@ impl Metrics {
                 "rigger_prune_blocked_total",
                 "Prunes stopped by the mass-deletion guards, by source.",
                 &["source"],
+            ),
+            sources_in_state: gauge(
+                "rigger_sources_in_state",
+                "Sources by what they are doing now: queued, fetching, writing (catalog files), settling, reconciling.",
+                &["state"],
             ),
             claims_refused: gauge(
                 "rigger_cluster_claims_refused",

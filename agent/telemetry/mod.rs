@@ -1,9 +1,12 @@
-//! Logs and metrics: tracing-subscriber set up once in `main`, and one [`Metrics`] struct
-//! registered in one Prometheus registry, shared by every stage.
+//! Logs and metrics: tracing-subscriber set up once in `main`, one [`Metrics`] struct
+//! registered in one Prometheus registry, shared by every stage, and each source's
+//! [`Progress`] through a pass.
 
 mod metrics;
+mod progress;
 
 pub use metrics::Metrics;
+pub use progress::{Progress, SourceProgress};
 
 use tracing_subscriber::EnvFilter;
 

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::support::component;
 use crate::support::db::TestDb;
 use crate::support::rigger::{free_port, write_config, Daemon, DEADLINE};
@@ -129,4 +131,64 @@ async fn a_local_source_rereads_only_the_files_that_changed() {
     }
     assert!(scope_count(&daemon.get_text("/metrics").await, "full") >= 2);
     assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+/// While passes run, `/api/rigger/sources` and `rigger_sources_in_state` say what each source is
+/// doing, with counts so far; when all are done, every source is idle again.
+#[allow(clippy::format_collect)] // test inputs, built for readability
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_show_their_progress_while_passes_run() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = String::new();
+    for s in 0..30 {
+        let catalog = dir.path().join(format!("catalog-{s}"));
+        std::fs::create_dir_all(&catalog).unwrap();
+        let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: parts }\nspec: { targets: [./part-*.yaml] }\n";
+        std::fs::write(catalog.join("catalog-info.yaml"), root).unwrap();
+        for part in 0..3 {
+            let docs: String =
+                (0..100).map(|i| format!("---\n{}", component(&format!("svc-{s}-{part}-{i}"), "Busy"))).collect();
+            std::fs::write(catalog.join(format!("part-{part}.yaml")), docs).unwrap();
+        }
+        writeln!(sources, "  - name: s{s}\n    interval: 1h\n    local:\n      path: catalog-{s}").unwrap();
+    }
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("sync:\n", "sync:\n  concurrency: 1\n"))
+        .unwrap();
+    let daemon = Daemon::start(&config, port);
+
+    let (mut queued, mut writing, mut gauge_queued) = (false, false, false);
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < DEADLINE, "the passes did not finish");
+        let (status, body) = daemon.get_json("/api/rigger/sources").await;
+        if status != 200 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        let busy: Vec<&Value> = items.iter().map(|i| &i["progress"]).filter(|p| !p.is_null()).collect();
+        queued |= busy.iter().any(|p| p["state"] == "queued");
+        writing |= busy.iter().any(|p| p["state"] == "writing" && p["files"].as_u64() > Some(0));
+        gauge_queued |= !daemon.get_text("/metrics").await.contains("rigger_sources_in_state{state=\"queued\"} 0");
+        let synced = items.iter().filter(|i| !i["revision"].is_null() || !i["lastSuccessSeconds"].is_null()).count();
+        if busy.is_empty() && synced == 30 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(queued, "sources waiting for a worker show as queued");
+    assert!(writing, "a source being written shows its files so far");
+    assert!(gauge_queued, "the gauge counts queued sources");
+    let metrics = daemon.get_text("/metrics").await;
+    for state in ["queued", "fetching", "writing", "settling"] {
+        assert!(
+            metrics.contains(&format!("rigger_sources_in_state{{state=\"{state}\"}} 0")),
+            "{state} idle: {metrics}"
+        );
+    }
+    daemon.terminate();
 }
