@@ -545,22 +545,24 @@ async fn stream(
     loop {
         let next = if in_flight.len() < writers { receiver.recv().await } else { None };
         if let Some(location) = next {
-            in_flight.push_back(tokio::spawn(write_location(ctx.clone(), source.to_owned(), location)));
+            let batch = batch_after(location, &mut receiver);
+            in_flight.push_back(tokio::spawn(write_batch(ctx.clone(), source.to_owned(), batch)));
             continue;
         }
         // Results are taken in walk order, so reports and the walk do not depend on timing.
         let Some(oldest) = in_flight.pop_front() else { break };
-        let (location, declared, (changes, left)) = oldest.await.map_err(|e| SyncError::Join(e.to_string()))??;
-        if location.panicked {
-            ctx.metrics.catalog_panics.with_label_values(&[source]).inc();
-        }
-        total.absorb(changes);
-        ctx.progress.advance(source, changes.entity_writes());
-        report(source, &location.path, &location.errors, &mut errors);
-        walk.complete &= location.leads_are_known();
-        walk.reached.insert(location.key.clone(), declared);
-        if !left.is_empty() {
-            deferred.push(left);
+        for (location, declared, (changes, left)) in oldest.await.map_err(|e| SyncError::Join(e.to_string()))?? {
+            if location.panicked {
+                ctx.metrics.catalog_panics.with_label_values(&[source]).inc();
+            }
+            total.absorb(changes);
+            ctx.progress.advance(source, changes.entity_writes());
+            report(source, &location.path, &location.errors, &mut errors);
+            walk.complete &= location.leads_are_known();
+            walk.reached.insert(location.key.clone(), declared);
+            if !left.is_empty() {
+                deferred.push(left);
+            }
         }
     }
     let further_parents = walker.await.map_err(|e| SyncError::Join(e.to_string()))?;
@@ -589,6 +591,57 @@ fn concurrent_writers(backend: Backend) -> usize {
 }
 
 type Written = (LocationOutcome, Declared, (Changes, Deferred));
+
+/// Locations written in one transaction at most, and the entities such a batch may hold: small
+/// files share a commit, a large one is written alone.
+const BATCH_LOCATIONS: usize = 512;
+const BATCH_ENTITIES: usize = 2_000;
+
+/// `first` and the locations the walk has already sent after it, up to the batch bounds;
+/// never waits for more.
+fn batch_after(
+    first: LocationOutcome,
+    receiver: &mut tokio::sync::mpsc::Receiver<LocationOutcome>,
+) -> Vec<LocationOutcome> {
+    let mut entities = first.entities.len();
+    let mut batch = vec![first];
+    while batch.len() < BATCH_LOCATIONS && entities < BATCH_ENTITIES {
+        let Ok(next) = receiver.try_recv() else { break };
+        entities += next.entities.len();
+        batch.push(next);
+    }
+    batch
+}
+
+/// Phase one of a batch of locations in one transaction. Should the store refuse it for good,
+/// each location is written alone, so only the one at fault fails (see [`write_location`]).
+async fn write_batch(ctx: Context, source: String, batch: Vec<LocationOutcome>) -> Result<Vec<Written>, SyncError> {
+    if batch.len() == 1 {
+        return write_each(&ctx, &source, batch).await;
+    }
+    let declared: Vec<Declared> = batch.iter().map(Declared::of).collect();
+    let items: Vec<(&LocationOutcome, &Declared)> = batch.iter().zip(&declared).collect();
+    let write = || ctx.store.apply_locations_streamed(&source, &items);
+    match retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await {
+        Ok(written) => {
+            drop(items);
+            Ok(batch.into_iter().zip(declared).zip(written).map(|((l, d), w)| (l, d, w)).collect())
+        }
+        Err(err) if err.is_transient() => Err(err.into()),
+        Err(_) => {
+            drop(items);
+            write_each(&ctx, &source, batch).await
+        }
+    }
+}
+
+async fn write_each(ctx: &Context, source: &str, batch: Vec<LocationOutcome>) -> Result<Vec<Written>, SyncError> {
+    let mut written = Vec::with_capacity(batch.len());
+    for location in batch {
+        written.push(write_location(ctx.clone(), source.to_owned(), location).await?);
+    }
+    Ok(written)
+}
 
 /// Phase one of one location, with retries, as its own task so that writes overlap. A write the
 /// store refuses for good fails only what it must: see [`confine_refusal`].

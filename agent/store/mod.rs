@@ -116,8 +116,16 @@ fn pool_options(backend: Backend) -> AnyPoolOptions {
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 match backend {
+                    // `synchronous = NORMAL`: in WAL mode a commit no longer waits for the disk
+                    // (the WAL is synced at checkpoints). A crash of the agent loses nothing;
+                    // a power cut may lose the last commits, never consistency — and the
+                    // catalog is re-derived from git on the next pass. With FULL, a monorepo's
+                    // ten thousand files cost ten thousand fsyncs.
                     Backend::Sqlite => {
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;").await?;
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
                     }
                     // Catalog queries are prepared once and run with very different values: a
                     // generic plan ignores how rare `tags=t7` is and picks a bad join order.

@@ -130,54 +130,28 @@ impl Store {
         outcome: &LocationOutcome,
         declared: &Declared,
     ) -> Result<(Changes, Deferred), StoreError> {
-        let alone = Walk {
-            source: source.to_owned(),
-            complete: false,
-            reached: [(outcome.key.clone(), declared.clone())].into(),
-            gone: None,
-        };
         let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-        let entities: BTreeMap<String, &Entity> =
-            outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
-        let stored = load_stored(&mut tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
-        let plan = diff::plan(&outcome.key, declared, &stored, &alone);
-        let now = now_millis();
-        let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
-        let mut deferred = Deferred {
-            key: outcome.key.clone(),
-            path: outcome.path.clone(),
-            errors: outcome.errors.clone(),
-            ..Deferred::default()
-        };
-        let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
-        let inserted = insert_entities(&mut tx, source, &outcome.key, &new, now).await?;
-        changes.added = inserted.len() as u64;
-        let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
-        for entity_ref in
-            plan.insert.iter().filter(|r| !inserted.contains(*r)).chain(plan.conflicts.iter().map(|(r, _)| r))
-        {
-            deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
-        }
-        for entity_ref in plan.update.iter().chain(&plan.adopt) {
-            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
-            if write_body(&mut tx, source, &outcome.key, &stored[entity_ref].location_key, entity, hash, now).await? {
-                replace_derived(&mut tx, entity_ref, entity).await?;
-                changes.updated += 1;
-            } else {
-                deferred.claims.push(((*entity).clone(), hash.clone()));
-            }
-        }
-        for (entity_ref, message) in &outcome.failing {
-            let entity_ref = entity_ref.to_string();
-            if stored.get(&entity_ref).is_some_and(|row| row.location_key != outcome.key) {
-                deferred.failing_claims.push((entity_ref, Some(message.clone())));
-            }
-        }
-        deferred.removals.clone_from(&plan.remove);
-        mark_errors(&mut tx, outcome, &stored, &plan, now).await?;
-        record_location(&mut tx, source, outcome, &outcome.errors, now).await?;
+        let written = apply_in(&mut tx, source, outcome, declared).await?;
         tx.commit().await.map_err(query_err("commit"))?;
-        Ok((changes, deferred))
+        Ok(written)
+    }
+
+    /// Phase one of several locations in one transaction, in order: what each would write
+    /// alone, at the cost of one commit. Small files (a monorepo of one entity per file) spend
+    /// most of their time committing. All or nothing: on an error nothing of the batch is
+    /// written, and the caller writes the files one by one to find the one that fails.
+    pub async fn apply_locations_streamed(
+        &self,
+        source: &str,
+        batch: &[(&LocationOutcome, &Declared)],
+    ) -> Result<Vec<(Changes, Deferred)>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let mut written = Vec::with_capacity(batch.len());
+        for (outcome, declared) in batch {
+            written.push(apply_in(&mut tx, source, outcome, declared).await?);
+        }
+        tx.commit().await.map_err(query_err("commit"))?;
+        Ok(written)
     }
 
     /// Records a location's errors alone, for a file whose write the database refused: its
@@ -440,4 +414,57 @@ impl Store {
         .map_err(query_err("record sync run"))?;
         Ok(())
     }
+}
+
+/// Phase one of one location inside `tx` (see [`Store::apply_location_streamed`]).
+async fn apply_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    source: &str,
+    outcome: &LocationOutcome,
+    declared: &Declared,
+) -> Result<(Changes, Deferred), StoreError> {
+    let alone = Walk {
+        source: source.to_owned(),
+        complete: false,
+        reached: [(outcome.key.clone(), declared.clone())].into(),
+        gone: None,
+    };
+    let entities: BTreeMap<String, &Entity> = outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
+    let stored = load_stored(&mut *tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
+    let plan = diff::plan(&outcome.key, declared, &stored, &alone);
+    let now = now_millis();
+    let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
+    let mut deferred = Deferred {
+        key: outcome.key.clone(),
+        path: outcome.path.clone(),
+        errors: outcome.errors.clone(),
+        ..Deferred::default()
+    };
+    let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
+    let inserted = insert_entities(&mut *tx, source, &outcome.key, &new, now).await?;
+    changes.added = inserted.len() as u64;
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    for entity_ref in plan.insert.iter().filter(|r| !inserted.contains(*r)).chain(plan.conflicts.iter().map(|(r, _)| r))
+    {
+        deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
+    }
+    for entity_ref in plan.update.iter().chain(&plan.adopt) {
+        let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
+        if write_body(&mut *tx, source, &outcome.key, &stored[entity_ref].location_key, entity, hash, now).await? {
+            replace_derived(&mut *tx, entity_ref, entity).await?;
+            changes.updated += 1;
+        } else {
+            deferred.claims.push(((*entity).clone(), hash.clone()));
+        }
+    }
+    for (entity_ref, message) in &outcome.failing {
+        let entity_ref = entity_ref.to_string();
+        if stored.get(&entity_ref).is_some_and(|row| row.location_key != outcome.key) {
+            deferred.failing_claims.push((entity_ref, Some(message.clone())));
+        }
+    }
+    deferred.removals.clone_from(&plan.remove);
+    mark_errors(&mut *tx, outcome, &stored, &plan, now).await?;
+    record_location(&mut *tx, source, outcome, &outcome.errors, now).await?;
+    Ok((changes, deferred))
 }
