@@ -69,21 +69,15 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
             tracker.spawn(cluster_ingest(ctx.clone(), reconciler.clone(), every, cancel.clone()));
         }
     }
-    let retry_first = tokio::select! {
-        failed = initial_pass(&ctx) => failed,
-        // Dropping the pass rolls back any open transaction: a location lands whole or not at all.
-        () = cancel.cancelled() => return shut_down(tracker, server, &ctx).await,
-    };
-    readiness.set_first_pass_done();
-    info!("initial sync pass finished; ready");
-
+    // The first pass goes through the queue like any other, so a push that arrives while a
+    // thousand repositories wait for their first pass goes ahead of them; readiness waits for
+    // every configured source (and every repository an organisation discovers) to have had one.
+    let first = Arc::new(FirstPass::new(ctx.config.sources.iter().map(|s| s.name.clone()), readiness.clone()));
     for _ in 0..ctx.config.sync.concurrency {
-        tracker.spawn(worker(ctx.clone(), queue.clone(), cancel.clone()));
+        tracker.spawn(worker(ctx.clone(), queue.clone(), cancel.clone(), first.clone()));
     }
-    // A first pass that failed for a passing reason (the API server was away, say) is not left
-    // waiting for its poll interval.
-    for source in retry_first {
-        queue.request(&source, "retry");
+    for source in &ctx.config.sources {
+        queue.request(&source.name, "startup");
     }
     for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
         tracker.spawn(poll_timer(source.clone(), queue.clone(), cancel.clone()));
@@ -95,7 +89,6 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
     let server_handle = server.abort_handle();
     let serving = move || !server_handle.is_finished();
     tracker.spawn(super::systemd::watchdog(tracker.clone(), loops, serving, cancel.clone()));
-    super::systemd::ready();
     cancel.cancelled().await;
     shut_down(tracker, server, &ctx).await
 }
@@ -212,38 +205,50 @@ async fn cluster_ingest(
     }
 }
 
-/// Sources synced at once during the first pass: enough to overlap network waits, few enough
-/// not to open hundreds of connections at start-up.
-const INITIAL_PASS_CONCURRENCY: usize = 4;
+/// Which sources still wait for their first pass; readiness follows when none does.
+struct FirstPass {
+    waiting: std::sync::Mutex<std::collections::HashSet<String>>,
+    readiness: Arc<Readiness>,
+}
 
-/// Every source once; returns the ones that failed transiently, for the queue to retry.
-async fn initial_pass(ctx: &Context) -> Vec<String> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(INITIAL_PASS_CONCURRENCY));
-    let mut passes = tokio::task::JoinSet::new();
-    for source in ctx.config.sources.clone() {
-        let (ctx, permits) = (ctx.clone(), permits.clone());
-        let span = tracing::info_span!("source", source = %source.name);
-        passes.spawn(
-            async move {
-                let _permit = permits.acquire_owned().await;
-                let result = sync_source(&ctx, &source).await;
-                let transient = result.is_err_and(|e| super::retry::Transient::is_transient(&e));
-                transient.then_some(source.name)
-            }
-            .instrument(span),
-        );
+impl FirstPass {
+    fn new(sources: impl Iterator<Item = String>, readiness: Arc<Readiness>) -> Self {
+        let first = Self { waiting: std::sync::Mutex::new(sources.collect()), readiness };
+        first.check();
+        first
     }
-    let mut failed = Vec::new();
-    while let Some(joined) = passes.join_next().await {
-        failed.extend(joined.ok().flatten());
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    refresh_entity_gauge(ctx).await;
-    failed
+
+    /// An organisation's discovery found these: they are part of the first pass too.
+    fn expect(&self, repositories: &[String]) {
+        if !self.readiness.first_pass_done() {
+            self.waiting().extend(repositories.iter().cloned());
+        }
+    }
+
+    /// A pass of `source` ended, however it ended. True when that was the last first pass.
+    fn finished(&self, source: &str) -> bool {
+        let removed = self.waiting().remove(source);
+        removed && self.check()
+    }
+
+    fn check(&self) -> bool {
+        let done = self.waiting().is_empty() && !self.readiness.first_pass_done();
+        if done {
+            self.readiness.set_first_pass_done();
+            info!("initial sync pass finished; ready");
+            super::systemd::ready();
+        }
+        done
+    }
 }
 
 /// Takes sources off the queue one at a time and syncs them. A pass in flight finishes (bounded
 /// by the grace period) rather than being torn mid-write.
-async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
+async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken, first: Arc<FirstPass>) {
     loop {
         let source_name = tokio::select! {
             () = cancel.cancelled() => return,
@@ -264,6 +269,7 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
                 ctx.progress.enter(&source.name, "fetching");
                 match discover_source(&ctx, source, gh).instrument(span).await {
                     Ok(Some(repositories)) => {
+                        first.expect(&repositories);
                         for repository in &repositories {
                             queue.request(repository, "discovery");
                         }
@@ -292,6 +298,7 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken) {
             }
         }
         refresh_entity_gauge(&ctx).await;
+        first.finished(&source.name);
         queue.finish(&source.name, outcome);
     }
 }

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use futures::StreamExt;
+use tracing::Instrument;
+
 use super::cli::{EXIT_FAILED, EXIT_USAGE};
 use super::sync::{refresh_entity_gauge, sync_and_reconcile, Context, Pass};
 use crate::config::{Config, DatabaseConfig, SourceKind};
@@ -80,10 +83,16 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let mut failed = false;
-    for source in &ctx.config.sources {
-        let span = tracing::info_span!("source", source = %source.name);
-        let _entered = span.enter();
-        let (result, cluster) = sync_and_reconcile(&ctx, source).await;
+    // `sync.concurrency` sources at a time, as the daemon's workers do; reported in config order.
+    let ctx = &ctx;
+    let passes = futures::stream::iter(&ctx.config.sources)
+        .map(|source| {
+            let span = tracing::info_span!("source", source = %source.name);
+            async move { (source, sync_and_reconcile(ctx, source).await) }.instrument(span)
+        })
+        .buffered(ctx.config.sync.concurrency.max(1));
+    let mut passes = std::pin::pin!(passes);
+    while let Some((source, (result, cluster))) = passes.next().await {
         match result {
             Ok(pass) => {
                 failed |= pass.has_errors();
@@ -107,7 +116,7 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
         }
     }
     if let Some(reconciler) = ctx.reconciler.as_ref().filter(|r| r.config().ingest_interval.is_some()) {
-        match super::reconcile::ingest::ingest(&ctx, reconciler).await {
+        match super::reconcile::ingest::ingest(ctx, reconciler).await {
             Ok(Some(changes)) => println!(
                 "{}: ingested: {} added, {} updated, {} deleted",
                 super::reconcile::ingest::source_name(&reconciler.config().cluster_name),
@@ -122,7 +131,7 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
             }
         }
     }
-    refresh_entity_gauge(&ctx).await;
+    refresh_entity_gauge(ctx).await;
     ctx.store.close().await;
     if failed {
         ExitCode::from(EXIT_FAILED)

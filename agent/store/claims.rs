@@ -140,13 +140,13 @@ impl Store {
         Ok(())
     }
 
-    /// Objects held by entities of `source` that an entity elsewhere was refused: when their
-    /// holder lets go of one, it is handed over as it stands instead of deleted.
+    /// Objects an entity of another source asked for and was refused: when their holder lets
+    /// go of one, it is handed over as it stands instead of deleted. (Kept until the claimant
+    /// takes it or stops asking, whoever holds the claim meanwhile: the two sources' passes may
+    /// run side by side.)
     pub async fn wanted_elsewhere(&self, source: &str) -> Result<Vec<Identity>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT r.api_group, r.kind, r.namespace, r.name FROM cluster_claim_refusals r JOIN cluster_claims c \
-             ON c.api_group = r.api_group AND c.kind = r.kind AND c.namespace = r.namespace AND c.name = r.name \
-             WHERE c.source = $1 AND r.claimant_ref <> c.entity_ref",
+            "SELECT DISTINCT api_group, kind, namespace, name FROM cluster_claim_refusals WHERE claimant_source <> $1",
         )
         .bind(source)
         .fetch_all(&self.pool)

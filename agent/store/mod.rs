@@ -123,7 +123,7 @@ fn pool_options(backend: Backend) -> AnyPoolOptions {
                     // ten thousand files cost ten thousand fsyncs.
                     Backend::Sqlite => {
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 30000;",
                         )
                         .await?;
                     }
@@ -224,6 +224,20 @@ impl Store {
 }
 
 /// Unix time in milliseconds, the unit of every timestamp column.
+impl Store {
+    /// A transaction that writes. SQLite's plain `BEGIN` takes the write lock at the first
+    /// write and fails at once ("database is locked") when another connection wrote since it
+    /// began; `BEGIN IMMEDIATE` takes the lock up front and waits its turn (`busy_timeout`), so
+    /// passes of several sources share the one writer instead of failing and retrying.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.map_err(query_err("begin"))
+    }
+}
+
 pub fn now_millis() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)

@@ -82,7 +82,7 @@ impl Store {
     /// on PostgreSQL writers take one advisory lock: otherwise a writer's clean-up could delete
     /// a content another, uncommitted writer has just pointed a file at. SQLite has one writer.
     async fn begin_template_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+        let mut tx = self.begin_write().await?;
         if self.backend == super::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(TEMPLATE_WRITE_LOCK)

@@ -260,6 +260,7 @@ pub async fn reconcile(
     }
     let planned: HashSet<&str> = entities.iter().filter(|e| !e.orphan).map(|e| e.entity_ref.as_str()).collect();
     refusals.finish(ctx, source, &planned, &view.held).await?;
+    spare_claimed(ctx, &mut plans).await?;
     guard_source(ctx, source, inventory, &mut plans);
     let mut report = SourceReport::default();
     for planned in plans {
@@ -349,6 +350,30 @@ impl Refusals {
         ctx.metrics.claims_refused.with_label_values(&[source.name.as_str()]).set(self.refused as i64);
         Ok(())
     }
+}
+
+/// An object another entity has claimed since (a source that waited for it, in a pass running
+/// beside this one) is handed over, not pruned.
+async fn spare_claimed(
+    ctx: &Context,
+    plans: &mut [Result<EntityPlan, (String, Failure)>],
+) -> Result<(), ReconcileError> {
+    for plan in plans.iter_mut().flatten() {
+        let pruned: Vec<crate::reconcile::plan::Identity> =
+            plan.plan.steps.iter().filter(|s| s.action == Action::Prune).map(|s| s.key.identity()).collect();
+        if pruned.is_empty() {
+            continue;
+        }
+        let holders = ctx.store.claim_holders(&pruned).await?;
+        let taken: HashSet<_> = pruned
+            .into_iter()
+            .zip(holders)
+            .filter(|(_, holder)| holder.as_ref().is_some_and(|h| h.entity_ref != plan.entity_ref))
+            .map(|(identity, _)| identity)
+            .collect();
+        plan.plan.steps.retain(|s| s.action != Action::Prune || !taken.contains(&s.key.identity()));
+    }
+    Ok(())
 }
 
 /// Across the source: a pass that would prune more than `max_prune_fraction` of its objects
