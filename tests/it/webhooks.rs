@@ -175,3 +175,73 @@ async fn an_accepted_push_is_recorded_until_a_pass_serves_it_even_across_a_crash
     }
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+/// A push that arrives while the cold start's backlog waits goes ahead of it: with the only
+/// worker held by a git remote that never answers, five repositories queue for their first
+/// pass; a push for the last of them makes it the first to sync once the worker is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_during_the_cold_start_goes_ahead_of_the_backlog() {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote = silent.local_addr().unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let mut sources = format!("  - name: stuck\n    interval: 1h\n    git: {{ url: 'http://{remote}/stuck.git' }}\n");
+    let mut repos = Vec::new();
+    for r in 0..5 {
+        let repo = TestRepo::new(dir.path(), &format!("repo-{r}"));
+        repo.commit("one", &[("catalog-info.yaml", Some(&component(&format!("svc-{r}"), "Cold")))]);
+        writeln!(sources, "  - name: r{r}\n    interval: 1h\n    git: {{ url: '{}', branch: main }}", repo.file_url())
+            .unwrap();
+        repos.push(repo);
+    }
+    let port = free_port();
+    let db = TestDb::sqlite(dir.path());
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    std::fs::write(dir.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace("sync:\n", "sync:\n  concurrency: 1\n");
+    std::fs::write(&config, text + "webhooks:\n  github:\n    secret: { file: webhook-secret }\n").unwrap();
+    let daemon = Daemon::start(&config, port);
+
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < DEADLINE, "the backlog never formed");
+        let (_, body) = daemon.get_json("/api/rigger/sources").await;
+        let state = |name: &str| {
+            body["items"]
+                .as_array()
+                .and_then(|i| i.iter().find(|i| i["name"] == name))
+                .map(|i| i["progress"]["state"].clone())
+        };
+        if state("stuck") == Some(json!("fetching")) && state("r4") == Some(json!("queued")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = push_body(&repos[4], "main");
+    let (status, answer) = deliver(&daemon.base, "push", "cold-1", body.clone(), Some(sign(SECRET, &body))).await;
+    assert_eq!(status, 202, "{answer}");
+    holding.abort();
+
+    let store = rigger::store::Store::connect(&db.url).await.unwrap();
+    let started = Instant::now();
+    let runs = loop {
+        assert!(started.elapsed() < DEADLINE, "the repositories did not sync");
+        let runs = store.sync_runs(100).await.unwrap();
+        if (0..5).all(|r| runs.iter().any(|run| run.source == format!("r{r}") && run.error.is_none())) {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    store.close().await;
+    let first_at = |name: &str| runs.iter().filter(|r| r.source == name).map(|r| r.started_at).min().unwrap();
+    for r in 0..4 {
+        assert!(first_at("r4") <= first_at(&format!("r{r}")), "the pushed repository synced first: {runs:?}");
+    }
+    daemon.terminate();
+}
