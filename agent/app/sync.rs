@@ -368,36 +368,64 @@ pub async fn discover_source(
 }
 
 /// A GitHub source's pass: discovery, then each repository as its own git source (its own
-/// lease, history and metrics). Unchanged repositories cost one ref advertisement each.
-async fn github_pass(
-    ctx: &Context,
-    source: &SourceConfig,
-    gh: &crate::config::GithubSourceConfig,
-) -> Result<Pass, SyncError> {
-    let (repositories, mut changes) = super::discovery::discover(ctx, source, gh).await?;
-    let mut errors = Vec::new();
-    for repository in &repositories {
-        let (result, cluster) = Box::pin(sync_and_reconcile(ctx, repository)).await;
-        // The repository's cluster errors (refusals included) are the organisation's to report.
-        for entity in cluster.iter().flat_map(|report| &report.entities) {
-            errors.extend(
-                entity.errors.iter().map(|e| format!("{}: cluster: {}: {e}", repository.name, entity.entity_ref)),
-            );
-        }
-        match result {
-            Ok(Pass::Synced { changes: c, errors: e, .. }) => {
-                changes.absorb(c);
-                errors.extend(e.into_iter().map(|e| format!("{}: {e}", repository.name)));
+/// lease, history and metrics), `sync.concurrency` at a time. Unchanged repositories cost one
+/// ref advertisement each.
+fn github_pass<'a>(
+    ctx: &'a Context,
+    source: &'a SourceConfig,
+    gh: &'a crate::config::GithubSourceConfig,
+) -> futures::future::BoxFuture<'a, Result<Pass, SyncError>> {
+    // Boxed: its repositories' passes come back here for nothing (they are git sources), but
+    // the compiler sees a cycle and needs the future's type written down.
+    Box::pin(async move {
+        let (repositories, mut changes) = super::discovery::discover(ctx, source, gh).await?;
+        let mut errors = Vec::new();
+        for (repository, (result, cluster)) in repositories.iter().zip(sync_all(ctx, &repositories).await?) {
+            // The repository's cluster errors (refusals included) are the organisation's to report.
+            for entity in cluster.iter().flat_map(|report| &report.entities) {
+                errors.extend(
+                    entity.errors.iter().map(|e| format!("{}: cluster: {}: {e}", repository.name, entity.entity_ref)),
+                );
             }
-            Ok(Pass::Unchanged { .. } | Pass::Skipped) => {}
-            Err(err) => errors.push(format!("{}: {err}", repository.name)),
+            match result {
+                Ok(Pass::Synced { changes: c, errors: e, .. }) => {
+                    changes.absorb(c);
+                    errors.extend(e.into_iter().map(|e| format!("{}: {e}", repository.name)));
+                }
+                Ok(Pass::Unchanged { .. } | Pass::Skipped) => {}
+                Err(err) => errors.push(format!("{}: {err}", repository.name)),
+            }
         }
-    }
-    // The organisation's own row: a discovery error from an earlier pass is cleared.
-    retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.record_source(&source.name, None, None)).await?;
-    info!(source = %source.name, repositories = repositories.len(), "organisation synced");
-    Ok(Pass::Synced { revision: None, changes, errors })
+        // The organisation's own row: a discovery error from an earlier pass is cleared.
+        retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.record_source(&source.name, None, None))
+            .await?;
+        info!(source = %source.name, repositories = repositories.len(), "organisation synced");
+        Ok(Pass::Synced { revision: None, changes, errors })
+    })
 }
+
+/// Syncs `sources`, `sync.concurrency` at a time as the daemon's workers take them; the
+/// outcomes in the order given.
+async fn sync_all(ctx: &Context, sources: &[SourceConfig]) -> Result<Vec<Synced>, SyncError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(ctx.config.sync.concurrency.max(1)));
+    let mut passes = tokio::task::JoinSet::new();
+    for (index, source) in sources.iter().cloned().enumerate() {
+        let (ctx, permits) = (ctx.clone(), permits.clone());
+        passes.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, Box::pin(sync_and_reconcile(&ctx, &source)).await)
+        });
+    }
+    let mut outcomes: Vec<Option<Synced>> = sources.iter().map(|_| None).collect();
+    while let Some(joined) = passes.join_next().await {
+        let (index, outcome) = joined.map_err(|e| SyncError::Join(e.to_string()))?;
+        outcomes[index] = Some(outcome);
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+/// A source's pass and, with a cluster, its reconcile report.
+type Synced = (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>);
 
 /// Fetches (when the remote moved) and snapshots a git source; `Err(pass)` when nothing is to
 /// be done: the remote did not move and nothing of the source is in error.
