@@ -541,11 +541,20 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-/// Files in flight between the walk and the writer: enough to overlap parsing with writing.
-const LOCATIONS_IN_FLIGHT: usize = 4;
+/// Files in flight between the walk and the writer: enough for small files to share a
+/// transaction (see [`batch_after`]) while parsing overlaps writing.
+const LOCATIONS_IN_FLIGHT: usize = 64;
 
-/// Walks the snapshot on a blocking thread and writes each file as it arrives (one transaction
-/// each), so memory is bounded by the largest file. What needs the whole walk — handing
+/// Entities in flight between the walk and the writer, whatever the number of files: large
+/// files wait for the writer, so memory stays bounded by a few of them (a single larger file
+/// goes through alone).
+const ENTITIES_IN_FLIGHT: usize = 10_000;
+
+/// A parsed file and its share of the in-flight budget, released once it is written.
+type Parsed = (LocationOutcome, Option<tokio::sync::OwnedSemaphorePermit>);
+
+/// Walks the snapshot on a blocking thread and writes files as they arrive (small ones
+/// several to a transaction), so memory is bounded by the in-flight budget. What needs the whole walk — handing
 /// entities over between files, removing ones that left — is settled at the end, then
 /// locations the walk no longer reaches are pruned, only when the walk was complete.
 async fn stream(
@@ -556,12 +565,18 @@ async fn stream(
 ) -> Result<(Changes, Vec<String>), SyncError> {
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
     ctx.progress.enter(source, "writing");
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<LocationOutcome>(LOCATIONS_IN_FLIGHT);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Parsed>(LOCATIONS_IN_FLIGHT);
+    let budget = Arc::new(tokio::sync::Semaphore::new(ENTITIES_IN_FLIGHT));
+    let runtime = tokio::runtime::Handle::current();
     let walker = tokio::task::spawn_blocking(move || {
         let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
         let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
         // A closed channel means the writer failed: stop walking.
-        catalog::ingest_each(&snapshot, limits, remote, |outcome| sender.blocking_send(outcome).is_ok())
+        catalog::ingest_each(&snapshot, limits, remote, |outcome| {
+            let weight = u32::try_from(outcome.entities.len().clamp(1, ENTITIES_IN_FLIGHT)).unwrap_or(1);
+            let permit = runtime.block_on(budget.clone().acquire_many_owned(weight)).ok();
+            sender.blocking_send((outcome, permit)).is_ok()
+        })
     });
     let mut walk =
         Walk { source: source.to_owned(), complete: true, reached: std::collections::HashMap::new(), gone: None };
@@ -572,9 +587,14 @@ async fn stream(
     let writers = concurrent_writers(ctx.store.backend());
     loop {
         let next = if in_flight.len() < writers { receiver.recv().await } else { None };
-        if let Some(location) = next {
-            let batch = batch_after(location, &mut receiver);
-            in_flight.push_back(tokio::spawn(write_batch(ctx.clone(), source.to_owned(), batch)));
+        if let Some(parsed) = next {
+            let (batch, permits) = batch_after(parsed, &mut receiver);
+            let write = write_batch(ctx.clone(), source.to_owned(), batch);
+            in_flight.push_back(tokio::spawn(async move {
+                let written = write.await;
+                drop(permits);
+                written
+            }));
             continue;
         }
         // Results are taken in walk order, so reports and the walk do not depend on timing.
@@ -628,17 +648,19 @@ const BATCH_ENTITIES: usize = 2_000;
 /// `first` and the locations the walk has already sent after it, up to the batch bounds;
 /// never waits for more.
 fn batch_after(
-    first: LocationOutcome,
-    receiver: &mut tokio::sync::mpsc::Receiver<LocationOutcome>,
-) -> Vec<LocationOutcome> {
+    (first, permit): Parsed,
+    receiver: &mut tokio::sync::mpsc::Receiver<Parsed>,
+) -> (Vec<LocationOutcome>, Vec<tokio::sync::OwnedSemaphorePermit>) {
     let mut entities = first.entities.len();
     let mut batch = vec![first];
+    let mut permits: Vec<_> = permit.into_iter().collect();
     while batch.len() < BATCH_LOCATIONS && entities < BATCH_ENTITIES {
-        let Ok(next) = receiver.try_recv() else { break };
+        let Ok((next, permit)) = receiver.try_recv() else { break };
         entities += next.entities.len();
         batch.push(next);
+        permits.extend(permit);
     }
-    batch
+    (batch, permits)
 }
 
 /// Phase one of a batch of locations in one transaction. Should the store refuse it for good,
