@@ -4,9 +4,10 @@
 //!  triggers: poll timer · notify (local dirs) · startup
 //!       │
 //!  source ──Snapshot{repo, commit, files}──▶ catalog ──entities + per-document errors──▶ store
-//!  (gix, local dirs, notify)                (parse, envelope, locations, annotations)    (sqlx: one
+//!  (gix, local dirs, notify)                (parse, envelope, locations, annotations)    (sqlx: a
 //!                                                                                          transaction per
-//!                                                                                          location, history)
+//!                                                                                          location or batch
+//!                                                                                          of small ones)
 //!                                                                                              │
 //!  serve (axum): /healthz /readyz /metrics · Backstage catalog API  ◀── reads ───────────────┤
 //!                                                                                              │
