@@ -181,7 +181,12 @@ fn open_or_init(path: &Path) -> Result<gix::Repository, GitError> {
         gix::open(path).map_err(|e| err(&e))
     } else {
         std::fs::create_dir_all(path).map_err(|e| err(&e))?;
-        gix::init_bare(path).map_err(|e| err(&e))
+        // The platform's capabilities instead of probing the directory (a symlink, an
+        // executable and a case test written and removed per repository): a bare cache never
+        // checks files out, and a thousand repositories' first pass pays for every inode.
+        let options =
+            gix::create::Options { fs_capabilities: Some(gix::fs::Capabilities::default()), ..Default::default() };
+        gix::ThreadSafeRepository::init(path, gix::create::Kind::Bare, options).map(Into::into).map_err(|e| err(&e))
     }
 }
 
