@@ -115,9 +115,12 @@ impl Store {
     /// and refreshes what every entity holding one of them (before or now) shows.
     pub async fn record_refusals(&self, claimant: &Holder, refused: &[Identity]) -> Result<(), StoreError> {
         let mut holders = self.refused_holders(&claimant.entity_ref).await?;
+        // One transaction: a holder's pass running beside this one must never see the refusal
+        // gone for a moment (it would prune what is waited for instead of handing it over).
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM cluster_claim_refusals WHERE claimant_ref = $1")
             .bind(&claimant.entity_ref)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(query_err("clear refusals"))?;
         for identity in refused {
@@ -127,10 +130,11 @@ impl Store {
             bind_identity(sqlx::query(sql), identity)
                 .bind(&claimant.entity_ref)
                 .bind(&claimant.source)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(query_err("record refusal"))?;
         }
+        tx.commit().await.map_err(query_err("commit refusals"))?;
         holders.extend(self.refused_holders(&claimant.entity_ref).await?);
         holders.sort();
         holders.dedup();
