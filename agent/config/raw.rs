@@ -153,7 +153,9 @@ pub enum RawNamespaces {
     ByCatalogNamespace(std::collections::BTreeMap<String, Vec<String>>),
 }
 
-/// What the repositories of an organisation whose names match `repositories` may write.
+/// What the repositories of an organisation whose names match `repositories` may write. The
+/// tenancy keys are repeated rather than `#[serde(flatten)]`ed: flattening hides unknown keys
+/// from the check that reports every one of them.
 #[derive(Debug, Deserialize)]
 pub struct RawGrant {
     #[serde(default)]

@@ -140,16 +140,8 @@ async fn a_local_source_rereads_only_the_files_that_changed() {
 async fn sources_show_their_progress_while_passes_run() {
     use std::fmt::Write as _;
     let dir = tempfile::tempdir().unwrap();
-    // A git remote that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let remote = silent.local_addr().unwrap();
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = silent.accept().await {
-            held.push(connection);
-        }
-    });
-    let mut sources = format!("  - name: stuck\n    interval: 1h\n    git: {{ url: 'http://{remote}/stuck.git' }}\n");
+    let (remote, holding) = crate::support::git::silent_remote().await;
+    let mut sources = format!("  - name: stuck\n    interval: 1h\n    git: {{ url: '{remote}' }}\n");
     for s in 0..3 {
         let repo = crate::support::git::TestRepo::new(dir.path(), &format!("repo-{s}"));
         repo.commit("one", &[("catalog-info.yaml", Some(&component(&format!("svc-{s}"), "Waiting")))]);

@@ -183,15 +183,8 @@ async fn an_accepted_push_is_recorded_until_a_pass_serves_it_even_across_a_crash
 async fn a_push_during_the_cold_start_goes_ahead_of_the_backlog() {
     use std::fmt::Write as _;
     let dir = tempfile::tempdir().unwrap();
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let remote = silent.local_addr().unwrap();
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = silent.accept().await {
-            held.push(connection);
-        }
-    });
-    let mut sources = format!("  - name: stuck\n    interval: 1h\n    git: {{ url: 'http://{remote}/stuck.git' }}\n");
+    let (remote, holding) = crate::support::git::silent_remote().await;
+    let mut sources = format!("  - name: stuck\n    interval: 1h\n    git: {{ url: '{remote}' }}\n");
     let mut repos = Vec::new();
     for r in 0..5 {
         let repo = TestRepo::new(dir.path(), &format!("repo-{r}"));

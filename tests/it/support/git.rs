@@ -64,3 +64,18 @@ impl TestRepo {
         std::os::unix::fs::symlink(target, self.work.join(path)).expect("symlink");
     }
 }
+
+/// A git remote that accepts connections and never answers: a source pointing at it stays in
+/// its fetch until the returned task is aborted (which closes every connection it holds).
+/// Returns the URL of a repository on it.
+pub async fn silent_remote() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote = silent.local_addr().unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    (format!("http://{remote}/stuck.git"), holding)
+}
