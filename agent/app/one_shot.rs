@@ -83,17 +83,14 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let mut failed = false;
-    // Configured sources one after another, reported in config order: two sources contesting
-    // one entity can lose it when their passes interleave (the hand-over at the end of a walk
-    // races the other source's removal), and `sync --once` must converge in two passes.
-    // (An organisation's repositories run `sync.concurrency` at a time.)
+    // `sync.concurrency` sources at a time, as the daemon's workers do; reported in config order.
     let ctx = &ctx;
     let passes = futures::stream::iter(&ctx.config.sources)
         .map(|source| {
             let span = tracing::info_span!("source", source = %source.name);
             async move { (source, sync_and_reconcile(ctx, source).await) }.instrument(span)
         })
-        .buffered(1);
+        .buffered(ctx.config.sync.concurrency.max(1));
     let mut passes = std::pin::pin!(passes);
     while let Some((source, (result, cluster))) = passes.next().await {
         match result {

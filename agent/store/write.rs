@@ -198,9 +198,26 @@ impl Store {
             .collect();
         let stored = load_stored(&mut tx, &deferred.key, wanted.iter()).await?;
         let now = now_millis();
+        // Claims on entities nobody holds any more: the holder let go after this file was
+        // written (another source's pass ran in between). Taken now, or they would wait for
+        // this location's next change.
+        let freed: Vec<(&Entity, &String)> = deferred
+            .claims
+            .iter()
+            .filter(|(e, _)| !stored.contains_key(&e.entity_ref.to_string()))
+            .map(|(e, h)| (e, h))
+            .collect();
+        let taken = insert_entities(&mut tx, source, &deferred.key, &freed, now).await?;
+        changes.added += taken.len() as u64;
         for (entity, hash) in &deferred.claims {
             let entity_ref = entity.entity_ref.to_string();
-            let Some(row) = stored.get(&entity_ref) else { continue };
+            let Some(row) = stored.get(&entity_ref) else {
+                if !taken.contains(&entity_ref) {
+                    // Inserted by a third location in the meantime: it claimed first.
+                    conflicts.push(conflict_error(&entity_ref, "another location", &deferred.key));
+                }
+                continue;
+            };
             if walk.releases(row, &entity_ref)
                 && write_body(&mut tx, source, &deferred.key, &row.location_key, entity, hash, now).await?
             {

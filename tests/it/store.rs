@@ -167,3 +167,43 @@ async fn the_postgres_pool_has_room_for_every_pass_and_the_api() {
     assert_eq!(four.pool_size(), rigger::store::API_CONNECTIONS + 4 * per_pass);
     assert_eq!(Store::open_lazy_for("sqlite://x.db", 4).unwrap().pool_size(), 4, "SQLite has one writer");
 }
+
+#[tokio::test]
+async fn sqlite_a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken(&TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken() {
+    a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken(&TestDb::postgres().await).await;
+}
+
+/// Two sources' passes interleaved: the claimant's file is written while the holder still has
+/// the entity, the holder's pass then deletes its location, and only then does the claimant
+/// settle. The entity must be the claimant's, not lost until the claimant's next commit.
+async fn a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken(db: &TestDb) {
+    use rigger::store::diff::Declared;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let held = location("url:holder", vec![entity("pay", "held")], vec![]);
+    let holder = Walk::of("holder", &Ingest { locations: vec![held.clone()] });
+    store.apply_location("holder", &held, &holder, OrphanStrategy::Delete).await.unwrap();
+
+    let claim = location("url:claimant", vec![entity("pay", "claimed")], vec![]);
+    let (_, left) = store.apply_location_streamed("claimant", &claim, &Declared::of(&claim)).await.unwrap();
+    assert_eq!(left.claims.len(), 1, "held by the other source while the claimant's file is written");
+
+    let gone = store.delete_locations(&["url:holder".to_owned()], OrphanStrategy::Delete).await.unwrap();
+    assert_eq!(gone.deleted, 1);
+
+    let claimant = Walk::of("claimant", &Ingest { locations: vec![claim.clone()] });
+    let (changes, conflicts) = store.settle("claimant", &claimant, &left, OrphanStrategy::Delete).await.unwrap();
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    assert_eq!(changes.added, 1);
+    let pay = store.entity("component:default/pay").await.unwrap().expect("the claimant takes the freed entity");
+    assert_eq!(
+        (pay.location_key.as_str(), pay.body["metadata"]["description"].as_str()),
+        ("url:claimant", Some("claimed"))
+    );
+}
