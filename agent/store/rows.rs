@@ -1,7 +1,7 @@
 //! Row-level steps of a location write, each one statement (or a few) inside the caller's
 //! transaction. `write` decides what to do; these do it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -23,28 +23,36 @@ pub(super) fn stored_from(row: &AnyRow, first: usize) -> Stored {
     }
 }
 
-/// The rows this location owns plus the rows of every ref it wants (which may belong to others).
+/// The rows these locations own plus the rows of every ref they want (which may belong to
+/// others), by ref.
 pub(super) async fn load_stored<'a>(
     tx: &mut Transaction<'_, Any>,
-    location_key: &str,
+    location_keys: &[&str],
     wanted: impl Iterator<Item = &'a String>,
 ) -> Result<BTreeMap<String, Stored>, StoreError> {
     let mut stored = BTreeMap::new();
-    let owned = sqlx::query(&format!("SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key = $1"))
-        .bind(location_key)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("load location entities"))?;
-    for row in owned {
-        stored.insert(row.get(0), stored_from(&row, 1));
+    let numbered = numbered(tx);
+    for chunk in location_keys.chunks(MAX_PARAMETERS) {
+        let sql = format!(
+            "SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key IN ({})",
+            placeholders(numbered, chunk.len())
+        );
+        let rows = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |q, k| q.bind(*k))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(query_err("load location entities"))?;
+        for row in rows {
+            stored.insert(row.get(0), stored_from(&row, 1));
+        }
     }
-    let others: Vec<&String> = wanted.filter(|r| !stored.contains_key(*r)).collect();
+    let others: BTreeSet<&String> = wanted.filter(|r| !stored.contains_key(*r)).collect();
+    let others: Vec<&String> = others.into_iter().collect();
     for chunk in others.chunks(MAX_PARAMETERS) {
-        let numbered = numbered(tx);
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| param(numbered, i)).collect();
         let sql = format!(
             "SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE entity_ref IN ({})",
-            placeholders.join(", ")
+            placeholders(numbered, chunk.len())
         );
         let rows = chunk
             .iter()
@@ -59,18 +67,25 @@ pub(super) async fn load_stored<'a>(
     Ok(stored)
 }
 
+/// `n` bound parameters, comma-separated.
+fn placeholders(numbered: bool, n: usize) -> String {
+    (1..=n).map(|i| param(numbered, i)).collect::<Vec<_>>().join(", ")
+}
+
+/// A new entity row: the entity, its content hash and the location that declares it.
+pub(super) type NewEntity<'a> = (&'a Entity, &'a String, &'a str);
+
 /// Inserts new entities with multi-row statements, and their relation and search rows.
-/// Returns the refs actually inserted: one another source inserted meanwhile is skipped (it
-/// claimed first).
+/// Returns the `(ref, location)` pairs actually inserted: a ref another location inserted first
+/// (meanwhile, or earlier in the same batch) is skipped — it claimed first.
 pub(super) async fn insert_entities(
     tx: &mut Transaction<'_, Any>,
     source: &str,
-    location_key: &str,
-    new: &[(&Entity, &String)],
+    new: &[NewEntity<'_>],
     now: i64,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<HashSet<(String, String)>, StoreError> {
     const COLUMNS: usize = 11;
-    let mut inserted = Vec::new();
+    let mut inserted = HashSet::new();
     let numbered = numbered(tx);
     for chunk in new.chunks(MAX_PARAMETERS / COLUMNS) {
         let placeholders: Vec<String> = (0..chunk.len())
@@ -81,11 +96,11 @@ pub(super) async fn insert_entities(
             .collect();
         let sql = format!(
             "INSERT INTO entities (entity_ref, uid, kind, namespace, name, source, location_key, body, hash, created_at, updated_at) \
-             VALUES {} ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref",
+             VALUES {} ON CONFLICT (entity_ref) DO NOTHING RETURNING entity_ref, location_key",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(&sql);
-        for (entity, hash) in chunk {
+        for (entity, hash, location_key) in chunk {
             let r = &entity.entity_ref;
             query = query
                 .bind(r.to_string())
@@ -94,18 +109,20 @@ pub(super) async fn insert_entities(
                 .bind(r.namespace.clone())
                 .bind(r.name.clone())
                 .bind(source.to_owned())
-                .bind(location_key.to_owned())
+                .bind((*location_key).to_owned())
                 .bind(entity.body.to_string())
                 .bind((*hash).clone())
                 .bind(now)
                 .bind(now);
         }
         let rows = query.fetch_all(&mut **tx).await.map_err(query_err("insert entities"))?;
-        inserted.extend(rows.iter().map(|row| row.get::<String, _>(0)));
+        inserted.extend(rows.iter().map(|row| (row.get::<String, _>(0), row.get::<String, _>(1))));
     }
-    let written: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let fresh: Vec<&Entity> =
-        new.iter().map(|(e, _)| *e).filter(|e| written.contains(e.entity_ref.to_string().as_str())).collect();
+    let fresh: Vec<&Entity> = new
+        .iter()
+        .filter(|(e, _, key)| inserted.contains(&(e.entity_ref.to_string(), (*key).to_owned())))
+        .map(|(e, _, _)| *e)
+        .collect();
     // Derived rows a slice at a time: a 20,000-entity file's search rows need not all be in
     // memory at once.
     for slice in fresh.chunks(DERIVED_SLICE) {
@@ -336,58 +353,100 @@ fn param(numbered: bool, n: usize) -> String {
     }
 }
 
-/// Upserts the location's state, but only when state or errors changed.
-pub(super) async fn record_location(
+/// Upserts each location's state, but only where state or errors changed. A location listed
+/// twice is recorded as its last entry says.
+pub(super) async fn record_locations(
     tx: &mut Transaction<'_, Any>,
+    source: &str,
+    items: &[(&LocationOutcome, &[DocumentError])],
+    now: i64,
+) -> Result<(), StoreError> {
+    let numbered = numbered(tx);
+    let mut current = HashMap::new();
+    let keys: Vec<&str> = items.iter().map(|(o, _)| o.key.as_str()).collect();
+    for chunk in keys.chunks(MAX_PARAMETERS) {
+        let sql = format!(
+            "SELECT location_key, state, errors, parent, held_by FROM locations WHERE location_key IN ({})",
+            placeholders(numbered, chunk.len())
+        );
+        let rows = chunk
+            .iter()
+            .fold(sqlx::query(&sql), |q, k| q.bind(*k))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(query_err("read locations"))?;
+        for row in rows {
+            let state: LocationRow = (row.get(1), row.get(2), row.get(3), row.get(4));
+            current.insert(row.get::<String, _>(0), state);
+        }
+    }
+    let mut changed: BTreeMap<&str, [Option<String>; 6]> = BTreeMap::new();
+    for (outcome, errors) in items {
+        match location_update(source, outcome, errors, current.get(&outcome.key)) {
+            Some(row) => changed.insert(&outcome.key, row),
+            None => changed.remove(outcome.key.as_str()),
+        };
+    }
+    let rows: Vec<&[Option<String>; 6]> = changed.values().collect();
+    for chunk in rows.chunks(MAX_PARAMETERS / 6) {
+        // `now` is ours, not input: written into the statement, so every bound value is text.
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let p = |c: usize| param(numbered, row * 6 + c);
+                format!("({}, {}, {}, {}, {}, {now}, {})", p(1), p(2), p(3), p(4), p(5), p(6))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO locations (location_key, source, path, state, errors, updated_at, parent) VALUES {} \
+             ON CONFLICT (location_key) DO UPDATE SET source = excluded.source, path = excluded.path, state = excluded.state, \
+             errors = excluded.errors, updated_at = excluded.updated_at, parent = COALESCE(excluded.parent, locations.parent), \
+             held_by = NULL",
+            values.join(", ")
+        );
+        let query = chunk.iter().copied().flatten().fold(sqlx::query(&sql), |q, v| q.bind(v.as_deref()));
+        query.execute(&mut **tx).await.map_err(query_err("record locations"))?;
+    }
+    Ok(())
+}
+
+/// A stored location's state, errors, parents and holder.
+type LocationRow = (String, Option<String>, Option<String>, Option<String>);
+
+/// The row to upsert for a location (key, source, path, state, errors, parent), or `None` when
+/// what is stored already says the same.
+fn location_update(
     source: &str,
     outcome: &LocationOutcome,
     errors: &[DocumentError],
-    now: i64,
-) -> Result<(), StoreError> {
+    current: Option<&LocationRow>,
+) -> Option<[Option<String>; 6]> {
     let state = if errors.is_empty() { "ok" } else { "error" };
     let errors_json = (!errors.is_empty()).then(|| {
         Value::Array(errors.iter().map(|e| json!({"index": e.index, "message": e.message})).collect()).to_string()
     });
-    let current = sqlx::query("SELECT state, errors, parent, held_by FROM locations WHERE location_key = $1")
-        .bind(outcome.key.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(query_err("read location"))?;
     let mut parent = outcome.parent.clone();
-    if let Some(row) = current {
-        let (s, e, stored, held): (String, Option<String>, Option<String>, Option<String>) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
+    if let Some((s, e, stored, held)) = current {
         // Parents recorded earlier (further ones included) stay while they still hold this one.
-        let known = match (&outcome.parent, &stored) {
+        let known = match (&outcome.parent, stored) {
             (None, _) => true,
             (Some(new), Some(stored)) => parent_lines(stored).contains(new),
             (Some(_), None) => false,
         };
         if known {
-            parent.clone_from(&stored);
+            parent.clone_from(stored);
         }
-        if s == state && e == errors_json && known && held.is_none() {
-            return Ok(());
+        if s == state && *e == errors_json && known && held.is_none() {
+            return None;
         }
     }
-    sqlx::query(
-        "INSERT INTO locations (location_key, source, path, state, errors, updated_at, parent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (location_key) DO UPDATE SET source = excluded.source, path = excluded.path, state = excluded.state, \
-         errors = excluded.errors, updated_at = excluded.updated_at, parent = COALESCE(excluded.parent, locations.parent), \
-         held_by = NULL",
-    )
-    .bind(outcome.key.as_str())
-    .bind(source)
-    .bind(outcome.path.as_str())
-    .bind(state)
-    .bind(errors_json)
-    .bind(now)
-    .bind(parent.as_deref())
-    .execute(&mut **tx)
-    .await
-    .map_err(query_err("record location"))?;
-    Ok(())
+    Some([
+        Some(outcome.key.clone()),
+        Some(source.to_owned()),
+        Some(outcome.path.clone()),
+        Some(state.to_owned()),
+        errors_json,
+        parent,
+    ])
 }
 
 /// The parent keys of a location as stored: one per line.

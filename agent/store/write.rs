@@ -8,8 +8,8 @@ use sqlx::Row;
 
 use super::diff::{self, Declared, Walk};
 use super::rows::{
-    insert_entities, load_stored, mark_errors, move_failing, record_location, remove_entity, replace_derived,
-    write_body,
+    insert_entities, load_stored, mark_errors, move_failing, record_locations, remove_entity, replace_derived,
+    write_body, NewEntity,
 };
 use super::{now_millis, query_err, Store, StoreError};
 use crate::catalog::{DocumentError, Entity, LocationOutcome, OrphanStrategy};
@@ -131,9 +131,9 @@ impl Store {
         declared: &Declared,
     ) -> Result<(Changes, Deferred), StoreError> {
         let mut tx = self.begin_write().await?;
-        let written = apply_in(&mut tx, source, outcome, declared).await?;
+        let mut written = apply_in(&mut tx, source, &[(outcome, declared)]).await?;
         tx.commit().await.map_err(query_err("commit"))?;
-        Ok(written)
+        Ok(written.pop().expect("one location in, one out"))
     }
 
     /// Phase one of several locations in one transaction, in order: what each would write
@@ -146,10 +146,7 @@ impl Store {
         batch: &[(&LocationOutcome, &Declared)],
     ) -> Result<Vec<(Changes, Deferred)>, StoreError> {
         let mut tx = self.begin_write().await?;
-        let mut written = Vec::with_capacity(batch.len());
-        for (outcome, declared) in batch {
-            written.push(apply_in(&mut tx, source, outcome, declared).await?);
-        }
+        let written = apply_in(&mut tx, source, batch).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok(written)
     }
@@ -158,7 +155,7 @@ impl Store {
     /// entities stay as they were, and its state says why.
     pub async fn record_location_errors(&self, source: &str, outcome: &LocationOutcome) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        record_location(&mut tx, source, outcome, &outcome.errors, now_millis()).await?;
+        record_locations(&mut tx, source, &[(outcome, &outcome.errors)], now_millis()).await?;
         tx.commit().await.map_err(query_err("commit"))
     }
 
@@ -174,7 +171,7 @@ impl Store {
             .await
             .map_err(query_err("check entity"))?;
         let hash = content_hash(&entity.body);
-        insert_entities(&mut tx, source, key, &[(entity, &hash)], now_millis()).await?;
+        insert_entities(&mut tx, source, &[(entity, &hash, key)], now_millis()).await?;
         tx.rollback().await.map_err(query_err("rollback"))
     }
 
@@ -196,23 +193,23 @@ impl Store {
             .map(|(e, _)| e.entity_ref.to_string())
             .chain(deferred.failing_claims.iter().map(|(r, _)| r.clone()))
             .collect();
-        let stored = load_stored(&mut tx, &deferred.key, wanted.iter()).await?;
+        let stored = load_stored(&mut tx, &[&deferred.key], wanted.iter()).await?;
         let now = now_millis();
         // Claims on entities nobody holds any more: the holder let go after this file was
         // written (another source's pass ran in between). Taken now, or they would wait for
         // this location's next change.
-        let freed: Vec<(&Entity, &String)> = deferred
+        let freed: Vec<NewEntity> = deferred
             .claims
             .iter()
             .filter(|(e, _)| !stored.contains_key(&e.entity_ref.to_string()))
-            .map(|(e, h)| (e, h))
+            .map(|(e, h)| (e, h, deferred.key.as_str()))
             .collect();
-        let taken = insert_entities(&mut tx, source, &deferred.key, &freed, now).await?;
+        let taken = insert_entities(&mut tx, source, &freed, now).await?;
         changes.added += taken.len() as u64;
         for (entity, hash) in &deferred.claims {
             let entity_ref = entity.entity_ref.to_string();
             let Some(row) = stored.get(&entity_ref) else {
-                if !taken.contains(&entity_ref) {
+                if !taken.contains(&(entity_ref.clone(), deferred.key.clone())) {
                     // Inserted by a third location in the meantime: it claimed first.
                     conflicts.push(conflict_error(&entity_ref, "another location", &deferred.key));
                 }
@@ -242,7 +239,7 @@ impl Store {
             let mut errors = deferred.errors.clone();
             errors.extend(conflicts.iter().cloned());
             let location = LocationOutcome::new(deferred.key.clone(), deferred.path.clone());
-            record_location(&mut tx, source, &location, &errors, now).await?;
+            record_locations(&mut tx, source, &[(&location, &errors)], now).await?;
         }
         changes.conflicts = conflicts.len() as u64;
         tx.commit().await.map_err(query_err("commit"))?;
@@ -433,55 +430,82 @@ impl Store {
     }
 }
 
-/// Phase one of one location inside `tx` (see [`Store::apply_location_streamed`]).
+/// Phase one of several locations inside `tx`, in order, as each would be written alone (see
+/// [`Store::apply_location_streamed`]), with one statement per step for the whole batch rather
+/// than per file: stored rows are read once, new entities inserted together (a ref two files of
+/// the batch declare goes to the first), location states recorded together.
 async fn apply_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     source: &str,
-    outcome: &LocationOutcome,
-    declared: &Declared,
-) -> Result<(Changes, Deferred), StoreError> {
-    let alone = Walk {
+    batch: &[(&LocationOutcome, &Declared)],
+) -> Result<Vec<(Changes, Deferred)>, StoreError> {
+    let keys: Vec<&str> = batch.iter().map(|(o, _)| o.key.as_str()).collect();
+    // Collected first: a closure-built iterator held across an await makes the future lose `Send`.
+    let wanted: Vec<&String> = batch.iter().flat_map(|(_, d)| d.valid.keys().chain(&d.failing)).collect();
+    let stored = load_stored(&mut *tx, &keys, wanted.into_iter()).await?;
+    let plans: Vec<diff::Plan> =
+        batch.iter().map(|(o, d)| diff::plan(&o.key, d, &stored, &alone(source, o, d))).collect();
+    let entities: Vec<BTreeMap<String, &Entity>> =
+        batch.iter().map(|(o, _)| o.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect()).collect();
+    let new: Vec<NewEntity> = batch
+        .iter()
+        .zip(&plans)
+        .zip(&entities)
+        .flat_map(|(((o, d), plan), entities)| plan.insert.iter().map(|r| (entities[r], &d.valid[r], o.key.as_str())))
+        .collect();
+    let now = now_millis();
+    let inserted = insert_entities(&mut *tx, source, &new, now).await?;
+    let mut written = Vec::with_capacity(batch.len());
+    for (((outcome, declared), plan), entities) in batch.iter().zip(&plans).zip(&entities) {
+        let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
+        let mut deferred = Deferred {
+            key: outcome.key.clone(),
+            path: outcome.path.clone(),
+            errors: outcome.errors.clone(),
+            ..Deferred::default()
+        };
+        for entity_ref in &plan.insert {
+            if inserted.contains(&(entity_ref.clone(), outcome.key.clone())) {
+                changes.added += 1;
+            } else {
+                deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
+            }
+        }
+        for (entity_ref, _) in &plan.conflicts {
+            deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
+        }
+        for entity_ref in plan.update.iter().chain(&plan.adopt) {
+            let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
+            if write_body(&mut *tx, source, &outcome.key, &stored[entity_ref].location_key, entity, hash, now).await? {
+                replace_derived(&mut *tx, entity_ref, entity).await?;
+                changes.updated += 1;
+            } else {
+                deferred.claims.push(((*entity).clone(), hash.clone()));
+            }
+        }
+        for (entity_ref, message) in &outcome.failing {
+            let entity_ref = entity_ref.to_string();
+            if stored.get(&entity_ref).is_some_and(|row| row.location_key != outcome.key) {
+                deferred.failing_claims.push((entity_ref, Some(message.clone())));
+            }
+        }
+        deferred.removals.clone_from(&plan.remove);
+        mark_errors(&mut *tx, outcome, &stored, plan, now).await?;
+        written.push((changes, deferred));
+    }
+    let states: Vec<(&LocationOutcome, &[DocumentError])> =
+        batch.iter().map(|(o, _)| (*o, o.errors.as_slice())).collect();
+    record_locations(&mut *tx, source, &states, now).await?;
+    Ok(written)
+}
+
+/// The walk a location is planned against in phase one: itself alone, so nothing is taken from
+/// another location before the whole walk is known.
+fn alone(source: &str, outcome: &LocationOutcome, declared: &Declared) -> Walk {
+    Walk {
         source: source.to_owned(),
         complete: false,
         reached: [(outcome.key.clone(), declared.clone())].into(),
         gone: None,
-    };
-    let entities: BTreeMap<String, &Entity> = outcome.entities.iter().map(|e| (e.entity_ref.to_string(), e)).collect();
-    let stored = load_stored(&mut *tx, &outcome.key, declared.valid.keys().chain(&declared.failing)).await?;
-    let plan = diff::plan(&outcome.key, declared, &stored, &alone);
-    let now = now_millis();
-    let mut changes = Changes { unchanged: plan.unchanged as u64, ..Changes::default() };
-    let mut deferred = Deferred {
-        key: outcome.key.clone(),
-        path: outcome.path.clone(),
-        errors: outcome.errors.clone(),
-        ..Deferred::default()
-    };
-    let new: Vec<(&Entity, &String)> = plan.insert.iter().map(|r| (entities[r], &declared.valid[r])).collect();
-    let inserted = insert_entities(&mut *tx, source, &outcome.key, &new, now).await?;
-    changes.added = inserted.len() as u64;
-    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
-    for entity_ref in plan.insert.iter().filter(|r| !inserted.contains(*r)).chain(plan.conflicts.iter().map(|(r, _)| r))
-    {
-        deferred.claims.push(((*entities[entity_ref]).clone(), declared.valid[entity_ref].clone()));
     }
-    for entity_ref in plan.update.iter().chain(&plan.adopt) {
-        let (entity, hash) = (entities[entity_ref], &declared.valid[entity_ref]);
-        if write_body(&mut *tx, source, &outcome.key, &stored[entity_ref].location_key, entity, hash, now).await? {
-            replace_derived(&mut *tx, entity_ref, entity).await?;
-            changes.updated += 1;
-        } else {
-            deferred.claims.push(((*entity).clone(), hash.clone()));
-        }
-    }
-    for (entity_ref, message) in &outcome.failing {
-        let entity_ref = entity_ref.to_string();
-        if stored.get(&entity_ref).is_some_and(|row| row.location_key != outcome.key) {
-            deferred.failing_claims.push((entity_ref, Some(message.clone())));
-        }
-    }
-    deferred.removals.clone_from(&plan.remove);
-    mark_errors(&mut *tx, outcome, &stored, &plan, now).await?;
-    record_location(&mut *tx, source, outcome, &outcome.errors, now).await?;
-    Ok((changes, deferred))
 }

@@ -207,3 +207,50 @@ async fn a_claim_on_an_entity_its_holder_dropped_meanwhile_is_taken(db: &TestDb)
         ("url:claimant", Some("claimed"))
     );
 }
+
+#[tokio::test]
+async fn sqlite_a_batch_of_files_is_written_as_each_file_would_be_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    a_batch_of_files_is_written_as_each_file_would_be_alone(&TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_a_batch_of_files_is_written_as_each_file_would_be_alone() {
+    a_batch_of_files_is_written_as_each_file_would_be_alone(&TestDb::postgres().await).await;
+}
+
+/// Small files share one transaction and one statement per step; the outcome must be what
+/// writing them one after another gives: a ref two files of the batch declare goes to the
+/// first, the second is left a claim to settle, and each file's state is recorded.
+async fn a_batch_of_files_is_written_as_each_file_would_be_alone(db: &TestDb) {
+    use rigger::store::diff::Declared;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let broken = DocumentError { index: Some(1), message: "malformed YAML".into() };
+    let files = [
+        location("url:one", vec![entity("a", "one"), entity("shared", "one")], vec![]),
+        location("url:two", vec![entity("b", "two"), entity("shared", "two")], vec![]),
+        location("url:three", vec![entity("c", "three")], vec![broken]),
+    ];
+    let declared: Vec<Declared> = files.iter().map(Declared::of).collect();
+    let batch: Vec<_> = files.iter().zip(&declared).collect();
+    let written = store.apply_locations_streamed("s", &batch).await.unwrap();
+    let added: Vec<u64> = written.iter().map(|(c, _)| c.added).collect();
+    assert_eq!(added, [2, 1, 1]);
+    let claims: Vec<Vec<String>> =
+        written.iter().map(|(_, d)| d.claims.iter().map(|(e, _)| e.entity_ref.to_string()).collect()).collect();
+    assert_eq!(claims, [vec![], vec!["component:default/shared".to_owned()], vec![]]);
+    let shared = store.entity("component:default/shared").await.unwrap().unwrap();
+    assert_eq!(
+        (shared.location_key.as_str(), shared.body["metadata"]["description"].as_str()),
+        ("url:one", Some("one"))
+    );
+    let states = store.locations().await.unwrap();
+    let states: Vec<(&str, &str)> = states.iter().map(|l| (l.location_key.as_str(), l.state.as_str())).collect();
+    assert_eq!(states, [("url:one", "ok"), ("url:three", "error"), ("url:two", "ok")]);
+
+    // Written again, unchanged: no entity written.
+    let again = store.apply_locations_streamed("s", &batch).await.unwrap();
+    let unchanged: Vec<(u64, u64)> = again.iter().map(|(c, _)| (c.entity_writes(), c.unchanged)).collect();
+    assert_eq!(unchanged, [(0, 2), (0, 1), (0, 1)]);
+}
