@@ -54,6 +54,8 @@ impl FacetCache {
 #[derive(Debug, Default)]
 pub struct Readiness {
     migrated: AtomicBool,
+    /// Wakes requests waiting for the schema (see [`Readiness::migrated_within`]).
+    migrated_signal: tokio::sync::Notify,
     first_pass_done: AtomicBool,
     /// A `kubernetes` section is configured: `/readyz` reports the API server too.
     cluster_configured: AtomicBool,
@@ -76,6 +78,19 @@ const STORE_CHECK_STALE: std::time::Duration = std::time::Duration::from_secs(15
 impl Readiness {
     pub fn set_migrated(&self) {
         self.migrated.store(true, Ordering::Release);
+        self.migrated_signal.notify_waiters();
+    }
+
+    /// Whether the schema is in place, waiting up to `limit` for the migrations to finish: a
+    /// request that arrives while the agent is starting is answered once the store can take
+    /// it, rather than refused.
+    pub async fn migrated_within(&self, limit: std::time::Duration) -> bool {
+        // Created before the check: `notify_waiters` wakes it even if it is not polled yet.
+        let signal = self.migrated_signal.notified();
+        if self.migrated() {
+            return true;
+        }
+        tokio::time::timeout(limit, signal).await.is_ok() || self.migrated()
     }
 
     pub fn set_first_pass_done(&self) {

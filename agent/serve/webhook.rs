@@ -109,6 +109,9 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// How long a delivery waits for the database's migrations at start-up.
+const WAIT_FOR_SCHEMA: std::time::Duration = std::time::Duration::from_secs(8);
+
 pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body: Body) -> Response {
     let Some(hook) = state.webhook.clone() else {
         return answer(StatusCode::NOT_FOUND, json!({"error": "webhooks.github is not configured"}));
@@ -169,6 +172,19 @@ pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body
     if sources.is_empty() {
         count("ignored");
         return answer(StatusCode::OK, json!({"ignored": "no source tracks this repository"}));
+    }
+    // A push that arrives while the agent starts waits for the schema instead of failing: GitHub
+    // does not redeliver on its own. Bounded under GitHub's 10 s delivery timeout.
+    if !state.readiness.migrated_within(WAIT_FOR_SCHEMA).await {
+        count("store_down");
+        warn!(
+            delivery,
+            "cannot record the webhook before the database is ready; GitHub will show it failed (redeliver it)"
+        );
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "cannot record the request; the store is not ready"}),
+        );
     }
     match state.store.record_delivery(delivery, &event, &sources, "webhook").await {
         Ok(false) => {

@@ -238,3 +238,34 @@ async fn a_push_during_the_cold_start_goes_ahead_of_the_backlog() {
     }
     daemon.terminate();
 }
+
+/// GitHub does not redeliver a failed webhook on its own: a push that arrives while the agent
+/// is starting (HTTP up, database not yet migrated) waits for the store instead of being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_while_the_database_is_not_up_yet_waits_for_it() {
+    let pg = crate::support::pg_server::PgServer::init();
+    let repo = TestRepo::new(pg.path(), "platform");
+    repo.commit("one", &[("catalog-info.yaml", Some(&component("svc", "First")))]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sources =
+        format!("  - name: platform\n    interval: 1h\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir.path(), &pg.url(), &format!("127.0.0.1:{port}"), &sources);
+    std::fs::write(dir.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text + "webhooks:\n  github:\n    secret: { file: webhook-secret }\n").unwrap();
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/healthz", 200).await;
+    assert_eq!(daemon.get_json("/readyz").await.0, 503, "the database is not up");
+
+    let body = push_body(&repo, "main");
+    let base = daemon.base.clone();
+    let push =
+        tokio::spawn(async move { deliver(&base, "push", "early-1", body.clone(), Some(sign(SECRET, &body))).await });
+    pg.start();
+    let (status, answer) = push.await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    daemon.wait_for("/readyz", 200).await;
+    let (_, entity) = daemon.get_json("/api/catalog/entities/by-name/component/default/svc").await;
+    assert_eq!(entity["metadata"]["description"], "First");
+}
