@@ -388,12 +388,12 @@ pub(super) async fn record_locations(
         };
     }
     let rows: Vec<&[Option<String>; 6]> = changed.values().collect();
-    for chunk in rows.chunks(MAX_PARAMETERS / 6) {
-        // `now` is ours, not input: written into the statement, so every bound value is text.
+    for chunk in rows.chunks(MAX_PARAMETERS / 7) {
+        // The same text for the same number of rows, so the prepared statement is reused.
         let values: Vec<String> = (0..chunk.len())
             .map(|row| {
-                let p = |c: usize| param(numbered, row * 6 + c);
-                format!("({}, {}, {}, {}, {}, {now}, {})", p(1), p(2), p(3), p(4), p(5), p(6))
+                let p: Vec<String> = (1..=7).map(|c| param(numbered, row * 7 + c)).collect();
+                format!("({})", p.join(", "))
             })
             .collect();
         let sql = format!(
@@ -403,7 +403,15 @@ pub(super) async fn record_locations(
              held_by = NULL",
             values.join(", ")
         );
-        let query = chunk.iter().copied().flatten().fold(sqlx::query(&sql), |q, v| q.bind(v.as_deref()));
+        let query = chunk.iter().fold(sqlx::query(&sql), |q, [key, source, path, state, errors, parent]| {
+            q.bind(key.as_deref())
+                .bind(source.as_deref())
+                .bind(path.as_deref())
+                .bind(state.as_deref())
+                .bind(errors.as_deref())
+                .bind(now)
+                .bind(parent.as_deref())
+        });
         query.execute(&mut **tx).await.map_err(query_err("record locations"))?;
     }
     Ok(())
