@@ -117,7 +117,7 @@ impl Store {
         let mut holders = self.refused_holders(&claimant.entity_ref).await?;
         // One transaction: a holder's pass running beside this one must never see the refusal
         // gone for a moment (it would prune what is waited for instead of handing it over).
-        let mut tx = self.begin_write().await?;
+        let (mut tx, turn) = self.begin_write().await?;
         sqlx::query("DELETE FROM cluster_claim_refusals WHERE claimant_ref = $1")
             .bind(&claimant.entity_ref)
             .execute(&mut *tx)
@@ -135,6 +135,7 @@ impl Store {
                 .map_err(query_err("record refusal"))?;
         }
         tx.commit().await.map_err(query_err("commit refusals"))?;
+        drop(turn);
         holders.extend(self.refused_holders(&claimant.entity_ref).await?);
         holders.sort();
         holders.dedup();

@@ -96,7 +96,7 @@ impl Store {
         if sorted == before {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         sqlx::query("DELETE FROM cluster_inventory WHERE source = $1 AND entity_ref = $2")
             .bind(source)
             .bind(entity_ref)

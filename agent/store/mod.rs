@@ -16,6 +16,8 @@ mod write;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -148,6 +150,9 @@ pub struct Store {
     backend: Backend,
     /// The URL as opened (secrets inside it never leave this struct).
     url: String,
+    /// SQLite's one write lock, taken in this process first: waiters are woken the moment it is
+    /// free, where SQLite's own busy handler would poll with sleeps of up to 100 ms.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -175,7 +180,7 @@ impl Store {
             pool = pool.max_connections(API_CONNECTIONS.saturating_add(syncing));
         }
         let pool = pool.connect_lazy_with(options);
-        Ok(Self { pool, backend, url: url.to_owned() })
+        Ok(Self { pool, backend, url: url.to_owned(), write_turn: Arc::default() })
     }
 
     /// A one-connection pool of its own, for readiness checks: they must never wait behind
@@ -183,7 +188,7 @@ impl Store {
     pub fn probe(&self) -> Result<Self, StoreError> {
         let (backend, options) = options(&self.url)?;
         let pool = pool_options(backend).max_connections(1).connect_lazy_with(options);
-        Ok(Self { pool, backend, url: self.url.clone() })
+        Ok(Self { pool, backend, url: self.url.clone(), write_turn: self.write_turn.clone() })
     }
 
     /// Opens a pool. SQLite files are created on first use; SQLite runs in `WAL` mode with a busy
@@ -191,7 +196,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let (backend, options) = options(url)?;
         let pool = pool_options(backend).connect_with(options).await.map_err(StoreError::Connect)?;
-        Ok(Self { pool, backend, url: url.to_owned() })
+        Ok(Self { pool, backend, url: url.to_owned(), write_turn: Arc::default() })
     }
 
     /// Connections the pool may open.
@@ -229,14 +234,23 @@ impl Store {
     /// write and fails at once ("database is locked") when another connection wrote since it
     /// began; `BEGIN IMMEDIATE` takes the lock up front and waits its turn (`busy_timeout`), so
     /// passes of several sources share the one writer instead of failing and retrying.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+    /// On SQLite the transaction comes with this process's turn at the writer ([`WriteTurn`]):
+    /// keep it until the transaction is committed or dropped.
+    pub(crate) async fn begin_write(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, WriteTurn), StoreError> {
+        let (tx, turn) = match self.backend {
+            Backend::Sqlite => {
+                let turn = self.write_turn.clone().lock_owned().await;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
+            }
+            Backend::Postgres => (self.pool.begin().await, None),
         };
-        tx.map_err(query_err("begin"))
+        Ok((tx.map_err(query_err("begin"))?, turn))
     }
 }
+
+/// This process's turn at SQLite's writer, held with a write transaction (`None` on PostgreSQL,
+/// whose writers do not wait on one lock). Other processes still wait through `busy_timeout`.
+pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 pub fn now_millis() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -81,8 +81,10 @@ impl Store {
     /// A transaction for template writes. Contents are shared between templates (by blob id), so
     /// on PostgreSQL writers take one advisory lock: otherwise a writer's clean-up could delete
     /// a content another, uncommitted writer has just pointed a file at. SQLite has one writer.
-    async fn begin_template_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let mut tx = self.begin_write().await?;
+    async fn begin_template_write(
+        &self,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, super::WriteTurn), StoreError> {
+        let (mut tx, turn) = self.begin_write().await?;
         if self.backend == super::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(TEMPLATE_WRITE_LOCK)
@@ -90,7 +92,7 @@ impl Store {
                 .await
                 .map_err(query_err("lock template writes"))?;
         }
-        Ok(tx)
+        Ok((tx, turn))
     }
 
     /// Files of a template whose content is not stored (lost to an earlier fault): the next
@@ -201,7 +203,7 @@ impl Store {
     /// contents, a version naming the changed files; contents nothing refers to any more go.
     pub async fn record_template_change(&self, change: &TemplateChange<'_>) -> Result<(), StoreError> {
         let now = now_millis();
-        let mut tx = self.begin_template_write().await?;
+        let (mut tx, _turn) = self.begin_template_write().await?;
         sqlx::query(
             "INSERT INTO templates (entity_ref, source, revision, error, updated_at) VALUES ($1, $2, $3, NULL, $4) \
              ON CONFLICT (entity_ref) DO UPDATE SET source = $2, revision = $3, error = NULL, updated_at = $4",
@@ -289,7 +291,7 @@ impl Store {
         if gone.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.begin_template_write().await?;
+        let (mut tx, _turn) = self.begin_template_write().await?;
         for entity_ref in &gone {
             for table in ["templates", "template_files", "template_versions"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE entity_ref = $1"))

@@ -26,7 +26,7 @@ impl Store {
         reason: &str,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
             .bind(now - DELIVERY_MEMORY_MILLIS)
             .execute(&mut *tx)

@@ -130,7 +130,7 @@ impl Store {
         outcome: &LocationOutcome,
         declared: &Declared,
     ) -> Result<(Changes, Deferred), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         let mut written = apply_in(&mut tx, source, &[(outcome, declared)]).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok(written.pop().expect("one location in, one out"))
@@ -145,7 +145,7 @@ impl Store {
         source: &str,
         batch: &[(&LocationOutcome, &Declared)],
     ) -> Result<Vec<(Changes, Deferred)>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         let written = apply_in(&mut tx, source, batch).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok(written)
@@ -154,7 +154,7 @@ impl Store {
     /// Records a location's errors alone, for a file whose write the database refused: its
     /// entities stay as they were, and its state says why.
     pub async fn record_location_errors(&self, source: &str, outcome: &LocationOutcome) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         record_locations(&mut tx, source, &[(outcome, &outcome.errors)], now_millis()).await?;
         tx.commit().await.map_err(query_err("commit"))
     }
@@ -163,7 +163,7 @@ impl Store {
     /// hold this one entity (a value the database refuses), so its document alone fails.
     pub async fn check_entity(&self, source: &str, key: &str, entity: &Entity) -> Result<(), StoreError> {
         let entity_ref = entity.entity_ref.to_string();
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         super::rows::delete_derived(&mut tx, &entity_ref).await?;
         sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
             .bind(&entity_ref)
@@ -186,7 +186,7 @@ impl Store {
     ) -> Result<(Changes, Vec<DocumentError>), StoreError> {
         let mut changes = Changes::default();
         let mut conflicts = Vec::new();
-        let mut tx = self.begin_write().await?;
+        let (mut tx, _turn) = self.begin_write().await?;
         let wanted: Vec<String> = deferred
             .claims
             .iter()
@@ -268,7 +268,7 @@ impl Store {
     pub async fn delete_locations(&self, keys: &[String], orphans: OrphanStrategy) -> Result<Changes, StoreError> {
         let mut changes = Changes::default();
         for key in keys {
-            let mut tx = self.begin_write().await?;
+            let (mut tx, _turn) = self.begin_write().await?;
             let deleted = match orphans {
                 OrphanStrategy::Keep => sqlx::query(
                     "UPDATE entities SET orphan = 1, updated_at = $2 WHERE location_key = $1 AND orphan = 0",
