@@ -234,13 +234,22 @@ impl Store {
     /// write and fails at once ("database is locked") when another connection wrote since it
     /// began; `BEGIN IMMEDIATE` takes the lock up front and waits its turn (`busy_timeout`), so
     /// passes of several sources share the one writer instead of failing and retrying.
+    /// This process's turn at SQLite's writer, for a write outside [`Store::begin_write`]'s
+    /// transactions (one statement in autocommit mode).
+    pub(crate) async fn write_turn(&self) -> WriteTurn {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
     /// On SQLite the transaction comes with this process's turn at the writer ([`WriteTurn`]):
     /// keep it until the transaction is committed or dropped.
     pub(crate) async fn begin_write(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, WriteTurn), StoreError> {
         let (tx, turn) = match self.backend {
             Backend::Sqlite => {
-                let turn = self.write_turn.clone().lock_owned().await;
-                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(turn))
+                let turn = self.write_turn().await;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await, turn)
             }
             Backend::Postgres => (self.pool.begin().await, None),
         };

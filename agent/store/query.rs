@@ -160,6 +160,7 @@ impl Store {
     /// Marks the catalog as changed; called once per pass that wrote entities (never by a no-op
     /// pass, which writes nothing).
     pub async fn bump_generation(&self) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE catalog_generation SET generation = generation + 1 WHERE id = 1")
             .execute(&self.pool)
             .await

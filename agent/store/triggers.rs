@@ -72,6 +72,7 @@ impl Store {
     /// Clears the request for `source` if it arrived before `pass_started` (in ms): a request
     /// that arrived while the pass ran stays, and is served by the next pass.
     pub async fn clear_pending(&self, source: &str, pass_started: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM pending_syncs WHERE source = $1 AND requested_at < $2")
             .bind(source)
             .bind(pass_started)

@@ -348,6 +348,7 @@ impl Store {
     /// Marks locations whose deletion is held back, with the location in error holding each.
     /// Returns those newly held (or held by another location than before), to be told once.
     pub async fn hold_locations(&self, held: &BTreeMap<String, String>) -> Result<Vec<String>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut newly = Vec::new();
         for (key, holder) in held {
             let changed = sqlx::query(
@@ -393,6 +394,7 @@ impl Store {
                 return Ok(false);
             }
         }
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO sources (name, revision, synced_at, error) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, synced_at = excluded.synced_at, error = excluded.error",
@@ -408,6 +410,7 @@ impl Store {
     }
 
     pub async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO sync_runs (source, revision, started_at, finished_at, added, updated, deleted, unchanged, errors, error) \
