@@ -9,6 +9,10 @@ use crate::store::{Store, StoredEntity};
 /// Entities loaded and written together.
 pub const SLICE: usize = 200;
 
+/// Tries for one slice when the store is only busy (no connection free in time, a lock): an
+/// answer already under way waits for the store rather than end in an error.
+const SLICE_ATTEMPTS: usize = 4;
+
 /// What one slice of refs becomes: JSON values in order (entities, or `null` for a miss).
 pub type Render = Box<dyn Fn(&[String], Vec<StoredEntity>) -> Vec<Value> + Send + Sync>;
 
@@ -49,7 +53,7 @@ async fn next(mut state: State) -> Option<(Result<Bytes, std::io::Error>, State)
                 state.step = Step::Done;
                 return Some((Ok(Bytes::from_static(state.close.as_bytes())), state));
             };
-            let entities = match state.store.entities_by_refs(&slice).await {
+            let entities = match slice_of(&state.store, &slice).await {
                 Ok(entities) => entities,
                 Err(err) => {
                     state.step = Step::Done;
@@ -68,5 +72,16 @@ async fn next(mut state: State) -> Option<(Result<Bytes, std::io::Error>, State)
             Some((Ok(Bytes::from(text)), state))
         }
         Step::Done => None,
+    }
+}
+
+/// One slice's entities, tried again while the failure is transient.
+async fn slice_of(store: &Store, slice: &[String]) -> Result<Vec<StoredEntity>, crate::store::StoreError> {
+    let mut attempt = 1;
+    loop {
+        match store.entities_by_refs(slice).await {
+            Err(err) if err.is_transient() && attempt < SLICE_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
     }
 }
