@@ -545,11 +545,12 @@ pub fn limits(config: &Config) -> Limits {
 /// transaction (see [`batch_after`]) while parsing overlaps writing.
 const LOCATIONS_IN_FLIGHT: usize = 64;
 
-/// Entities in flight between the walk and the writer, whatever the number of files: large
-/// files wait for the writer, so memory stays bounded by one or two of them (a single larger
-/// file goes through alone). Beyond a few thousand, more only adds memory: 10,000 cost a
-/// 20,000-entity ingest about 27 MiB of peak RSS and no time.
-const ENTITIES_IN_FLIGHT: usize = 5_000;
+/// Entities in flight between the walk and each writer, whatever the number of files: large
+/// files wait for a writer, so memory stays bounded by about one of them per writer (a single
+/// larger file goes through alone). Beyond that, more only adds memory: twice this with one
+/// SQLite writer cost a 20,000-entity ingest about 27 MiB of peak RSS and no time, while
+/// PostgreSQL's second writer needs its own file in flight or it idles.
+const ENTITIES_IN_FLIGHT_PER_WRITER: usize = 5_000;
 
 /// A parsed file and its share of the in-flight budget, released once it is written.
 type Parsed = (LocationOutcome, Option<tokio::sync::OwnedSemaphorePermit>);
@@ -567,14 +568,16 @@ async fn stream(
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
     ctx.progress.enter(source, "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Parsed>(LOCATIONS_IN_FLIGHT);
-    let budget = Arc::new(tokio::sync::Semaphore::new(ENTITIES_IN_FLIGHT));
+    let writers = concurrent_writers(ctx.store.backend());
+    let entities_in_flight = ENTITIES_IN_FLIGHT_PER_WRITER * writers;
+    let budget = Arc::new(tokio::sync::Semaphore::new(entities_in_flight));
     let runtime = tokio::runtime::Handle::current();
     let walker = tokio::task::spawn_blocking(move || {
         let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
         let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
         // A closed channel means the writer failed: stop walking.
         catalog::ingest_each(&snapshot, limits, remote, |outcome| {
-            let weight = u32::try_from(outcome.entities.len().clamp(1, ENTITIES_IN_FLIGHT)).unwrap_or(1);
+            let weight = u32::try_from(outcome.entities.len().clamp(1, entities_in_flight)).unwrap_or(1);
             let permit = runtime.block_on(budget.clone().acquire_many_owned(weight)).ok();
             sender.blocking_send((outcome, permit)).is_ok()
         })
@@ -585,7 +588,6 @@ async fn stream(
     let mut total = Changes::default();
     let mut errors = Vec::new();
     let mut in_flight = std::collections::VecDeque::new();
-    let writers = concurrent_writers(ctx.store.backend());
     loop {
         let next = if in_flight.len() < writers { receiver.recv().await } else { None };
         if let Some(parsed) = next {
