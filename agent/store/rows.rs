@@ -31,40 +31,35 @@ pub(super) async fn load_stored<'a>(
     wanted: impl Iterator<Item = &'a String>,
 ) -> Result<BTreeMap<String, Stored>, StoreError> {
     let mut stored = BTreeMap::new();
-    let numbered = numbered(tx);
-    for chunk in location_keys.chunks(MAX_PARAMETERS) {
-        let sql = format!(
-            "SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key IN ({})",
-            placeholders(numbered, chunk.len())
-        );
-        let rows = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |q, k| q.bind(*k))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(query_err("load location entities"))?;
-        for row in rows {
-            stored.insert(row.get(0), stored_from(&row, 1));
-        }
+    let owned_sql = format!("SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE location_key");
+    for row in select_in(tx, &owned_sql, location_keys, "load location entities").await? {
+        stored.insert(row.get(0), stored_from(&row, 1));
     }
-    let others: BTreeSet<&String> = wanted.filter(|r| !stored.contains_key(*r)).collect();
-    let others: Vec<&String> = others.into_iter().collect();
-    for chunk in others.chunks(MAX_PARAMETERS) {
-        let sql = format!(
-            "SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE entity_ref IN ({})",
-            placeholders(numbered, chunk.len())
-        );
-        let rows = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |q, r| q.bind(r.as_str()))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(query_err("load entities"))?;
-        for row in rows {
-            stored.insert(row.get(0), stored_from(&row, 1));
-        }
+    let others: BTreeSet<&str> = wanted.map(String::as_str).filter(|r| !stored.contains_key(*r)).collect();
+    let others: Vec<&str> = others.into_iter().collect();
+    let wanted_sql = format!("SELECT entity_ref, {STORED_COLUMNS} FROM entities WHERE entity_ref");
+    for row in select_in(tx, &wanted_sql, &others, "load entities").await? {
+        stored.insert(row.get(0), stored_from(&row, 1));
     }
     Ok(stored)
+}
+
+/// Rows of `select` (a query ending in the column to match) whose column is one of `values`,
+/// a chunk of bound parameters per statement.
+async fn select_in(
+    tx: &mut Transaction<'_, Any>,
+    select: &str,
+    values: &[&str],
+    what: &'static str,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let numbered = numbered(tx);
+    let mut rows = Vec::new();
+    for chunk in values.chunks(MAX_PARAMETERS) {
+        let sql = format!("{select} IN ({})", placeholders(numbered, chunk.len()));
+        let query = chunk.iter().fold(sqlx::query(&sql), |q, v| q.bind(*v));
+        rows.extend(query.fetch_all(&mut **tx).await.map_err(query_err(what))?);
+    }
+    Ok(rows)
 }
 
 /// `n` bound parameters, comma-separated.
@@ -364,21 +359,10 @@ pub(super) async fn record_locations(
     let numbered = numbered(tx);
     let mut current = HashMap::new();
     let keys: Vec<&str> = items.iter().map(|(o, _)| o.key.as_str()).collect();
-    for chunk in keys.chunks(MAX_PARAMETERS) {
-        let sql = format!(
-            "SELECT location_key, state, errors, parent, held_by FROM locations WHERE location_key IN ({})",
-            placeholders(numbered, chunk.len())
-        );
-        let rows = chunk
-            .iter()
-            .fold(sqlx::query(&sql), |q, k| q.bind(*k))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(query_err("read locations"))?;
-        for row in rows {
-            let state: LocationRow = (row.get(1), row.get(2), row.get(3), row.get(4));
-            current.insert(row.get::<String, _>(0), state);
-        }
+    let select = "SELECT location_key, state, errors, parent, held_by FROM locations WHERE location_key";
+    for row in select_in(tx, select, &keys, "read locations").await? {
+        let state: LocationRow = (row.get(1), row.get(2), row.get(3), row.get(4));
+        current.insert(row.get::<String, _>(0), state);
     }
     let mut changed: BTreeMap<&str, [Option<String>; 6]> = BTreeMap::new();
     for (outcome, errors) in items {
