@@ -36,14 +36,15 @@ struct Cli {
 enum Command {
     /// Run the daemon: sync every source on its interval and serve HTTP.
     Run,
-    /// One full sync pass over every source, then exit.
+    /// One full sync pass over every source, then exit (the daemon is `rigger run`).
     Sync {
-        /// Required: run one pass and exit (the daemon is `rigger run`).
-        #[arg(long)]
+        /// Accepted for older scripts: a sync is always one pass.
+        #[arg(long, hide = true)]
         once: bool,
     },
     /// Check catalog files the way the agent reads them; no config needed.
     Validate {
+        /// Catalog files, or directories to search for them (a repository's root, say).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
@@ -94,6 +95,13 @@ pub fn main() -> ExitCode {
     };
     telemetry::init_logging(cli.log_format);
     if let Command::Validate { paths, format, no_follow } = &cli.command {
+        let missing: Vec<&PathBuf> = paths.iter().filter(|p| !p.exists()).collect();
+        if !missing.is_empty() {
+            for path in missing {
+                eprintln!("rigger validate: {}: no such file or directory", path.display());
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
         let follow = if *no_follow { validate::Follow::No } else { validate::Follow::Yes };
         return match validate::run(paths, *format, follow, &mut std::io::stdout().lock()) {
             Ok(true) => ExitCode::SUCCESS,
@@ -153,11 +161,7 @@ async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path
                 Err(code) => code,
             }
         }
-        Command::Sync { once: true } => one_shot::sync_once(config).await,
-        Command::Sync { once: false } => {
-            eprintln!("rigger sync: pass --once (the long-running daemon is `rigger run`)");
-            ExitCode::from(EXIT_USAGE)
-        }
+        Command::Sync { once: _ } => one_shot::sync_once(config).await,
         Command::Migrate => one_shot::migrate(config).await,
         Command::Plan => super::plan::run(config).await,
         Command::Config { action: ConfigAction::Check } => one_shot::config_check(&config, config_path),

@@ -105,7 +105,7 @@ async fn shut_down(
     tracker.close();
     let grace = ctx.config.sync.shutdown_grace;
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(?grace, "sync tasks did not finish within the grace period; abandoning them");
+        warn!(grace = %crate::telemetry::Rounded(grace), "sync tasks did not finish within the grace period; abandoning them");
     }
     if let Ok(joined) = tokio::time::timeout(grace, server).await {
         joined.context("HTTP server task")??;
@@ -152,7 +152,7 @@ async fn migrate_until_ready(ctx: &Context, cancel: &CancellationToken) -> bool 
             Err(err) => {
                 ctx.metrics.store_up.set(0);
                 ctx.metrics.retries.with_label_values(&["migrate"]).inc();
-                warn!(error = %err, retry_in = ?delay, "database not ready");
+                warn!(error = %err, retry_in = %crate::telemetry::Rounded(delay), "database not ready");
             }
         }
         tokio::select! {
@@ -321,7 +321,7 @@ async fn on_change(source: String, trigger: Arc<Notify>, queue: WorkQueue, cance
             () = trigger.notified() => {}
         }
         settle(&trigger, &cancel).await;
-        info!(source, "change detected");
+        info!(source = %source, "change detected");
         queue.request(&source, "change");
     }
 }

@@ -44,6 +44,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         changed: Arc::new(changed),
         templates_checked: Arc::default(),
         settled: Arc::default(),
+        log_memory: Arc::default(),
         progress: crate::telemetry::Progress::new(metrics.clone()),
         reconciler: config
             .kubernetes

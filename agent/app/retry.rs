@@ -34,8 +34,10 @@ where
         .retry(backoff)
         .when(Transient::is_transient)
         .notify(|err, delay| {
+            // Counted, and logged at debug: a retry that succeeds is not an operator's concern,
+            // and one that fails for good is reported once by whoever gave up.
             metrics.retries.with_label_values(&[operation]).inc();
-            tracing::warn!(operation, error = %err, retry_in = ?delay, "transient failure, retrying");
+            tracing::debug!(operation, error = %err, retry_in = %crate::telemetry::Rounded(delay), "transient failure, retrying");
         })
         .await
 }

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::retry::{retry, Transient};
 use crate::catalog::placeholders::Remote;
@@ -16,7 +16,7 @@ use crate::source::watch::ChangedFiles;
 use crate::source::{Snapshot, TreeError};
 use crate::store::diff::{Declared, Walk};
 use crate::store::{Backend, Changes, Deferred, SourceLease, Store, StoreError, SyncRun};
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogMemory, Metrics, Problem, Scope};
 
 /// A pass that wrote this many entities has changed the tables enough that query plans made
 /// for the old statistics (say, an empty catalog) can be badly wrong.
@@ -46,6 +46,8 @@ pub struct Context {
     pub settled: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
     /// What each source is doing now, for the status API, a gauge and progress logs.
     pub progress: crate::telemetry::Progress,
+    /// What was last logged per source: passes log what changed, not what they found again.
+    pub log_memory: Arc<LogMemory>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +184,7 @@ async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, Syn
     ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), outcome]).inc();
     match &result {
         Ok(_) => {
+            ctx.log_memory.succeeded(&source.name);
             let now = started / 1000;
             ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
             if let Ok(count) = ctx.store.locations_in_error(&source.name).await {
@@ -196,8 +199,8 @@ async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, Syn
 
 /// A failed pass is remembered (error on the source, a history row) when the error is new.
 async fn record_failure(ctx: &Context, source: &SourceConfig, started: i64, err: &SyncError) {
-    warn!(source = %source.name, error = %err, "sync failed; the catalog keeps its last good state");
     let message = err.to_string();
+    ctx.log_memory.failure(&source.name, &message);
     let revision = ctx.store.source_revision(&source.name).await.ok().flatten();
     if let Ok(true) = ctx.store.record_source(&source.name, revision.as_deref(), Some(&message)).await {
         let run = SyncRun {
@@ -236,7 +239,9 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     };
     let revision = snapshot.revision.clone();
     let limits = limits(&ctx.config);
-    let (changes, errors) = stream(ctx, &source.name, snapshot, limits).await?;
+    let (changes, problems) = stream(ctx, &source.name, snapshot, limits).await?;
+    let problems_changed = ctx.log_memory.catalog_problems(&source.name, &Scope::Whole, &problems);
+    let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
     remember_settled(ctx, &source.name, revision.as_deref(), changes);
     // The source's own error is for failed passes; document errors live on their locations.
     let source_changed =
@@ -262,8 +267,13 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
         };
         retry(policy, &ctx.metrics, "store", || ctx.store.record_run(&run)).await?;
     }
-    info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
-        updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
+    // A pass that found what the last one did is not news (a local directory polled, say).
+    if changes.entity_writes() > 0 || problems_changed || last != revision {
+        info!(source = %source.name, revision = revision.as_deref().unwrap_or("-"), added = changes.added,
+            updated = changes.updated, deleted = changes.deleted, unchanged = changes.unchanged, errors = errors.len(), "synced");
+    } else {
+        debug!(source = %source.name, unchanged = changes.unchanged, errors = errors.len(), "synced; nothing changed");
+    }
     Ok(Pass::Synced { revision, changes, errors })
 }
 
@@ -308,7 +318,8 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
     ctx.metrics.local_rescans.with_label_values(&[source.name.as_str(), "changed_files"]).inc();
     let mut walk =
         Walk { source: source.name.clone(), complete: false, reached: std::collections::HashMap::new(), gone: None };
-    let (mut total, mut errors, mut deferred) = (Changes::default(), Vec::new(), Vec::new());
+    let read: std::collections::HashSet<String> = outcomes.iter().map(|o| o.path.clone()).collect();
+    let (mut total, mut problems, mut deferred) = (Changes::default(), Vec::new(), Vec::new());
     for location in outcomes {
         if location.panicked {
             ctx.metrics.catalog_panics.with_label_values(&[source.name.as_str()]).inc();
@@ -317,13 +328,15 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         let write = || ctx.store.apply_location_streamed(&source.name, &location, &declared);
         let (changes, left) = retry(ctx.config.sync.retry, &ctx.metrics, "store", write).await?;
         total.absorb(changes);
-        report(&source.name, &location.path, &location.errors, &mut errors);
+        report(&location.path, &location.errors, &mut problems);
         walk.reached.insert(location.key.clone(), declared);
         if !left.is_empty() {
             deferred.push(left);
         }
     }
-    settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
+    settle(ctx, &walk, &deferred, &mut total, &mut problems).await?;
+    ctx.log_memory.catalog_problems(&source.name, &Scope::Files(&read), &problems);
+    let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
     // Not the conflicts gauge: a partial pass sees only the files it re-read.
     count_entity_writes(ctx, total);
     if total.entity_writes() > 0 {
@@ -564,7 +577,7 @@ async fn stream(
     source: &str,
     snapshot: Snapshot,
     limits: Limits,
-) -> Result<(Changes, Vec<String>), SyncError> {
+) -> Result<(Changes, Vec<Problem>), SyncError> {
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
     ctx.progress.enter(source, "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Parsed>(LOCATIONS_IN_FLIGHT);
@@ -608,7 +621,7 @@ async fn stream(
             }
             total.absorb(changes);
             ctx.progress.advance(source, changes.entity_writes());
-            report(source, &location.path, &location.errors, &mut errors);
+            report(&location.path, &location.errors, &mut errors);
             walk.complete &= location.leads_are_known();
             walk.reached.insert(location.key.clone(), declared);
             if !left.is_empty() {
@@ -730,7 +743,7 @@ async fn confine_refusal(
     mut location: LocationOutcome,
     refusal: &StoreError,
 ) -> Result<Written, SyncError> {
-    warn!(source, file = %location.path, error = %refusal, "the store refused this file's write; finding the entity");
+    warn!(source = %source, file = %location.path, error = %refusal, "the store refused this file's write; finding the entity");
     for entity in std::mem::take(&mut location.entities) {
         let check = || ctx.store.check_entity(source, &location.key, &entity);
         match retry(ctx.config.sync.retry, &ctx.metrics, "store", check).await {
@@ -752,7 +765,7 @@ async fn confine_refusal(
             location.hides_locations = true;
             location.errors.push(DocumentError { index: None, message: format!("cannot be stored: {err}") });
             if let Err(err) = ctx.store.record_location_errors(source, &location).await {
-                warn!(source, file = %location.path, error = %err, "cannot record the file's error either");
+                warn!(source = %source, file = %location.path, error = %err, "cannot record the file's error either");
             }
             let declared = Declared::of(&location);
             let deferred = Deferred { key: location.key.clone(), path: location.path.clone(), ..Deferred::default() };
@@ -787,14 +800,14 @@ async fn settle(
     walk: &Walk,
     deferred: &[Deferred],
     total: &mut Changes,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Problem>,
 ) -> Result<(), SyncError> {
     let (policy, orphans, source) = (ctx.config.sync.retry, ctx.config.catalog.orphan_strategy, walk.source.as_str());
     for left in deferred {
         let (changes, conflicts) =
             retry(policy, &ctx.metrics, "store", || ctx.store.settle(source, walk, left, orphans)).await?;
         total.absorb(changes);
-        report(source, &left.path, &conflicts, errors);
+        report(&left.path, &conflicts, errors);
     }
     if let Some(gone) = &walk.gone {
         let gone: Vec<String> = gone.iter().cloned().collect();
@@ -804,12 +817,13 @@ async fn settle(
     Ok(())
 }
 
-fn report(source: &str, path: &str, found: &[DocumentError], errors: &mut Vec<String>) {
-    for error in found {
-        let at = error.index.map_or_else(|| path.to_owned(), |i| format!("{path} document {i}"));
-        warn!(source, file = %path, document = ?error.index, error = %error.message, "catalog error");
-        errors.push(format!("{at}: {}", error.message));
-    }
+/// Collects a file's problems; they are logged once per pass, by what changed (`LogMemory`).
+fn report(path: &str, found: &[DocumentError], problems: &mut Vec<Problem>) {
+    problems.extend(found.iter().map(|error| Problem {
+        file: path.to_owned(),
+        document: error.index,
+        message: error.message.clone(),
+    }));
 }
 
 fn record_write_metrics(ctx: &Context, source: &str, total: Changes) {

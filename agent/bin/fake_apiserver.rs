@@ -42,7 +42,7 @@ async fn run(args: Args) -> std::io::Result<()> {
     if let Some(path) = &args.kubeconfig {
         server.write_kubeconfig(path)?;
     }
-    tracing::info!(url = %server.url(), kubeconfig = ?args.kubeconfig, "fake API server listening");
+    tracing::info!(url = %server.url(), kubeconfig = %args.kubeconfig.as_deref().map(|p| p.display().to_string()).unwrap_or_default(), "fake API server listening");
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

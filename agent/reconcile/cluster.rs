@@ -273,8 +273,9 @@ impl Cluster {
                 _ => planned,
             })
             .notify(|err, delay| {
+                // Counted; logged at debug, as a sync's retries are (the final failure is reported).
                 self.metrics.retries.with_label_values(&["cluster"]).inc();
-                tracing::warn!(operation, error = %err, retry_in = ?delay, "API server call failed, retrying");
+                tracing::debug!(operation, error = %err, retry_in = %crate::telemetry::Rounded(delay), "API server call failed, retrying");
             })
             .await;
         let outcome = match &result {

@@ -125,8 +125,11 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
     let body = super::stream::array(state.store.clone(), &refs, "[", "]", render);
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Some(next) = next {
+        // The cursor carries filters and order; `fields` is not part of the query, so it is
+        // repeated, or page two would come back as whole entities.
+        let fields: String = params.all("fields").iter().flat_map(|f| ["&fields=".to_owned(), urlencode(f)]).collect();
         let link = format!(
-            "<{}?after={}&limit={}>; rel=\"next\"",
+            "<{}?after={}&limit={}{fields}>; rel=\"next\"",
             uri.path(),
             urlencode(&next.encode()),
             limit.unwrap_or_default()

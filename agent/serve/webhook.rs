@@ -193,7 +193,7 @@ pub async fn github(AxumState(state): AxumState<State>, headers: HeaderMap, body
         }
         Ok(true) => {
             count("accepted");
-            info!(delivery, sources = ?sources, "push received; sync queued");
+            info!(delivery, sources = %sources.join(", "), "push received; sync queued");
             for source in &sources {
                 // The request is already durable; a closed queue (shutting down) picks it up on start.
                 let _ = hook.requests.send(source.clone());

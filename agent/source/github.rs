@@ -283,7 +283,7 @@ impl GithubClient {
             if wait > MAX_RATE_WAIT {
                 return Err(GithubError::RateLimited { wait });
             }
-            tracing::warn!(url, ?wait, "GitHub rate limit reached; waiting as the API asks");
+            tracing::warn!(url, wait = %crate::telemetry::Rounded(wait), "GitHub rate limit reached; waiting as the API asks");
             tokio::time::sleep(wait).await;
         }
     }

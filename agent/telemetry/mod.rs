@@ -2,11 +2,15 @@
 //! registered in one Prometheus registry, shared by every stage, and each source's
 //! [`Progress`] through a pass.
 
+mod log_memory;
 mod metrics;
 mod progress;
 
+pub use log_memory::{LogMemory, Problem, Scope};
 pub use metrics::Metrics;
 pub use progress::{Progress, SourceProgress};
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -16,15 +20,46 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`); logs go to stderr so
-/// stdout stays clean for `validate --format json`.
+/// The filter when `RUST_LOG` is not set: Rigger's own `info`, and the database driver's chatter
+/// (PostgreSQL notices such as "relation already exists, skipping") only when asked for.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,sqlx::postgres::notice=warn";
+
+/// Installs the global subscriber. `RUST_LOG` filters (default [`DEFAULT_FILTER`]); logs go to
+/// stderr so stdout stays clean for `validate --format json`. Colour only on a terminal, and
+/// never with `NO_COLOR` set (<https://no-color.org>): files and pipes get plain text.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.with_ansi(colour).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).try_init(),
     };
     // A second init (tests calling twice) keeps the first subscriber; that is fine.
     drop(result);
+}
+
+/// A duration as people read it in a log line: `750ms`, `2s 300ms` (to the millisecond).
+pub struct Rounded(pub std::time::Duration);
+
+impl std::fmt::Display for Rounded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
+        write!(f, "{}", humantime::format_duration(std::time::Duration::from_millis(millis)))
+    }
+}
+
+/// An error and its causes on one line, each in its own words (`a: b: c`), never the debug
+/// shapes some libraries print in alternate mode. A cause its parent already quotes is left out.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }

@@ -99,7 +99,7 @@ impl Progress {
         entry.entities += entities;
         if entry.started.elapsed() >= LOG_EVERY && entry.logged.elapsed() >= LOG_EVERY {
             entry.logged = Instant::now();
-            info!(source, state = entry.state, files = entry.files, entities = entry.entities, "pass in progress");
+            info!(source = %source, state = %entry.state, files = entry.files, entities = entry.entities, "pass in progress");
         }
     }
 

@@ -11,6 +11,7 @@ mod daemon;
 mod differential;
 mod discovery;
 mod fake_apiserver;
+mod first_day;
 mod git_transports;
 mod isolation;
 mod operations;

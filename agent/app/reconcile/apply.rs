@@ -95,7 +95,7 @@ pub async fn execute(
         None
     };
     if !outcome.errors.is_empty() {
-        warn!(source, entity = %plan.entity_ref, errors = ?outcome.errors, "cluster reconcile incomplete");
+        warn!(source, entity = %plan.entity_ref, errors = %outcome.errors.join("; "), "cluster reconcile incomplete");
     }
     Ok(report(&plan, outcome, health))
 }
@@ -198,7 +198,7 @@ async fn apply(
                 && plan.live.get(&step.key).is_some_and(|l| only_hand_edits(l, &managers)) =>
         {
             if !dry_run {
-                info!(object = %step.key, ?managers, "taking back fields edited by hand");
+                info!(object = %step.key, managers = %managers.join(", "), "taking back fields edited by hand");
             }
             cluster.apply(object, dry_run, true).await
         }

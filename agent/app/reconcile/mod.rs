@@ -439,7 +439,7 @@ async fn failed(
     failure: &Failure,
     mode: Mode,
 ) -> Result<(), ReconcileError> {
-    warn!(source, entity = entity_ref, reason = failure.reason, errors = ?failure.errors, "cluster reconcile failed");
+    warn!(source, entity = entity_ref, reason = failure.reason, errors = %failure.errors.join("; "), "cluster reconcile failed");
     if mode == Mode::Apply {
         ctx.metrics.reconcile_errors.with_label_values(&[source, failure.reason]).inc();
         let item = status::failure_item(failure);

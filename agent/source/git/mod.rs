@@ -74,8 +74,10 @@ impl GitRemote {
     pub fn fetch(&self, cache_dir: &Path, last: Option<&str>, interrupt: &AtomicBool) -> Result<Tip, GitError> {
         let path = self.cache_path(cache_dir);
         let (repo, rebuilt) = open_or_rebuild(&path)?;
-        let fetch_err =
-            |err: &dyn std::fmt::Display| GitError::FetchRemote { url: self.url.clone(), message: format!("{err:#}") };
+        let fetch_err = |err: &(dyn std::error::Error + 'static)| GitError::FetchRemote {
+            url: self.url.clone(),
+            message: crate::telemetry::error_chain(err),
+        };
         let spec = match &self.branch {
             Some(branch) => format!("+refs/heads/{branch}:refs/remotes/origin/{branch}"),
             None => "+HEAD:refs/remotes/origin/HEAD".to_owned(),
@@ -156,7 +158,10 @@ fn open_or_rebuild(path: &Path) -> Result<(gix::Repository, bool), GitError> {
     if !path.exists() {
         return open_or_init(path).map(|repo| (repo, false));
     }
-    let err = |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
+    let err = |e: &(dyn std::error::Error + 'static)| GitError::OpenCache {
+        path: path.to_owned(),
+        message: crate::telemetry::error_chain(e),
+    };
     match gix::open(path) {
         Ok(repo) if path.join("objects").is_dir() => Ok((repo, false)),
         // A directory that cannot even be listed (permissions, no file handles left) is the
@@ -176,7 +181,10 @@ fn open_or_rebuild(path: &Path) -> Result<(gix::Repository, bool), GitError> {
 }
 
 fn open_or_init(path: &Path) -> Result<gix::Repository, GitError> {
-    let err = |e: &dyn std::fmt::Display| GitError::OpenCache { path: path.to_owned(), message: format!("{e:#}") };
+    let err = |e: &(dyn std::error::Error + 'static)| GitError::OpenCache {
+        path: path.to_owned(),
+        message: crate::telemetry::error_chain(e),
+    };
     if path.exists() {
         gix::open(path).map_err(|e| err(&e))
     } else {

@@ -12,8 +12,10 @@ pub struct GitTree {
 
 impl GitTree {
     pub fn at_commit(repo: gix::Repository, commit: &str) -> Result<Self, GitError> {
-        let err =
-            |e: &dyn std::fmt::Display| GitError::ReadCommit { commit: commit.to_owned(), message: format!("{e:#}") };
+        let err = |e: &(dyn std::error::Error + 'static)| GitError::ReadCommit {
+            commit: commit.to_owned(),
+            message: crate::telemetry::error_chain(e),
+        };
         let id = gix::ObjectId::from_hex(commit.as_bytes()).map_err(|e| err(&e))?;
         let tree = repo.find_commit(id).map_err(|e| err(&e))?.tree_id().map_err(|e| err(&e))?.detach();
         Ok(Self { repo: repo.into_sync(), tree })
@@ -82,8 +84,8 @@ impl FileTree for GitTree {
     }
 }
 
-fn read_err(path: &str, e: &dyn std::fmt::Display) -> TreeError {
-    TreeError::Read { path: path.to_owned(), message: format!("{e:#}") }
+fn read_err(path: &str, e: &(dyn std::error::Error + 'static)) -> TreeError {
+    TreeError::Read { path: path.to_owned(), message: crate::telemetry::error_chain(e) }
 }
 
 /// Where a link stored at `link` points, as a repository path; `None` when it leaves the

@@ -82,6 +82,24 @@ impl Daemon {
         Self { child, base: format!("http://127.0.0.1:{port}") }
     }
 
+    /// Starts `rigger [global_args] run` with its logs (stderr, a file: not a terminal) written
+    /// to `log`, at the default log level.
+    pub fn start_logged(config: &Path, port: u16, global_args: &[&str], log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = rigger()
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .args(global_args)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rigger run starts");
+        Self { child, base: format!("http://127.0.0.1:{port}") }
+    }
+
     /// Polls `path` until it answers `status`, or panics at the deadline.
     pub async fn wait_for(&mut self, path: &str, status: u16) {
         let started = Instant::now();
