@@ -63,7 +63,7 @@ pub async fn migrate(config: Arc<Config>) -> ExitCode {
     };
     match ctx.store.migrate().await {
         Ok(()) => {
-            println!("migrations applied ({:?})", ctx.store.backend());
+            println!("migrations applied ({})", ctx.store.backend());
             ExitCode::SUCCESS
         }
         Err(err) => {

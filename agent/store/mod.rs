@@ -19,7 +19,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use claims::Holder;
 pub use cluster::ManagedEntity;
@@ -37,6 +37,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +101,9 @@ fn lost_a_race(err: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
+/// A statement slower than this is logged (at debug level).
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {
     sqlx::any::install_default_drivers();
     let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
@@ -101,7 +113,11 @@ fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {
         }
         _ => url.to_owned(),
     };
-    let options = url.parse().map_err(StoreError::Connect)?;
+    let options: AnyConnectOptions = url.parse().map_err(StoreError::Connect)?;
+    // Statements, and slow ones (a large first ingest, our own `ANALYZE`), at debug: the text of
+    // a statement is not an operator's business unless asked for (`RUST_LOG=sqlx=debug`).
+    let options =
+        options.log_statements(log::LevelFilter::Trace).log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
     Ok((backend, options))
 }
 

@@ -137,3 +137,16 @@ async fn the_next_page_link_keeps_the_fields_asked_for() {
     assert_eq!(names, ["a", "b", "c"]);
     assert!(daemon.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrate_says_what_it_did_and_nothing_of_the_database_notices() {
+    let db = crate::support::db::TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &db.url, "127.0.0.1:1", "  - name: local\n    local: { path: catalog }\n");
+    for _ in 0..2 {
+        let out = rigger().env_remove("RUST_LOG").arg("--config").arg(&config).arg("migrate").output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "migrations applied (PostgreSQL)\n");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no notices, no statements");
+    }
+}
