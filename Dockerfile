@@ -4,6 +4,8 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# `--build-arg RIGGER_COMMIT=$(git rev-parse --short=12 HEAD)` names the commit in rigger_build_info.
+ARG RIGGER_COMMIT=""
 RUN cargo build --release --locked --bin rigger
 
 FROM debian:bookworm-slim

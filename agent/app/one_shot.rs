@@ -26,6 +26,9 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
     })?;
     let metrics = Metrics::new();
     metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
+    metrics.init_git(config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Git(_))).map(|s| s.name.as_str()));
+    metrics
+        .init_local(config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str()));
     if config.webhooks.as_ref().is_some_and(|w| w.github_secret.is_some()) {
         metrics.init_webhooks();
     }

@@ -281,6 +281,9 @@ impl Cluster {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(ClusterError::Unavailable { .. }) => "unavailable",
+            // Someone else's field managers hold fields: answered, and (for hand edits under
+            // self-heal) taken back by a forced apply that follows, so not an error by itself.
+            Err(ClusterError::Conflict { .. }) => "conflict",
             Err(_) => "error",
         };
         // Any answer, even a refusal, shows the API server is there.

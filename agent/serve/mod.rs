@@ -68,11 +68,34 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
     probes
         .merge(api)
         .route("/webhooks/github", post(webhook::github))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
         .with_state(state)
+}
+
+/// Times each request by its route template (never the raw path: labels stay bounded) and the
+/// class of its status. Whole-catalog answers stream their bodies after this.
+async fn observe(
+    axum::extract::State(state): axum::extract::State<State>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let route = route.as_deref().unwrap_or("unmatched");
+    state.metrics.http_requests.with_label_values(&[route, class]).observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// The answer when the catalog API is at its concurrency bound.

@@ -78,7 +78,20 @@ pub struct Metrics {
     /// Template source files recorded as changed, by source and change (`added`, `modified`,
     /// `removed`).
     pub template_changes: IntCounterVec,
+    /// Time to answer an HTTP request (to its headers), by route template and status class.
+    pub http_requests: HistogramVec,
 }
+
+/// Why a pass was queued: each reason's series exists from start-up.
+pub const QUEUE_REASONS: [&str; 9] =
+    ["poll", "change", "webhook", "recorded", "retry", "changed_during_sync", "discovery", "startup", "drift"];
+
+/// What a source can be doing (`rigger_sources_in_state`).
+pub const SOURCE_STATES: [&str; 5] = ["queued", "fetching", "writing", "settling", "reconciling"];
+
+/// The commit this binary was built from (`RIGGER_COMMIT` at build time, else git's HEAD, else
+/// `unknown`), for `rigger_build_info`.
+pub const BUILD_COMMIT: &str = env!("RIGGER_BUILD_COMMIT");
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -133,10 +146,31 @@ impl Metrics {
         // Registered by `init_reconcile` only: without a cluster there is nothing to be up.
         let cluster_up = IntGauge::new("rigger_cluster_up", "1 when the last Kubernetes API server check succeeded.")
             .expect("valid gauge");
+        let http_requests = HistogramVec::new(
+            HistogramOpts::new(
+                "rigger_http_request_duration_seconds",
+                "Time to answer an HTTP request (to its headers), by route and status class.",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["route", "status_class"],
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(http_requests.clone())).expect("unique histogram");
+        let build_info = gauge(
+            "rigger_build_info",
+            "Always 1; the labels say which Rigger this is (version, commit).",
+            &["version", "commit"],
+        );
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), BUILD_COMMIT]).set(1);
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique process collector");
         let metrics = Self {
+            http_requests,
             cluster_requests: counter(
                 "rigger_cluster_requests_total",
-                "Kubernetes API calls by operation and outcome.",
+                "Kubernetes API calls by operation and outcome (ok, conflict, unavailable, error).",
                 &["operation", "outcome"],
             ),
             cluster_up,
@@ -258,6 +292,13 @@ impl Metrics {
         for operation in ["git_fetch", "store", "migrate", "pass", "cluster"] {
             metrics.retries.with_label_values(&[operation]).inc_by(0);
         }
+        for reason in QUEUE_REASONS {
+            metrics.queue_requests.with_label_values(&[reason]).inc_by(0);
+            metrics.queue_coalesced.with_label_values(&[reason]).inc_by(0);
+        }
+        for state in SOURCE_STATES {
+            metrics.sources_in_state.with_label_values(&[state]).set(0);
+        }
         metrics
     }
 
@@ -309,6 +350,28 @@ impl Metrics {
             // has never succeeded, which is what an operator needs to know.
             self.sync_last_success.with_label_values(&[name]).set(0);
             self.conflicts.with_label_values(&[name]).set(0);
+            self.templates_synced.with_label_values(&[name]).inc_by(0);
+            for change in ["added", "modified", "removed"] {
+                self.template_changes.with_label_values(&[name, change]).inc_by(0);
+            }
+        }
+    }
+
+    /// Git sources' fetch series at zero.
+    pub fn init_git<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            for result in ["fetched", "unchanged"] {
+                self.git_fetches.with_label_values(&[name, result]).inc_by(0);
+            }
+        }
+    }
+
+    /// Local sources' rescan series at zero.
+    pub fn init_local<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            for scope in ["changed_files", "full"] {
+                self.local_rescans.with_label_values(&[name, scope]).inc_by(0);
+            }
         }
     }
 

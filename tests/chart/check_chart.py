@@ -271,8 +271,8 @@ def check_invariants(objs: list[dict], values: dict, label: str) -> None:
         port = int(str(values["config"]["server"]["listen"]).rsplit(":", 1)[1])
         if c["ports"][0]["containerPort"] != port:
             problems.append("containerPort is server.listen's port")
-        if c["args"] != ["run", "--config", "/etc/rigger/rigger.yaml"]:
-            problems.append("args run --config /etc/rigger/rigger.yaml")
+        if c["args"] != ["--log-format", values["logFormat"], "run", "--config", "/etc/rigger/rigger.yaml"]:
+            problems.append("args --log-format <logFormat> run --config /etc/rigger/rigger.yaml")
         mount = next((m for m in c["volumeMounts"] if m["mountPath"] == "/etc/rigger/rigger.yaml"), None)
         if not mount or not mount.get("readOnly"):
             problems.append("config mounted read-only")

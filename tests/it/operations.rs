@@ -1,4 +1,4 @@
-//! Issue 8: what operators run — the alert rules (promtool), every metric they use exported by
+//! What operators run — the alert rules (promtool), every metric they use exported by
 //! a running agent, the systemd unit (systemd-analyze) and its notify protocol, the documented
 //! configuration keys. The tools come from `scripts/install-test-deps`; a missing one fails.
 
@@ -72,8 +72,10 @@ async fn every_metric_an_alert_uses_is_exported_by_a_running_agent() {
     let repo = TestRepo::new(dir.path(), "apps");
     repo.commit("one", &[("catalog-info.yaml", Some(&crate::support::component("web", "v1")))]);
     let port = free_port();
+    std::fs::create_dir_all(dir.path().join("local")).unwrap();
+    std::fs::write(dir.path().join("local/catalog-info.yaml"), crate::support::component("docs", "v1")).unwrap();
     let sources = format!(
-        "  - name: apps\n    interval: 1h\n    git: {{ url: '{}' }}\n  - name: acme\n    interval: 1h\n    github: {{ org: acme, api_url: '{}' }}\n",
+        "  - name: apps\n    interval: 1h\n    git: {{ url: '{}' }}\n  - name: acme\n    interval: 1h\n    github: {{ org: acme, api_url: '{}' }}\n  - name: docs\n    interval: 1h\n    local: {{ path: local }}\n",
         repo.file_url(),
         github.base
     );
@@ -108,7 +110,34 @@ async fn every_metric_an_alert_uses_is_exported_by_a_running_agent() {
     assert!(charted.len() >= 15, "{charted:?}");
     let missing: Vec<&String> = charted.iter().filter(|m| !names.contains(m.as_str())).collect();
     assert!(missing.is_empty(), "the dashboard charts metrics the agent does not export: {missing:?}");
+    let documented = documented_metrics();
+    assert!(documented.len() >= 30, "{documented:?}");
+    let missing: Vec<&String> = documented.iter().filter(|m| !names.contains(m.as_str())).collect();
+    assert!(missing.is_empty(), "docs/metrics.md documents series absent at start-up: {missing:?}\n{exported}");
+    for series in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"] {
+        assert!(names.contains(series), "{series} missing:\n{exported}");
+    }
+    let build = exported
+        .lines()
+        .find(|l| l.starts_with("rigger_build_info{commit=\""))
+        .unwrap_or_else(|| panic!("no build info:\n{exported}"));
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))) && build.ends_with(" 1"), "{build}");
+    assert!(
+        exported.contains("rigger_http_request_duration_seconds_count{route=\"/readyz\",status_class=\"2xx\"}"),
+        "requests are timed by route and status class:\n{exported}"
+    );
     assert!(daemon.terminate().success());
+}
+
+/// The series `docs/metrics.md` documents (its table's first column), histograms by their
+/// `_count` series.
+fn documented_metrics() -> BTreeSet<String> {
+    let doc = std::fs::read_to_string(repo_file("docs/metrics.md")).unwrap();
+    let row = regex::Regex::new(r"^\| `((?:rigger|process)_[a-z_]+)` \| (counter|gauge|histogram) \|").unwrap();
+    doc.lines()
+        .filter_map(|l| row.captures(l))
+        .map(|c| if &c[2] == "histogram" { format!("{}_count", &c[1]) } else { c[1].to_owned() })
+        .collect()
 }
 
 #[test]
