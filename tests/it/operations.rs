@@ -18,8 +18,12 @@ fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// A test tool: the copy `scripts/install-test-deps` unpacked into `.cache/tools/bin`, else
+/// the one on `PATH`.
 fn tool(name: &str, args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(name)
+    let unpacked = repo_file(".cache/tools/bin").join(name);
+    let program = if unpacked.exists() { unpacked } else { PathBuf::from(name) };
+    Command::new(program)
         .args(args)
         .current_dir(dir)
         .output()
