@@ -269,6 +269,8 @@ pub struct RetryConfig {
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// Line and column (1-based) of the field in the file, when it is written there.
+    pub at: Option<(usize, usize)>,
 }
 
 impl fmt::Display for Problem {
@@ -285,12 +287,29 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}: {} problem(s):\n{}", .problems.len(), render(.problems))]
+    #[error("{}: {}:\n{}", .file.display(), count(.problems.len()), render(.file, .problems))]
     Invalid { file: PathBuf, problems: Vec<Problem> },
 }
 
-fn render(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+fn count(problems: usize) -> String {
+    if problems == 1 {
+        "1 problem".to_owned()
+    } else {
+        format!("{problems} problems")
+    }
+}
+
+/// One line per problem, `file:line:column: path: message`, as compilers print them (editors
+/// jump to them).
+fn render(file: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|problem| match problem.at {
+            Some((line, column)) => format!("  {}:{line}:{column}: {problem}", file.display()),
+            None => format!("  {}: {problem}", file.display()),
+        })
+        .collect();
+    lines.join("\n")
 }
 
 impl Config {

@@ -1,11 +1,13 @@
 //! The config file as written: plain serde structs, every leaf kept loose (durations and URLs as
-//! strings) so that stage two can report every problem at once with its dotted path.
+//! strings) so that stage two can report every problem at once with its dotted path. Unknown keys
+//! are errors whose message lists the keys allowed there, for "did you mean".
 
 use serde::Deserialize;
 
 use super::secret::SecretRef;
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub database: RawDatabase,
@@ -23,6 +25,7 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawCatalog {
     pub orphan_strategy: Option<String>,
     pub max_file_bytes: Option<u64>,
@@ -32,6 +35,7 @@ pub struct RawCatalog {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub url: Option<DatabaseUrl>,
 }
@@ -46,6 +50,7 @@ pub enum DatabaseUrl {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
     pub max_connections: Option<u64>,
@@ -53,16 +58,19 @@ pub struct RawServer {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawWebhooks {
     pub github: Option<RawGithubWebhook>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGithubWebhook {
     pub secret: SecretRef,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub name: Option<String>,
     pub interval: Option<String>,
@@ -75,6 +83,7 @@ pub struct RawSource {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGit {
     pub url: String,
     pub branch: Option<String>,
@@ -83,6 +92,7 @@ pub struct RawGit {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGithub {
     pub org: String,
     pub token: Option<SecretRef>,
@@ -104,6 +114,7 @@ pub struct RawGithub {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGithubApp {
     pub app_id: u64,
     pub installation_id: u64,
@@ -111,12 +122,14 @@ pub struct RawGithubApp {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawLocal {
     pub path: String,
     pub catalog_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawKubernetes {
     pub kubeconfig: Option<String>,
     pub timeout: Option<String>,
@@ -129,6 +142,7 @@ pub struct RawKubernetes {
 
 /// Where a source's entities may write in the cluster.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawTenancy {
     pub namespaces: Option<RawNamespaces>,
     /// The Kubernetes namespace named like each entity's catalog namespace: the file's author
@@ -154,9 +168,10 @@ pub enum RawNamespaces {
 }
 
 /// What the repositories of an organisation whose names match `repositories` may write. The
-/// tenancy keys are repeated rather than `#[serde(flatten)]`ed: flattening hides unknown keys
-/// from the check that reports every one of them.
+/// tenancy keys are repeated rather than `#[serde(flatten)]`ed: `deny_unknown_fields` does not
+/// work through a flatten, and every unknown key must be reported.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawGrant {
     #[serde(default)]
     pub repositories: Vec<String>,
@@ -185,6 +200,7 @@ impl RawGrant {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawSync {
     pub retry: Option<RawRetry>,
     pub shutdown_grace: Option<String>,
@@ -193,6 +209,7 @@ pub struct RawSync {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawRetry {
     pub max_attempts: Option<u32>,
     pub initial: Option<String>,

@@ -27,67 +27,214 @@ const DEFAULT_LOCAL_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_LOCATION_DEPTH: u32 = 10;
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+struct Problems {
+    found: Vec<Problem>,
+    /// Paths of the nodes reading could not take, already reported.
+    taken: Vec<String>,
+}
 
 impl Problems {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into() });
+        let path = path.into();
+        // A node reading could not take is reported once, not again by the checks after it.
+        if self.taken.iter().any(|taken| related(&path, taken)) {
+            return;
+        }
+        self.found.push(Problem { path, message: message.into(), at: None });
     }
 }
 
+/// Parses and checks the whole file, reporting every problem in one round, each with the line
+/// and column of the field it concerns.
 pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems::default();
     let raw = deserialize(text, &mut problems);
     let config = raw.map(|raw| build(raw, base, &mut problems));
+    let positions = crate::catalog::yaml::field_positions(text).into_iter().next().unwrap_or_default();
+    for problem in &mut problems.found[..] {
+        if problem.at.is_none() {
+            problem.at = positions.locate(&problem.path);
+        }
+    }
+    // In file order, as a compiler lists them.
+    problems.found.sort_by_key(|p| p.at.unwrap_or((usize::MAX, 0)));
     match config {
-        Some(config) if problems.0.is_empty() => Ok(config),
-        _ => Err(problems.0),
+        Some(config) if problems.found.is_empty() => Ok(config),
+        _ => Err(problems.found),
     }
 }
 
-/// Deserializes the file, reporting every unknown key (not only the first) and the path of a
-/// structural error.
+/// Deserializes the file, reporting every problem serde finds rather than the first: each one
+/// is recorded and the offending key taken out (a list item emptied, so later indices stay
+/// true), then the rest is read again. What was taken out is reported once; the checks that
+/// follow see it as absent and say nothing more about it (see [`related`]).
 fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
     if text.trim().is_empty() {
         return Some(RawConfig::default());
     }
-    let mut unknown = Vec::new();
-    let de = serde_yaml::Deserializer::from_str(text);
-    let mut on_unknown = |path: serde_ignored::Path<'_>| unknown.push(dotted(&path));
-    let ignored = serde_ignored::Deserializer::new(de, &mut on_unknown);
-    let result: Result<RawConfig, _> = serde_path_to_error::deserialize(ignored);
-    for path in unknown {
-        problems.push(path, "unknown key");
-    }
-    match result {
-        Ok(raw) => Some(raw),
+    let mut value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
         Err(err) => {
-            let path = err.path().to_string();
-            let path = if path == "." { "(root)".to_owned() } else { path };
-            let message = err.into_inner().to_string();
-            // serde_yaml prefixes its own path; ours is already in front.
-            let message = message.strip_prefix(&format!("{path}: ")).unwrap_or(&message).to_owned();
-            problems.push(path, message);
-            None
+            let message = err.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let at = err.location().map(|l| (l.line(), l.column()));
+            problems.found.push(Problem { path: "(file)".into(), message: format!("not valid YAML: {message}"), at });
+            return None;
         }
+    };
+    // Each round removes a node, so the loop ends; the bound only guards against a bug.
+    for _ in 0..MAX_READS {
+        match serde_path_to_error::deserialize::<_, RawConfig>(value.clone()) {
+            Ok(raw) => return Some(raw),
+            Err(err) => {
+                let path = err.path().to_string();
+                let message = in_words(&err.into_inner().to_string());
+                let path = if path == "." { String::new() } else { path };
+                let taken = take_out(&mut value, &path);
+                // What taking a node out leaves behind (a mapping now without a required key)
+                // is the same problem, already reported.
+                if !problems.taken.iter().any(|earlier| related(&path, earlier)) {
+                    let shown = if path.is_empty() { "(root)".to_owned() } else { path.clone() };
+                    problems.found.push(Problem { path: shown, message, at: None });
+                }
+                problems.taken.push(path);
+                if !taken {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Rounds of reading the file again after a problem: far more problems than any file has.
+const MAX_READS: usize = 200;
+
+/// Takes the node at `path` out of the document: a key is removed, a list item replaced by an
+/// empty mapping (so the items after it keep their indices). `false` when there is nothing to
+/// take (the root itself is wrong).
+fn take_out(value: &mut serde_yaml::Value, path: &str) -> bool {
+    use serde_yaml::Value as V;
+    let segments = segments(path);
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut node = value;
+    for segment in parents {
+        let next = match (segment, node) {
+            (Segment::Key(key), V::Mapping(map)) => map.get_mut(key.as_str()),
+            (Segment::Index(index), V::Sequence(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        node = next;
+    }
+    match (last, node) {
+        (Segment::Key(key), V::Mapping(map)) => map.remove(key.as_str()).is_some(),
+        (Segment::Index(index), V::Sequence(items)) => match items.get_mut(*index) {
+            Some(item) if *item != V::Mapping(serde_yaml::Mapping::new()) => {
+                *item = V::Mapping(serde_yaml::Mapping::new());
+                true
+            }
+            Some(_) => {
+                items.remove(*index);
+                true
+            }
+            None => false,
+        },
+        _ => false,
     }
 }
 
-fn dotted(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
-        P::Map { parent, key } => {
-            let parent = dotted(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// `sources[1].git.token` → `sources`, `1`, `git`, `token`.
+fn segments(path: &str) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            segments.push(Segment::Key(key.to_owned()));
+        }
+        for index in pieces {
+            if let Ok(index) = index.trim_end_matches(']').parse() {
+                segments.push(Segment::Index(index));
             }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => dotted(parent),
     }
+    segments
+}
+
+/// serde's wording, in words a user can act on: what to write rather than which Rust type
+/// failed, and "did you mean" for a misspelt key.
+fn in_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return match closest(key, &allowed) {
+            Some(near) => format!("unknown key; did you mean `{near}`?"),
+            None if allowed.is_empty() => "unknown key; nothing goes here".to_owned(),
+            None => format!("unknown key; the keys here are {}", allowed.join(", ")),
+        };
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        return format!("`{key}` is required here");
+    }
+    if message.starts_with("data did not match any variant of untagged enum DatabaseUrl") {
+        return "expected a URL such as sqlite://rigger.db, or { env: NAME } or { file: PATH }".to_owned();
+    }
+    if message.starts_with("data did not match any variant of untagged enum RawNamespaces") {
+        return "expected a list of namespaces, or a mapping of catalog namespace to a list of namespaces".to_owned();
+    }
+    let message = match message.strip_prefix("invalid type: ").or_else(|| message.strip_prefix("invalid value: ")) {
+        Some(rest) => match rest.rsplit_once(", expected ") {
+            Some((found, expected)) => format!("expected {expected}, found {found}"),
+            None => rest.to_owned(),
+        },
+        None => message.to_owned(),
+    };
+    let words = [
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list"),
+        ("expected a string", "expected text"),
+        ("found map", "found a mapping"),
+        ("found sequence", "found a list"),
+        ("found unit value", "found nothing"),
+    ];
+    let mut message = words.iter().fold(message, |m, (from, to)| m.replace(from, to));
+    if let Some(start) = message.find("expected struct Raw") {
+        let name = start + "expected struct ".len();
+        let end = message[name..].find([' ', ',', ';']).map_or(message.len(), |e| name + e);
+        message.replace_range(start..end, "expected a mapping of keys");
+    }
+    message
+}
+
+/// The allowed key nearest to a misspelt one, when it is near enough to be what was meant.
+fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Whether a later check's problem at `later` concerns a node already reported at `taken`: the
+/// same node, inside it, or a mapping that holds it (`sources[1]` lacking a kind because its
+/// `git` was taken out).
+fn related(later: &str, taken: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        outer.is_empty()
+            || inner == outer
+            || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    within(later, taken) || within(taken, later)
 }
 
 fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
@@ -575,8 +722,41 @@ mod tests {
     #[test]
     fn every_unknown_key_is_reported_with_its_path() {
         let found = problems("databse: {}\nsources:\n  - name: a\n    local: { path: x, colour: red }\n");
-        assert!(found.contains(&"databse: unknown key".to_owned()), "{found:?}");
-        assert!(found.contains(&"sources[0].local.colour: unknown key".to_owned()), "{found:?}");
+        assert!(found.contains(&"databse: unknown key; did you mean `database`?".to_owned()), "{found:?}");
+        assert!(
+            found.iter().any(|p| p.starts_with("sources[0].local.colour: unknown key; the keys here are")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_comes_in_one_round_with_its_position() {
+        let text = "databse: {}\nserver: { listen: nowhere, max_connections: lots }\nsources:\n  - name: Bad\n    intervl: 5m\n    git: { url: 'https://x/y.git', token: { envv: X } }\n";
+        let found = parse(text, Path::new("/etc/rigger")).unwrap_err();
+        let lines: Vec<String> =
+            found.iter().map(|p| format!("{}:{}: {p}", p.at.map_or(0, |a| a.0), p.at.map_or(0, |a| a.1))).collect();
+        assert_eq!(
+            lines,
+            [
+                "1:1: databse: unknown key; did you mean `database`?",
+                "2:11: server.listen: expected host:port such as 127.0.0.1:7070, found \"nowhere\"",
+                "2:28: server.max_connections: expected a whole number, found string \"lots\"",
+                "4:5: sources[0].name: must match ^[a-z0-9][a-z0-9-]*$ and be at most 63 characters, found \"Bad\"",
+                "5:5: sources[0].intervl: unknown key; did you mean `interval`?",
+                "6:45: sources[0].git.token.envv: unknown key; did you mean `env`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_say_what_to_write_not_which_type_failed() {
+        let found = problems("database: { url: [a] }\nsync: { retry: 5 }\nsources: {}\n");
+        assert!(found.iter().all(|p| !p.contains("Raw") && !p.contains("u64") && !p.contains("untagged")), "{found:?}");
+        assert!(
+            found.iter().any(|p| p.starts_with("sync.retry: expected a mapping of keys, found integer `5`")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|p| p.starts_with("sources: expected a list, found a mapping")), "{found:?}");
     }
 
     #[test]

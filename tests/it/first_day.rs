@@ -150,3 +150,29 @@ async fn postgres_migrate_says_what_it_did_and_nothing_of_the_database_notices()
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no notices, no statements");
     }
 }
+
+#[test]
+fn config_errors_come_in_one_round_with_positions_and_suggestions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    std::fs::write(
+        &config,
+        "databse: { url: 'sqlite://x.db' }\nserver: { listen: nowhere, max_connections: lots }\nsources:\n  - name: ok\n    intervl: 5m\n    git: { url: 'https://x/y.git', token: { envv: T } }\n",
+    )
+    .unwrap();
+    let out = rigger().arg("--config").arg(&config).args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = config.display();
+    for line in [
+        format!("{file}:1:1: databse: unknown key; did you mean `database`?"),
+        format!("{file}:2:11: server.listen: expected host:port"),
+        format!("{file}:2:28: server.max_connections: expected a whole number, found string \"lots\""),
+        format!("{file}:5:5: sources[0].intervl: unknown key; did you mean `interval`?"),
+        format!("{file}:6:45: sources[0].git.token.envv: unknown key; did you mean `env`?"),
+    ] {
+        assert!(stderr.contains(&line), "missing {line:?} in\n{stderr}");
+    }
+    assert!(stderr.contains("5 problems"), "one round:\n{stderr}");
+    assert!(!stderr.contains("Raw") && !stderr.contains("u64"), "no internal type names:\n{stderr}");
+}

@@ -4,12 +4,14 @@
 //! every syntax error, and reading resumed at the next document after one.
 
 mod compose;
+mod fields;
 mod schema;
 
 use saphyr_parser::{Event, Parser, ScanError};
 use serde_json::Value;
 
 use compose::{Budget, ComposeError, Composer};
+pub use fields::{field_positions, FieldPositions, Position};
 pub use schema::Version;
 
 /// Bounds on reading one file.
