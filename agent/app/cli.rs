@@ -103,7 +103,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
         let follow = if *no_follow { validate::Follow::No } else { validate::Follow::Yes };
-        return match validate::run(paths, *format, follow, &mut std::io::stdout().lock()) {
+        return match validate::run(paths, *format, follow, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+        {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(EXIT_FAILED),
             Err(err) => {

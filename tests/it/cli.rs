@@ -56,7 +56,10 @@ fn validate_github_format_annotates_the_failing_document() {
     let out = rigger().args(["validate", "--format", "github"]).arg(&bad).output().unwrap();
     let text = stdout(&out);
     assert!(
-        text.contains(&format!("::error file={},line=5::document 1: \"metadata.name\" is not valid", bad.display())),
+        text.contains(&format!(
+            "::error file={},line=7,col=13::document 1: \"metadata.name\" is not valid",
+            bad.display()
+        )),
         "{text}"
     );
 }
@@ -217,4 +220,74 @@ fn the_readmes_cargo_run_picks_the_agent() {
     if manifest.matches("[[bin]]").count() > 1 {
         assert!(manifest.contains("default-run = \"rigger\""), "Cargo.toml needs default-run = \"rigger\"");
     }
+}
+
+/// A developer's repository: catalog files beside CI workflows, manifests and a compose file,
+/// with near-miss mistakes and a Location target that does not exist.
+fn developer_repository(root: &Path) {
+    let files = [
+        (
+            "catalog-info.yaml",
+            "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets:\n    - ./services/payments.yaml\n    - ./services/missing.yaml\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: portal\nspec:\n  type: website\n  lifecycle: production\n  owner: team-web\n",
+        ),
+        (
+            "services/payments.yaml",
+            "apiVersion: backstage.io/v1alpha1\nkind: Compnent\nmetadata:\n  name: payments\nspec:\n  type: service\n  lifecycle: production\n  owner: team-pay\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ledger\nspec:\n  type: service\n  lifecyle: production\n  owner: team-pay\n",
+        ),
+        (
+            "docs/api.yaml",
+            "apiVersion: backstage.io/v1alpa1\nkind: API\nmetadata:\n  name: payments-api\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-pay\n  definition: 'openapi: 3.0.0'\n",
+        ),
+        ("deploy/k8s.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: payments\nspec:\n  replicas: 2\n"),
+        (".github/workflows/ci.yml", "name: CI\non: [push]\njobs:\n  test:\n    runs-on: ubuntu-latest\n"),
+        ("docker-compose.yml", "services:\n  web:\n    image: nginx\n"),
+    ];
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    for (path, text) in files {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+}
+
+#[test]
+fn validate_of_a_repository_judges_its_catalog_files_once_each_at_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    developer_repository(dir.path());
+    let out = rigger().current_dir(dir.path()).args(["validate", "."]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let expected = [
+        "ok    catalog-info.yaml:1:1 location:default/root",
+        "ok    catalog-info.yaml:10:1 component:default/portal",
+        "error services/payments.yaml:2:1 compnent:default/payments: No processor recognized the entity compnent:default/payments as valid, possibly caused by a foreign kind or apiVersion (did you mean kind `Component`?)",
+        "error services/payments.yaml:16:3 component:default/ledger: /spec must have required property 'lifecycle' (did you mean `lifecycle`?)",
+        "error services/missing.yaml:1:1 document 0: not found in",
+        "error docs/api.yaml:1:1 api:default/payments-api: No processor recognized the entity api:default/payments-api as valid, possibly caused by a foreign kind or apiVersion (did you mean `backstage.io/v1alpha1`?)",
+    ];
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "each document once, nothing else judged:\n{printed}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(line.starts_with(expected), "expected {expected:?}\n   found {line:?}");
+    }
+    assert!(lines[4].ends_with("(named by the Location at catalog-info.yaml:8:18)"), "{}", lines[4]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for skipped in [".github/workflows/ci.yml", "deploy/k8s.yaml", "docker-compose.yml"] {
+        assert!(stderr.contains(&format!("skipped {skipped}: ")), "{skipped} is named as skipped:\n{stderr}");
+    }
+
+    let out = rigger().current_dir(dir.path()).args(["validate", "--format", "github", "."]).output().unwrap();
+    let annotations = stdout(&out);
+    assert!(
+        annotations.contains("::error file=services/payments.yaml,line=16,col=3::document 1: /spec must have required property 'lifecycle' (did you mean `lifecycle`?)"),
+        "{annotations}"
+    );
+    let out = rigger().current_dir(dir.path()).args(["validate", "--format", "json", "."]).output().unwrap();
+    let ledger: Value = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["ref"] == "component:default/ledger")
+        .unwrap();
+    assert_eq!((ledger["line"].as_u64(), ledger["column"].as_u64()), (Some(16), Some(3)));
+    assert_eq!(ledger["hint"], "did you mean `lifecycle`?");
 }

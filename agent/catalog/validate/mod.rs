@@ -62,9 +62,14 @@ pub fn entity(entity: &mut Value) -> Result<EntityRef, String> {
     Ok(entity_ref)
 }
 
-/// Kinds whose documents can be attributed to a stored entity when they fail.
-const KNOWN_KINDS: [&str; 9] =
+/// Kinds whose documents can be attributed to a stored entity when they fail: the kinds the
+/// catalog's validators know.
+pub const KNOWN_KINDS: [&str; 9] =
     ["Component", "API", "Resource", "System", "Domain", "Group", "User", "Location", "Template"];
+
+/// The `apiVersion`s those validators accept (`Template`: the scaffolder's).
+pub const KNOWN_API_VERSIONS: [&str; 3] =
+    ["backstage.io/v1alpha1", "backstage.io/v1beta1", "scaffolder.backstage.io/v1beta3"];
 
 /// The entity a failing document stands for — only when that is beyond doubt: a known kind and
 /// a name and namespace that pass their formats. A typo in `kind` must not make the stored

@@ -27,6 +27,14 @@ impl FieldPositions {
     }
 }
 
+impl FieldPositions {
+    /// The same fields, `lines` further down (a document read on its own, out of a file).
+    #[must_use]
+    pub fn shifted(self, lines: usize) -> Self {
+        Self(self.0.into_iter().map(|(path, (line, column))| (path, (line + lines, column))).collect())
+    }
+}
+
 /// `a.b[2].c` → `a.b[2]` → `a.b` → `a` → none.
 fn parent(path: &str) -> Option<&str> {
     let cut = path.rfind(['.', '['])?;
