@@ -751,7 +751,7 @@ async fn confine_refusal(
             Err(err) if err.is_transient() => return Err(err.into()),
             Err(err) => {
                 let message = format!("{} cannot be stored: {err}", entity.entity_ref);
-                location.errors.push(DocumentError { index: None, message: message.clone() });
+                location.errors.push(DocumentError { index: None, line: None, message: message.clone() });
                 location.failing.push((entity.entity_ref, message));
             }
         }
@@ -763,7 +763,11 @@ async fn confine_refusal(
             location.entities.clear();
             location.unattributed = true;
             location.hides_locations = true;
-            location.errors.push(DocumentError { index: None, message: format!("cannot be stored: {err}") });
+            location.errors.push(DocumentError {
+                index: None,
+                line: None,
+                message: format!("cannot be stored: {err}"),
+            });
             if let Err(err) = ctx.store.record_location_errors(source, &location).await {
                 warn!(source = %source, file = %location.path, error = %err, "cannot record the file's error either");
             }
@@ -822,6 +826,7 @@ fn report(path: &str, found: &[DocumentError], problems: &mut Vec<Problem>) {
     problems.extend(found.iter().map(|error| Problem {
         file: path.to_owned(),
         document: error.index,
+        line: error.line,
         message: error.message.clone(),
     }));
 }

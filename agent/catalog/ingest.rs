@@ -47,6 +47,8 @@ pub struct Entity {
 pub struct DocumentError {
     /// The document's position in the file; `None` when the whole file failed.
     pub index: Option<usize>,
+    /// The 1-based line the document starts on, when known (for logs).
+    pub line: Option<usize>,
     pub message: String,
 }
 
@@ -211,7 +213,7 @@ pub fn ingest_each(
             if pending.depth + 1 > limits.max_depth {
                 let message =
                     format!("Location target {} exceeds the maximum depth of {}", target.path, limits.max_depth);
-                outcome.errors.push(DocumentError { index: Some(index), message });
+                outcome.errors.push(DocumentError { index: Some(index), line: None, message });
                 outcome.hides_locations = true;
                 continue;
             }
@@ -224,7 +226,7 @@ pub fn ingest_each(
                     parent: file.key.clone(),
                 })),
                 Err(message) => {
-                    outcome.errors.push(DocumentError { index: Some(index), message });
+                    outcome.errors.push(DocumentError { index: Some(index), line: None, message });
                     outcome.hides_locations = true;
                 }
             }
@@ -342,7 +344,7 @@ fn read_confined(
         Err(message) => {
             let mut outcome = LocationOutcome::new(file.key.clone(), file.path.to_owned());
             outcome.panicked = true;
-            outcome.errors.push(DocumentError { index: None, message });
+            outcome.errors.push(DocumentError { index: None, line: None, message });
             (outcome, Vec::new())
         }
     }
@@ -371,7 +373,7 @@ fn read_location(
     let text = match read_text(snapshot, file.path, limits) {
         Ok(text) => text,
         Err(message) => {
-            outcome.errors.push(DocumentError { index: None, message });
+            outcome.errors.push(DocumentError { index: None, line: None, message });
             return (outcome, Vec::new());
         }
     };
@@ -387,7 +389,7 @@ fn read_location(
                     match target {
                         Ok(target) => targets.push((doc.index, target)),
                         Err(message) => {
-                            outcome.errors.push(DocumentError { index: Some(doc.index), message });
+                            outcome.errors.push(DocumentError { index: Some(doc.index), line: doc.line, message });
                             outcome.hides_locations = true;
                         }
                     }
@@ -399,10 +401,11 @@ fn read_location(
                 outcome.hides_locations = true;
                 outcome.errors.push(DocumentError {
                     index: Some(doc.index),
+                    line: doc.line,
                     message: format!("duplicate entity {} in the same file", entity.entity_ref),
                 });
             }
-            Err(message) => record_failure(&mut outcome, doc.index, named, message),
+            Err(message) => record_failure(&mut outcome, (doc.index, doc.line), named, message),
         }
     }
     (outcome, targets)
@@ -410,7 +413,12 @@ fn read_location(
 
 /// A failing document: on its entity when it names one (the last good version stays), else on
 /// the file as a whole.
-fn record_failure(outcome: &mut LocationOutcome, index: usize, named: Option<EntityRef>, message: String) {
+fn record_failure(
+    outcome: &mut LocationOutcome,
+    (index, line): (usize, Option<usize>),
+    named: Option<EntityRef>,
+    message: String,
+) {
     if let Some(entity_ref) = named {
         outcome.hides_locations |= entity_ref.kind == "location";
         outcome.failing.push((entity_ref, message.clone()));
@@ -418,7 +426,7 @@ fn record_failure(outcome: &mut LocationOutcome, index: usize, named: Option<Ent
         outcome.unattributed = true;
         outcome.hides_locations = true;
     }
-    outcome.errors.push(DocumentError { index: Some(index), message });
+    outcome.errors.push(DocumentError { index: Some(index), line, message });
 }
 
 fn read_text(snapshot: &Snapshot, path: &str, limits: Limits) -> Result<String, String> {

@@ -11,6 +11,8 @@ use super::yaml::{self, ReadLimits};
 #[derive(Debug)]
 pub struct Document {
     pub index: usize,
+    /// The 1-based line the document starts on, when known.
+    pub line: Option<usize>,
     pub parsed: Result<Value, String>,
 }
 
@@ -26,8 +28,8 @@ pub fn documents_with(text: &str, limits: ReadLimits) -> Vec<Document> {
         .into_iter()
         .filter_map(|doc| match doc.parsed {
             Ok(None) => None,
-            Ok(Some(value)) => Some(Document { index: doc.index, parsed: root_mapping(value) }),
-            Err(message) => Some(Document { index: doc.index, parsed: Err(message) }),
+            Ok(Some(value)) => Some(Document { index: doc.index, line: doc.line, parsed: root_mapping(value) }),
+            Err(message) => Some(Document { index: doc.index, line: doc.line, parsed: Err(message) }),
         })
         .collect()
 }

@@ -65,6 +65,7 @@ impl Deferred {
 fn conflict_error(entity_ref: &str, owner: &str, claimant: &str) -> DocumentError {
     DocumentError {
         index: None,
+        line: None,
         message: format!("entity {entity_ref} is already managed by {owner}; {claimant} is ignored until that location stops declaring it"),
     }
 }

@@ -17,6 +17,8 @@ pub const REMIND_EVERY: Duration = Duration::from_secs(3600);
 pub struct Problem {
     pub file: String,
     pub document: Option<usize>,
+    /// The line the document starts on, when known.
+    pub line: Option<usize>,
     pub message: String,
 }
 
@@ -86,7 +88,8 @@ impl LogMemory {
             remembered.problems.iter().filter(|p| scope.covers(&p.file) && !found.contains(p)).cloned().collect();
         let new: Vec<&Problem> = found.iter().copied().filter(|p| !remembered.problems.contains(*p)).collect();
         for problem in &new {
-            warn!(source = %source, file = %problem.file, document = problem.document, error = %problem.message, "catalog error");
+            warn!(source = %source, file = %problem.file, document = problem.document, line = problem.line,
+                error = %problem.message, "catalog error");
         }
         for problem in &resolved {
             info!(source = %source, file = %problem.file, document = problem.document, "catalog error resolved");
@@ -143,7 +146,7 @@ mod tests {
     use super::*;
 
     fn problem(file: &str, document: Option<usize>, message: &str) -> Problem {
-        Problem { file: file.into(), document, message: message.into() }
+        Problem { file: file.into(), document, line: None, message: message.into() }
     }
 
     #[test]

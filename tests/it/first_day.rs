@@ -55,7 +55,10 @@ async fn logs_say_each_thing_once_in_plain_text() {
     assert!(!log.contains("Message {") && !log.contains("Os {"), "errors in their own words:\n{log}");
     assert!(!log.contains("locked"), "a fresh SQLite start is quiet:\n{log}");
     let error = log.lines().find(|l| l.contains("catalog error") && l.contains("document=1")).unwrap_or_default();
-    assert!(error.contains("source=local") && error.contains("file=catalog-info.yaml"), "{error}");
+    assert!(
+        error.contains("source=local") && error.contains("file=catalog-info.yaml") && error.contains("line=5"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,6 +77,7 @@ async fn json_logs_are_one_object_per_line_with_plain_values() {
             assert_eq!(object["source"], "local", "{line}");
             assert_eq!(object["file"], "catalog-info.yaml", "{line}");
             assert!(object["document"].is_u64(), "the document is a number: {line}");
+            assert!(object["line"].is_u64(), "the line the document starts on: {line}");
         }
     }
     assert_eq!(errors, 2, "{log}");

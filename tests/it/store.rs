@@ -74,7 +74,7 @@ async fn store_semantics(db: &TestDb) {
     assert_eq!((x.location_key.as_str(), x.body["metadata"]["description"].as_str()), ("url:a", Some("one")));
 
     // A file with an error: good documents update, nothing is deleted.
-    let broken = DocumentError { index: Some(1), message: "malformed YAML".into() };
+    let broken = DocumentError { index: Some(1), line: None, message: "malformed YAML".into() };
     let a_broken = location("url:a", vec![entity("x", "edited")], vec![broken]);
     let (changes, _) = apply_in(&store, &a_broken, &[&a_broken, &b]).await;
     assert_eq!((changes.updated, changes.deleted), (1, 0));
@@ -226,7 +226,7 @@ async fn a_batch_of_files_is_written_as_each_file_would_be_alone(db: &TestDb) {
     use rigger::store::diff::Declared;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate().await.unwrap();
-    let broken = DocumentError { index: Some(1), message: "malformed YAML".into() };
+    let broken = DocumentError { index: Some(1), line: None, message: "malformed YAML".into() };
     let files = [
         location("url:one", vec![entity("a", "one"), entity("shared", "one")], vec![]),
         location("url:two", vec![entity("b", "two"), entity("shared", "two")], vec![]),

@@ -109,9 +109,13 @@ fn outcome(key: &str, objects: &[Value], cluster: &str, default_owner: &str) -> 
             Ok(entity) if seen.insert(entity.entity_ref.to_string()) => outcome.entities.push(entity),
             Ok(entity) => outcome.errors.push(DocumentError {
                 index: None,
+                line: None,
                 message: format!("{what}: {} is already ingested from another object", entity.entity_ref),
             }),
-            Err(message) => outcome.errors.push(DocumentError { index: None, message: format!("{what}: {message}") }),
+            Err(message) => {
+                let message = format!("{what}: {message}");
+                outcome.errors.push(DocumentError { index: None, line: None, message });
+            }
         }
     }
     outcome

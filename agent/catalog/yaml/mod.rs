@@ -48,6 +48,8 @@ const MIN_EXPANSION: usize = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Document {
     pub index: usize,
+    /// The 1-based line the document starts on, when known.
+    pub line: Option<usize>,
     /// `None` for an empty document.
     pub parsed: Result<Option<Value>, String>,
 }
@@ -118,8 +120,9 @@ impl Reader {
                 }
                 Event::DocumentEnd => {
                     previous_end = span.end.index();
+                    let line = current.as_ref().map(|c| c.line + line_offset);
                     let parsed = current.take().map_or(Ok(None), |c| self.finish(c));
-                    self.out.push(Document { index: self.index, parsed });
+                    self.out.push(Document { index: self.index, line, parsed });
                     self.index += 1;
                 }
                 event => {
@@ -130,7 +133,8 @@ impl Reader {
                     match doc.composer.push(event) {
                         Ok(_) => {}
                         Err(ComposeError::Exhausted(text)) => {
-                            self.out.push(Document { index: self.index, parsed: Err(at(text)) });
+                            let line = Some(doc.line + line_offset);
+                            self.out.push(Document { index: self.index, line, parsed: Err(at(text)) });
                             return None;
                         }
                         Err(ComposeError::Invalid(text)) => doc.failed = Some(ComposeError::Invalid(at(text))),
@@ -160,7 +164,7 @@ impl Reader {
         let at = error.marker();
         let message =
             format!("malformed YAML at line {}, column {}: {}", at.line() + line_offset, at.col() + 1, error.info());
-        self.out.push(Document { index: self.index, parsed: Err(message) });
+        self.out.push(Document { index: self.index, line: Some(document_line + line_offset), parsed: Err(message) });
         self.index += 1;
         resume_point(chunk, document_line, at.line(), error.info())
     }
@@ -170,7 +174,7 @@ impl Reader {
             "more than {} documents in one file; the rest is not read (catalog.max_documents_per_file)",
             self.limits.max_documents
         );
-        self.out.push(Document { index: self.index, parsed: Err(message) });
+        self.out.push(Document { index: self.index, line: None, parsed: Err(message) });
     }
 }
 
