@@ -3,20 +3,25 @@
 
 use std::path::Path;
 
+use crate::support::git::TestRepo;
 use crate::support::rigger::{free_port, rigger, write_config, Daemon, DEADLINE};
 
 /// Two bad documents in one file: a bad name, and a misspelled kind with no apiVersion.
 const TWO_BAD_DOCUMENTS: &str = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: -x- }\nspec: { type: service, lifecycle: production, owner: team-a }\n---\nkind: Compnent\nmetadata: { name: y }\n";
 
-/// A daemon polling a local directory every second and a git remote that does not exist, on a
-/// fresh SQLite database; returns its log once `passes` passes of the directory have run.
+/// A daemon polling, every second, a local directory and a git repository that each hold two
+/// bad documents, and a git remote that does not exist, on a fresh SQLite database; returns its
+/// log once `passes` passes of the directory and of the repository have run.
 async fn logs_after_polls(dir: &Path, global_args: &[&str], passes: u64) -> String {
     std::fs::create_dir_all(dir.join("catalog")).unwrap();
     std::fs::write(dir.join("catalog/catalog-info.yaml"), TWO_BAD_DOCUMENTS).unwrap();
+    let repo = TestRepo::new(dir, "apps");
+    repo.commit("two bad documents", &[("catalog-info.yaml", Some(TWO_BAD_DOCUMENTS))]);
     let port = free_port();
     let sources = format!(
-        "  - name: local\n    interval: 1s\n    local: {{ path: catalog }}\n  - name: gone\n    interval: 1s\n    git: {{ url: '{}' }}\n",
-        dir.join("no-such-repository").display()
+        "  - name: local\n    interval: 1s\n    local: {{ path: catalog }}\n  - name: gone\n    interval: 1s\n    git: {{ url: '{}' }}\n  - name: apps\n    interval: 1s\n    git: {{ url: '{}' }}\n",
+        dir.join("no-such-repository").display(),
+        repo.file_url()
     );
     let db = format!("sqlite://{}/rigger.db", dir.display());
     let config = write_config(dir, &db, &format!("127.0.0.1:{port}"), &sources);
@@ -24,8 +29,12 @@ async fn logs_after_polls(dir: &Path, global_args: &[&str], passes: u64) -> Stri
     let mut daemon = Daemon::start_logged(&config, port, global_args, &log);
     daemon.wait_for("/readyz", 200).await;
     let started = std::time::Instant::now();
-    while passes_of(&daemon.get_text("/metrics").await, "local") < passes {
-        assert!(started.elapsed() < DEADLINE, "the local source was not polled {passes} times");
+    loop {
+        let metrics = daemon.get_text("/metrics").await;
+        if passes_of(&metrics, "local") >= passes && passes_of(&metrics, "apps") >= passes {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "the sources were not polled {passes} times");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(daemon.terminate().success());
@@ -47,14 +56,17 @@ async fn logs_say_each_thing_once_in_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let log = logs_after_polls(dir.path(), &[], 4).await;
     let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
-    assert_eq!(lines("catalog error"), 2, "each bad document is logged once, not once per poll:\n{log}");
+    assert_eq!(lines("catalog error"), 4, "each bad document is logged once, not once per poll:\n{log}");
     assert_eq!(lines("sync failed"), 1, "a failure that repeats is logged once:\n{log}");
-    assert_eq!(lines(" synced "), 1, "a pass that changed nothing is not news:\n{log}");
+    assert_eq!(lines(" synced "), 2, "a pass that changed nothing is not news:\n{log}");
     assert!(!log.contains('\u{1b}'), "no colour codes in a file:\n{log}");
     assert!(!log.contains("Some("), "no debug formatting:\n{log}");
     assert!(!log.contains("Message {") && !log.contains("Os {"), "errors in their own words:\n{log}");
     assert!(!log.contains("locked"), "a fresh SQLite start is quiet:\n{log}");
-    let error = log.lines().find(|l| l.contains("catalog error") && l.contains("document=1")).unwrap_or_default();
+    let error = log
+        .lines()
+        .find(|l| l.contains("catalog error") && l.contains("source=local") && l.contains("document=1"))
+        .unwrap_or_default();
     assert!(
         error.contains("source=local") && error.contains("file=catalog-info.yaml") && error.contains("line=5"),
         "{error}"
@@ -74,13 +86,13 @@ async fn json_logs_are_one_object_per_line_with_plain_values() {
         }
         if object["message"] == "catalog error" {
             errors += 1;
-            assert_eq!(object["source"], "local", "{line}");
+            assert!(object["source"] == "local" || object["source"] == "apps", "{line}");
             assert_eq!(object["file"], "catalog-info.yaml", "{line}");
             assert!(object["document"].is_u64(), "the document is a number: {line}");
             assert!(object["line"].is_u64(), "the line the document starts on: {line}");
         }
     }
-    assert_eq!(errors, 2, "{log}");
+    assert_eq!(errors, 4, "{log}");
 }
 
 #[test]
