@@ -270,7 +270,7 @@ fn validate_of_a_repository_judges_its_catalog_files_once_each_at_the_field() {
     for (line, expected) in lines.iter().zip(expected) {
         assert!(line.starts_with(expected), "expected {expected:?}\n   found {line:?}");
     }
-    assert!(lines[4].ends_with("(named by the Location at catalog-info.yaml:8:18)"), "{}", lines[4]);
+    assert!(lines[4].ends_with("(named by the Location at catalog-info.yaml:8:7)"), "{}", lines[4]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     for skipped in [".github/workflows/ci.yml", "deploy/k8s.yaml", "docker-compose.yml"] {
         assert!(stderr.contains(&format!("skipped {skipped}: ")), "{skipped} is named as skipped:\n{stderr}");

@@ -21,7 +21,8 @@ const NOT_SEARCHED: [&str; 3] = [".git", "node_modules", "target"];
 #[derive(Debug, Default)]
 pub struct Plan {
     pub judged: Vec<PathBuf>,
-    pub skipped: Vec<PathBuf>,
+    /// Files left alone, each with why.
+    pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
 /// Files named are judged whatever they hold; directories are searched.
@@ -39,10 +40,10 @@ pub fn plan(paths: &[PathBuf]) -> Plan {
         let (roots, others): (Vec<PathBuf>, Vec<PathBuf>) = found.into_iter().partition(is_root);
         plan.judged.extend(roots);
         for file in others {
-            if std::fs::read_to_string(&file).is_ok_and(|text| looks_like_catalog(&text)) {
-                plan.judged.push(file);
-            } else {
-                plan.skipped.push(file);
+            // An unreadable file is judged: its verdict says why it cannot be read.
+            match std::fs::read_to_string(&file).ok().and_then(|text| judge(&text)) {
+                Some(why) => plan.skipped.push((file, why)),
+                None => plan.judged.push(file),
             }
         }
     }
@@ -69,14 +70,30 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-/// Whether any document of the file looks like a Backstage entity, even a broken one: an
-/// `apiVersion` of Backstage's (or nearly), or no `apiVersion` and a kind of Backstage's (or
-/// nearly). A file that does not parse is judged: it may be a catalog file with a typo.
-pub fn looks_like_catalog(text: &str) -> bool {
-    parse::documents(text).into_iter().any(|doc| match doc.parsed {
-        Err(_) => true,
-        Ok(value) => looks_like_entity(&value),
-    })
+/// Why a file found in a directory is not judged, or `None` to judge it: a document looks like
+/// a Backstage entity, even a broken one (an `apiVersion` of Backstage's or nearly, or no
+/// `apiVersion` and a kind of Backstage's or nearly). A file whose YAML does not parse is
+/// judged when it mentions Backstage (a catalog file with a typo); not otherwise (a Helm
+/// template, say). A template skeleton is not a catalog file until it is rendered.
+fn judge(text: &str) -> Option<&'static str> {
+    if text.contains("${{") {
+        return Some("a Software Template skeleton (its ${{ }} expressions are rendered before it is read)");
+    }
+    let documents = parse::documents(text);
+    if documents.iter().any(|doc| doc.parsed.as_ref().is_ok_and(looks_like_entity)) {
+        return None;
+    }
+    let broken = documents.iter().any(|doc| doc.parsed.is_err());
+    match (broken, text.to_ascii_lowercase().contains("backstage")) {
+        (true, true) => None,
+        (true, false) => Some("not valid YAML, and nothing in it mentions Backstage"),
+        (false, _) => Some("no document in it looks like a Backstage entity"),
+    }
+}
+
+#[cfg(test)]
+fn looks_like_catalog(text: &str) -> bool {
+    judge(text).is_none()
 }
 
 fn looks_like_entity(document: &Value) -> bool {
@@ -113,11 +130,14 @@ mod tests {
         assert!(looks_like_catalog("apiVersion: backstag.io/v1alpha1\nkind: Component\n"), "a near miss");
         assert!(looks_like_catalog("kind: Compnent\nmetadata: { name: a }\n"), "no apiVersion, a near-miss kind");
         assert!(looks_like_catalog("apiVersion: v1\nkind: ConfigMap\n---\napiVersion: backstage.io/v1alpha1\n"));
-        assert!(looks_like_catalog("a: [\n"), "a file that does not parse may be a broken catalog file");
+        assert!(looks_like_catalog("apiVersion: backstage.io/v1alpha1\nkind: [\n"), "a broken catalog file");
+        assert!(!looks_like_catalog("{{- if .Values.enabled }}\nkind: ConfigMap\n{{- end }}\n"), "a Helm template");
         assert!(!looks_like_catalog("apiVersion: apps/v1\nkind: Deployment\n"), "a Kubernetes manifest");
         assert!(!looks_like_catalog("apiVersion: template.openshift.io/v1\nkind: Template\n"));
         assert!(!looks_like_catalog("name: CI\non: [push]\njobs: {}\n"), "a GitHub workflow");
         assert!(!looks_like_catalog("services:\n  web: { image: nginx }\n"), "a compose file");
+        let skeleton = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\n";
+        assert!(!looks_like_catalog(skeleton), "a template skeleton");
     }
 
     #[test]

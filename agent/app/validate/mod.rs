@@ -75,11 +75,10 @@ pub fn run(
             writeln!(out, "{}", render(&verdict, format)).or_else(ignore_broken_pipe)?;
         }
     }
-    for file in &plan.skipped {
-        if !seen.iter().any(|(reached, _)| *reached == identity(file)) {
-            let file = display(file);
-            writeln!(skipped, "skipped {file}: no document in it looks like a Backstage entity")
-                .or_else(ignore_broken_pipe)?;
+    let reached: std::collections::HashSet<&PathBuf> = seen.iter().map(|(file, _)| file).collect();
+    for (file, why) in &plan.skipped {
+        if !reached.contains(&identity(file)) {
+            writeln!(skipped, "skipped {}: {why}", display(file)).or_else(ignore_broken_pipe)?;
         }
     }
     Ok(all_ok)
@@ -138,12 +137,21 @@ pub fn follow_file(path: &Path) -> Vec<Verdict> {
 }
 
 /// `the Location at catalog-info.yaml:5:14`: where the file that leads to `target` names it
-/// (found by the target's file name in the parent's text), else the parent file.
+/// (its path from the parent's folder, as targets are written, found in the parent's text;
+/// else its file name), else the parent file.
 fn naming_location(root: &Path, parent: &str, target: &str) -> String {
     let parent_file = root.join(parent);
+    let folder = Path::new(parent).parent().unwrap_or(Path::new(""));
+    let written = Path::new(target).strip_prefix(folder).ok().and_then(Path::to_str).unwrap_or(target);
     let name = Path::new(target).file_name().and_then(|n| n.to_str()).unwrap_or(target);
     let text = std::fs::read_to_string(&parent_file).unwrap_or_default();
-    let at = text.lines().enumerate().find_map(|(i, line)| line.find(name).map(|col| (i + 1, col + 1)));
+    let find = |needle: &str| {
+        text.lines().enumerate().find_map(|(i, line)| {
+            // A target written `./x.yaml` is pointed at from its `./`.
+            line.find(needle).map(|col| (i + 1, if line[..col].ends_with("./") { col - 1 } else { col + 1 }))
+        })
+    };
+    let at = find(written).or_else(|| find(name));
     match at {
         Some((line, column)) => format!("the Location at {}:{line}:{column}", display(&parent_file)),
         None => format!("the Location in {}", display(&parent_file)),
@@ -176,18 +184,23 @@ fn merge_follow_errors(file: &Path, outcome: &LocationOutcome, named_by: Option<
         None if outcome.read => validate_file(file),
         None => Vec::new(),
     };
+    let parsed = text.as_deref().map(FileText::new);
     for error in &outcome.errors {
         let index = error.index.unwrap_or(0);
         match verdicts.iter_mut().find(|v| v.index == index) {
             Some(verdict) if verdict.error.is_none() => {
-                let document = text.as_deref().and_then(|t| document_value(t, index));
-                let at = text.as_deref().map(|t| field_position(t, index, &error.message, document.as_ref()));
-                if let Some((line, column, hint)) = at {
-                    (verdict.line, verdict.column, verdict.hint) = (line, column, hint);
+                if let Some(parsed) = &parsed {
+                    (verdict.line, verdict.column, verdict.hint) = parsed.position(index, &error.message);
                 }
                 verdict.error = Some(error.message.clone());
             }
-            Some(_) => {}
+            // A document with an error of its own: the one found by following is added to it.
+            Some(verdict) => {
+                if let Some(earlier) = verdict.error.as_mut().filter(|e| !e.contains(&error.message)) {
+                    earlier.push_str("; ");
+                    earlier.push_str(&error.message);
+                }
+            }
             None => {
                 let message = match named_by {
                     Some(location) if !outcome.read => format!("{} (named by {location})", error.message),
@@ -225,28 +238,26 @@ pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
 }
 
 fn verdicts_of(file: &str, text: &str) -> Vec<Verdict> {
-    parse::documents(text)
-        .into_iter()
+    let parsed = FileText::new(text);
+    parsed
+        .documents
+        .iter()
         .map(|doc| {
-            let (entity_ref, error, document) = match doc.parsed {
-                Err(error) => (None, Some(error), None),
-                Ok(value) => {
-                    let best_ref = lenient_ref(&value);
-                    match ingest::check_document(value.clone(), Path::new(file)) {
-                        Ok(entity) if entity.entity_ref.kind == "template" => {
-                            let problems = template_sources::check_parameters(&entity.body);
-                            let error = (!problems.is_empty()).then(|| problems.join("; "));
-                            (Some(entity.entity_ref.to_string()), error, Some(value))
-                        }
-                        Ok(entity) => (Some(entity.entity_ref.to_string()), None, Some(value)),
-                        Err(error) => (best_ref, Some(error), Some(value)),
+            let (entity_ref, error) = match &doc.parsed {
+                Err(error) => (None, Some(error.clone())),
+                Ok(value) => match ingest::check_document(value.clone(), Path::new(file)) {
+                    Ok(entity) if entity.entity_ref.kind == "template" => {
+                        let problems = template_sources::check_parameters(&entity.body);
+                        (Some(entity.entity_ref.to_string()), (!problems.is_empty()).then(|| problems.join("; ")))
                     }
-                }
+                    Ok(entity) => (Some(entity.entity_ref.to_string()), None),
+                    Err(error) => (lenient_ref(value), Some(error)),
+                },
             };
             let (line, column, hint) = if let Some(error) = &error {
-                field_position(text, doc.index, error, document.as_ref())
+                parsed.position(doc.index, error)
             } else {
-                let (line, column) = document_start(text, doc.index);
+                let (line, column) = parsed.start(doc.index);
                 (line, column, None)
             };
             Verdict { file: file.to_owned(), index: doc.index, line, column, entity_ref, error, hint }
@@ -254,17 +265,63 @@ fn verdicts_of(file: &str, text: &str) -> Vec<Verdict> {
         .collect()
 }
 
-/// Where an error about document `index` points: a position the message carries (a YAML
-/// error's), else the field it names, else the document's start; and a hint.
-fn field_position(text: &str, index: usize, message: &str, document: Option<&Value>) -> (usize, usize, Option<String>) {
-    if let Some((line, column)) = position_in_message(message) {
-        return (line, column, None);
+/// One file's text, read once: its documents, and where each one's fields are written.
+struct FileText<'a> {
+    text: &'a str,
+    documents: Vec<parse::Document>,
+    /// By document index, up to a syntax error (the reader goes on after one; this map stops).
+    fields: Vec<FieldPositions>,
+}
+
+impl<'a> FileText<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, documents: parse::documents(text), fields: field_positions(text) }
     }
-    let start = document_start(text, index);
-    let Some(document) = document else { return (start.0, start.1, None) };
-    let found = pinpoint::pinpoint(message, document);
-    let at = document_fields(text, index).and_then(|fields| fields.locate(&found.path)).unwrap_or(start);
-    (at.0, at.1, found.hint)
+
+    fn document(&self, index: usize) -> Option<&parse::Document> {
+        self.documents.iter().find(|doc| doc.index == index)
+    }
+
+    /// Where document `index` starts: its first line of content (past `---`, comments and
+    /// directives), column 1.
+    fn start(&self, index: usize) -> Position {
+        let Some(first) = self.document(index).and_then(|doc| doc.line) else { return (1, 1) };
+        let content = self.text.lines().enumerate().skip(first - 1).find(|(_, line)| {
+            let line = line.trim_start();
+            !(line.is_empty() || line.starts_with('#') || line.starts_with("---") || line.starts_with('%'))
+        });
+        (content.map_or(first, |(i, _)| i + 1), 1)
+    }
+
+    /// Where an error about document `index` points: a position a YAML error carries, else the
+    /// field the message names, else the document's start; and a hint for a near miss.
+    fn position(&self, index: usize, message: &str) -> (usize, usize, Option<String>) {
+        // A placeholder's message may carry a position in the file it read, not in this one.
+        if let Some((line, column)) = position_in_message(message).filter(|_| !message.starts_with("Placeholder")) {
+            return (line, column, None);
+        }
+        let start = self.start(index);
+        let Some(Ok(document)) = self.document(index).map(|doc| &doc.parsed) else {
+            return (start.0, start.1, None);
+        };
+        let found = pinpoint::pinpoint(message, document);
+        let at = self.fields(index).and_then(|fields| fields.locate(&found.path)).unwrap_or(start);
+        (at.0, at.1, found.hint)
+    }
+
+    /// The field positions of document `index`; after a syntax error, read from the document's
+    /// own lines.
+    fn fields(&self, index: usize) -> Option<std::borrow::Cow<'_, FieldPositions>> {
+        if let Some(fields) = self.fields.get(index) {
+            return Some(std::borrow::Cow::Borrowed(fields));
+        }
+        let first = self.document(index)?.line?;
+        let next = self.documents.iter().filter(|doc| doc.index > index).find_map(|doc| doc.line);
+        let lines: Vec<&str> =
+            self.text.lines().skip(first - 1).take(next.map_or(usize::MAX, |next| next - first)).collect();
+        let fields = field_positions(&lines.join("\n")).into_iter().next()?;
+        Some(std::borrow::Cow::Owned(fields.shifted(first - 1)))
+    }
 }
 
 /// `… (line 3, column 7)` or `… at line 3, column 7: …`, as the YAML reader words them.
@@ -273,42 +330,6 @@ fn position_in_message(message: &str) -> Option<Position> {
     let (line, rest) = rest.split_once(", column ")?;
     let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
     Some((line.trim().parse().ok()?, column.parse().ok()?))
-}
-
-/// The parsed value of document `index`, for errors found while following.
-fn document_value(text: &str, index: usize) -> Option<Value> {
-    parse::documents(text).into_iter().nth(index).and_then(|doc| doc.parsed.ok())
-}
-
-/// The lines each document of `text` spans: `(first line, last line)`, 1-based; a `---` line
-/// opens a new document.
-fn document_spans(text: &str) -> Vec<(usize, usize)> {
-    let mut starts = vec![1];
-    for (i, line) in text.lines().enumerate() {
-        if line.starts_with("---") {
-            if i == 0 {
-                starts[0] = 2;
-            } else {
-                starts.push(i + 2);
-            }
-        }
-    }
-    let total = text.lines().count().max(1);
-    starts.iter().enumerate().map(|(i, start)| (*start, starts.get(i + 1).map_or(total, |next| next - 2))).collect()
-}
-
-/// Where document `index` starts (its first line, column 1).
-fn document_start(text: &str, index: usize) -> Position {
-    (document_spans(text).get(index).map_or(1, |span| span.0), 1)
-}
-
-/// The fields of document `index` and where they are written, read from its own lines (so a
-/// syntax error elsewhere in the file does not hide them).
-fn document_fields(text: &str, index: usize) -> Option<FieldPositions> {
-    let (first, last) = *document_spans(text).get(index)?;
-    let lines: Vec<&str> = text.lines().skip(first - 1).take(last + 1 - first).collect();
-    let fields = field_positions(&lines.join("\n")).into_iter().next()?;
-    Some(fields.shifted(first - 1))
 }
 
 /// A ref for the error report when kind and name are at least strings.
@@ -394,6 +415,15 @@ mod tests {
         assert_eq!((verdicts[1].line, verdicts[1].column), (6, 3));
         assert!(render(&verdicts[1], Format::Github).starts_with("::error file=c.yaml,line=6,col=3::document 1: "));
         assert_eq!((verdicts[0].line, verdicts[0].column), (1, 1), "a missing apiVersion: the document");
+    }
+
+    #[test]
+    fn positions_hold_after_a_header_comment_and_a_syntax_error() {
+        let text = "# yaml-language-server: $schema=x\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: -x-\n---\nkey: [\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: -y-\n";
+        let verdicts = validate_text("c.yaml", text);
+        let at: Vec<(usize, usize, usize)> = verdicts.iter().map(|v| (v.index, v.line, v.column)).collect();
+        assert_eq!(at[0], (0, 6, 3), "{verdicts:?}");
+        assert_eq!(at[2], (2, 13, 3), "a document after a syntax error: {verdicts:?}");
     }
 
     #[test]
