@@ -183,8 +183,11 @@ async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, Syn
     };
     ctx.metrics.sync_runs.with_label_values(&[source.name.as_str(), outcome]).inc();
     match &result {
-        Ok(_) => {
-            ctx.log_memory.succeeded(&source.name);
+        Ok(pass) => {
+            // Another replica's pass says nothing of whether this source still fails.
+            if !matches!(pass, Pass::Skipped) {
+                ctx.log_memory.succeeded(&source.name);
+            }
             let now = started / 1000;
             ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
             if let Ok(count) = ctx.store.locations_in_error(&source.name).await {

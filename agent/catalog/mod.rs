@@ -9,6 +9,7 @@ pub mod parse;
 pub mod placeholders;
 pub mod relations;
 pub mod search;
+pub mod suggest;
 pub mod template;
 pub mod template_sources;
 pub mod validate;

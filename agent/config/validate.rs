@@ -29,13 +29,16 @@ const DEFAULT_LOCATION_DEPTH: u32 = 10;
 #[derive(Default)]
 struct Problems {
     found: Vec<Problem>,
-    /// Paths of the nodes reading could not take, already reported.
+    /// Paths of the nodes reading could not take, already reported (as written in the file).
     taken: Vec<String>,
+    /// List items taken out whole, in order: `(the list's path, the item's index then)`. Paths
+    /// found after are renumbered with them, to name items as the file numbers them.
+    removed: Vec<(String, usize)>,
 }
 
 impl Problems {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        let path = path.into();
+        let path = as_written(&path.into(), &self.removed);
         // A node reading could not take is reported once, not again by the checks after it.
         if self.taken.iter().any(|taken| related(&path, taken)) {
             return;
@@ -88,18 +91,24 @@ fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
             Ok(raw) => return Some(raw),
             Err(err) => {
                 let path = err.path().to_string();
-                let message = in_words(&err.into_inner().to_string());
                 let path = if path == "." { String::new() } else { path };
-                let taken = take_out(&mut value, &path);
-                // What taking a node out leaves behind (a mapping now without a required key)
-                // is the same problem, already reported.
-                if !problems.taken.iter().any(|earlier| related(&path, earlier)) {
-                    let shown = if path.is_empty() { "(root)".to_owned() } else { path.clone() };
+                let written = as_written(&path, &problems.removed);
+                let message = in_words(&err.into_inner().to_string());
+                // What taking a node out leaves behind is the same problem, already reported:
+                // the node itself again, or the mapping that held it (a secret reference now
+                // empty) — except a required key missing there, which is a problem of its own.
+                let repeated = problems.taken.iter().any(|taken| {
+                    is_within(&written, taken) || (is_within(taken, &written) && !message.ends_with("is required here"))
+                });
+                if !repeated {
+                    let shown = if written.is_empty() { "(root)".to_owned() } else { written.clone() };
                     problems.found.push(Problem { path: shown, message, at: None });
                 }
-                problems.taken.push(path);
-                if !taken {
-                    return None;
+                problems.taken.push(written);
+                match take_out(&mut value, &path) {
+                    Taken::Nothing => return None,
+                    Taken::Item { list, index } => problems.removed.push((list, index)),
+                    Taken::Node => {}
                 }
             }
         }
@@ -110,13 +119,22 @@ fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
 /// Rounds of reading the file again after a problem: far more problems than any file has.
 const MAX_READS: usize = 200;
 
-/// Takes the node at `path` out of the document: a key is removed, a list item replaced by an
-/// empty mapping (so the items after it keep their indices). `false` when there is nothing to
-/// take (the root itself is wrong).
-fn take_out(value: &mut serde_yaml::Value, path: &str) -> bool {
+/// What [`take_out`] took.
+enum Taken {
+    /// Nothing: the root itself is wrong.
+    Nothing,
+    /// A key, or a list item emptied in place (the items after it keep their indices).
+    Node,
+    /// A list item that was wrong even empty, removed: the items after it move up one.
+    Item { list: String, index: usize },
+}
+
+/// Takes the node at `path` out of the document: a key is removed; a list item is first
+/// replaced by an empty mapping, and removed when that is wrong too.
+fn take_out(value: &mut serde_yaml::Value, path: &str) -> Taken {
     use serde_yaml::Value as V;
     let segments = segments(path);
-    let Some((last, parents)) = segments.split_last() else { return false };
+    let Some((last, parents)) = segments.split_last() else { return Taken::Nothing };
     let mut node = value;
     for segment in parents {
         let next = match (segment, node) {
@@ -124,24 +142,42 @@ fn take_out(value: &mut serde_yaml::Value, path: &str) -> bool {
             (Segment::Index(index), V::Sequence(items)) => items.get_mut(*index),
             _ => None,
         };
-        let Some(next) = next else { return false };
+        let Some(next) = next else { return Taken::Nothing };
         node = next;
     }
     match (last, node) {
-        (Segment::Key(key), V::Mapping(map)) => map.remove(key.as_str()).is_some(),
+        (Segment::Key(key), V::Mapping(map)) => match map.remove(key.as_str()) {
+            Some(_) => Taken::Node,
+            None => Taken::Nothing,
+        },
         (Segment::Index(index), V::Sequence(items)) => match items.get_mut(*index) {
             Some(item) if *item != V::Mapping(serde_yaml::Mapping::new()) => {
                 *item = V::Mapping(serde_yaml::Mapping::new());
-                true
+                Taken::Node
             }
             Some(_) => {
                 items.remove(*index);
-                true
+                let list_path = path[..path.rfind('[').unwrap_or(path.len())].to_owned();
+                Taken::Item { list: list_path, index: *index }
             }
-            None => false,
+            None => Taken::Nothing,
         },
-        _ => false,
+        _ => Taken::Nothing,
     }
+}
+
+/// `path` numbered as the file numbers list items, before any were removed.
+fn as_written(path: &str, removed: &[(String, usize)]) -> String {
+    let mut path = path.to_owned();
+    for (list, index) in removed.iter().rev() {
+        let Some(rest) = path.strip_prefix(list.as_str()).and_then(|rest| rest.strip_prefix('[')) else { continue };
+        let Some((number, after)) = rest.split_once(']') else { continue };
+        match number.parse::<usize>() {
+            Ok(number) if number >= *index => path = format!("{list}[{}]{after}", number + 1),
+            _ => {}
+        }
+    }
+    path
 }
 
 enum Segment {
@@ -172,7 +208,7 @@ fn in_words(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        return match closest(key, &allowed) {
+        return match crate::catalog::suggest::nearest(key, &allowed) {
             Some(near) => format!("unknown key; did you mean `{near}`?"),
             None if allowed.is_empty() => "unknown key; nothing goes here".to_owned(),
             None => format!("unknown key; the keys here are {}", allowed.join(", ")),
@@ -215,26 +251,18 @@ fn in_words(message: &str) -> String {
     message
 }
 
-/// The allowed key nearest to a misspelt one, when it is near enough to be what was meant.
-fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
-    allowed
-        .iter()
-        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
 /// Whether a later check's problem at `later` concerns a node already reported at `taken`: the
 /// same node, inside it, or a mapping that holds it (`sources[1]` lacking a kind because its
 /// `git` was taken out).
 fn related(later: &str, taken: &str) -> bool {
-    let within = |inner: &str, outer: &str| {
-        outer.is_empty()
-            || inner == outer
-            || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-    };
-    within(later, taken) || within(taken, later)
+    is_within(later, taken) || is_within(taken, later)
+}
+
+/// Whether `inner` is the node at `outer` or inside it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    outer.is_empty()
+        || inner == outer
+        || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
 
 fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
@@ -746,6 +774,26 @@ mod tests {
                 "6:45: sources[0].git.token.envv: unknown key; did you mean `env`?",
             ]
         );
+    }
+
+    #[test]
+    fn a_missing_key_beside_a_misspelt_one_is_reported_in_the_same_round() {
+        let found = problems("sources:\n  - name: a\n    git: { tokn: { env: T } }\n");
+        assert!(
+            found.iter().any(|p| p.starts_with("sources[0].git.tokn: unknown key; did you mean `token`?")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|p| p == "sources[0].git: `url` is required here"), "{found:?}");
+    }
+
+    #[test]
+    fn list_items_keep_the_numbers_the_file_gives_them() {
+        let text = "catalog:\n  placeholder_hosts: [[a], ok.example.com, {b: c}, 'x y z']\n";
+        let found = problems(text);
+        assert!(found.iter().any(|p| p.starts_with("catalog.placeholder_hosts[0]: expected text")), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("catalog.placeholder_hosts[2]: expected text")), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("catalog.placeholder_hosts[3]:")), "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
     }
 
     #[test]

@@ -294,7 +294,10 @@ impl Cluster {
 }
 
 fn timed_out(after: Duration) -> ClusterError {
-    ClusterError::Unavailable { message: format!("no answer within {after:?}"), retry_after: None }
+    ClusterError::Unavailable {
+        message: format!("no answer within {}", crate::telemetry::Rounded(after)),
+        retry_after: None,
+    }
 }
 
 fn to_value(object: DynamicObject) -> Result<Value, ClusterError> {

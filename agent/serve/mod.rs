@@ -68,11 +68,12 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
     probes
         .merge(api)
         .route("/webhooks/github", post(webhook::github))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        // Route layers, so that a request is timed with its route template, timeouts included.
+        .route_layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -83,6 +84,7 @@ async fn observe(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // Always set under `route_layer`; a route-less request (a 404) never gets here.
     let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
     let started = std::time::Instant::now();
     let response = next.run(request).await;

@@ -75,7 +75,7 @@ pub enum GithubError {
     Unavailable { url: String, reason: String },
     #[error("GitHub API refused {url}: HTTP {status}: {message}")]
     Refused { url: String, status: u16, message: String },
-    #[error("GitHub rate limit exhausted; it resets in {wait:?}, longer than Rigger waits within a pass")]
+    #[error("GitHub rate limit exhausted; it resets in {}, longer than Rigger waits within a pass", crate::telemetry::Rounded(*.wait))]
     RateLimited { wait: Duration },
     #[error("cannot set up the GitHub client: {0}")]
     Client(String),

@@ -12,14 +12,41 @@ use tracing::{info, warn};
 pub const REMIND_EVERY: Duration = Duration::from_secs(3600);
 
 /// One catalog problem a pass found: the file, the document in it (`None`: the whole file) and
-/// what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// what is wrong. Its line is for the log only: a problem that moved down the file because a
+/// line was added above it is the same problem.
+#[derive(Debug, Clone)]
 pub struct Problem {
     pub file: String,
     pub document: Option<usize>,
     /// The line the document starts on, when known.
     pub line: Option<usize>,
     pub message: String,
+}
+
+impl Problem {
+    fn identity(&self) -> (&str, Option<usize>, &str) {
+        (&self.file, self.document, &self.message)
+    }
+}
+
+impl PartialEq for Problem {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Problem {}
+
+impl PartialOrd for Problem {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Problem {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -59,6 +86,8 @@ struct Failure {
     logged: Instant,
     /// Passes that failed the same way since it was last logged.
     repeats: u64,
+    /// Passes that failed since the streak began, whatever the error.
+    failed_passes: u64,
 }
 
 pub struct LogMemory {
@@ -115,11 +144,13 @@ impl LogMemory {
         let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let remembered = sources.entry(source.to_owned()).or_default();
         let now = Instant::now();
+        let failed_passes = remembered.failure.as_ref().map_or(0, |f| f.failed_passes) + 1;
         match &mut remembered.failure {
             Some(failure) if failure.message == message => {
                 failure.repeats += 1;
+                failure.failed_passes = failed_passes;
                 if now.duration_since(failure.logged) >= self.remind_every {
-                    warn!(source = %source, error = %message, failed_passes = failure.repeats + 1,
+                    warn!(source = %source, error = %message, failed_passes,
                         "sync still failing; the catalog keeps its last good state");
                     failure.logged = now;
                     failure.repeats = 0;
@@ -127,7 +158,8 @@ impl LogMemory {
             }
             _ => {
                 warn!(source = %source, error = %message, "sync failed; the catalog keeps its last good state");
-                remembered.failure = Some(Failure { message: message.to_owned(), logged: now, repeats: 0 });
+                let message = message.to_owned();
+                remembered.failure = Some(Failure { message, logged: now, repeats: 0, failed_passes });
             }
         }
     }
@@ -136,7 +168,7 @@ impl LogMemory {
     pub fn succeeded(&self, source: &str) {
         let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(failure) = sources.get_mut(source).and_then(|r| r.failure.take()) {
-            info!(source = %source, failed_passes = failure.repeats + 1, "sync recovered");
+            info!(source = %source, failed_passes = failure.failed_passes, "sync recovered");
         }
     }
 }
@@ -168,6 +200,14 @@ mod tests {
         assert!(!memory.catalog_problems("s", &Scope::Files(&read), &found[..1]));
         assert!(memory.catalog_problems("s", &Scope::Files(&read), &[]));
         assert!(!memory.catalog_problems("s", &Scope::Whole, &found[1..]), "b.yaml's problem was kept");
+    }
+
+    #[test]
+    fn a_problem_that_moved_down_the_file_is_the_same_problem() {
+        let memory = LogMemory::default();
+        let moved = |line| Problem { line: Some(line), ..problem("a.yaml", Some(0), "bad") };
+        assert!(memory.catalog_problems("s", &Scope::Whole, &[moved(1)]));
+        assert!(!memory.catalog_problems("s", &Scope::Whole, &[moved(3)]));
     }
 
     #[test]

@@ -317,6 +317,11 @@ impl Metrics {
         if self.registry.register(Box::new(self.cluster_up.clone())).is_err() {
             tracing::debug!("rigger_cluster_up was registered already");
         }
+        for operation in ["discovery", "get", "list", "dry_run", "apply", "delete"] {
+            for outcome in ["ok", "conflict", "unavailable", "error"] {
+                self.cluster_requests.with_label_values(&[operation, outcome]).inc_by(0);
+            }
+        }
         for name in names {
             for reason in
                 ["manifests", "refused", "claimed", "unknown_kind", "cluster", "apply", "conflict", "prune_blocked"]
@@ -351,6 +356,8 @@ impl Metrics {
             self.sync_last_success.with_label_values(&[name]).set(0);
             self.conflicts.with_label_values(&[name]).set(0);
             self.templates_synced.with_label_values(&[name]).inc_by(0);
+            // A histogram's series exist once touched: empty until a pass does work.
+            drop(self.sync_duration.with_label_values(&[name]));
             for change in ["added", "modified", "removed"] {
                 self.template_changes.with_label_values(&[name, change]).inc_by(0);
             }

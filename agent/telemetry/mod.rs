@@ -20,15 +20,28 @@ pub enum LogFormat {
     Json,
 }
 
-/// The filter when `RUST_LOG` is not set: Rigger's own `info`, and the database driver's chatter
-/// (PostgreSQL notices such as "relation already exists, skipping") only when asked for.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,sqlx::postgres::notice=warn";
+/// The filter when `RUST_LOG` is not set: `info`, with PostgreSQL's notices (such as "relation
+/// already exists, skipping", which sqlx logs at info) left out.
+const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
-/// Installs the global subscriber. `RUST_LOG` filters (default [`DEFAULT_FILTER`]); logs go to
+/// Added to a `RUST_LOG` that does not mention sqlx: notices only when asked for by name.
+const NOTICES: &str = "sqlx::postgres::notice=warn";
+
+/// Installs the global subscriber. `RUST_LOG` filters (default [`DEFAULT_FILTER`]; PostgreSQL
+/// notices stay out unless it names sqlx); logs go to
 /// stderr so stdout stays clean for `validate --format json`. Colour only on a terminal, and
 /// never with `NO_COLOR` set (<https://no-color.org>): files and pipes get plain text.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => {
+            let filter = EnvFilter::new(&directives);
+            match NOTICES.parse() {
+                Ok(notices) if !directives.contains("sqlx") => filter.add_directive(notices),
+                _ => filter,
+            }
+        }
+        _ => EnvFilter::new(DEFAULT_FILTER),
+    };
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {

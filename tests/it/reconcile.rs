@@ -358,7 +358,7 @@ async fn drift_is_corrected_and_a_failing_managed_resource_shows_on_the_entity()
     assert!(metrics.contains("rigger_entity_health{health=\"Failed\",source=\"payments\"} 1"), "{metrics}");
     // Taking a hand edit back is a conflict answered and resolved, not an apply error.
     assert!(metrics.contains("rigger_cluster_requests_total{operation=\"apply\",outcome=\"conflict\"} 1"), "{metrics}");
-    assert!(!metrics.contains("rigger_cluster_requests_total{operation=\"apply\",outcome=\"error\"}"), "{metrics}");
+    assert!(metrics.contains("rigger_cluster_requests_total{operation=\"apply\",outcome=\"error\"} 0"), "{metrics}");
 
     // A controller's change (an autoscaler's replicas) is not a hand edit: reported, not forced.
     let scaled = json!({"spec": {"replicas": 3}});

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::catalog::parse;
+use crate::catalog::suggest::nearest;
 use crate::catalog::validate::{KNOWN_API_VERSIONS, KNOWN_KINDS};
 
 /// The catalog file a repository's root holds, as Backstage's discovery and Rigger's sources
@@ -99,25 +100,13 @@ fn looks_like_catalog(text: &str) -> bool {
 fn looks_like_entity(document: &Value) -> bool {
     match document.get("apiVersion") {
         Some(Value::String(api_version)) => is_backstage_api_version(api_version),
-        _ => document.get("kind").and_then(Value::as_str).is_some_and(|kind| near(kind, &KNOWN_KINDS).is_some()),
+        _ => document.get("kind").and_then(Value::as_str).is_some_and(|kind| nearest(kind, &KNOWN_KINDS).is_some()),
     }
 }
 
 fn is_backstage_api_version(api_version: &str) -> bool {
     let group = api_version.split('/').next().unwrap_or_default().to_ascii_lowercase();
-    group.ends_with("backstage.io") || near(api_version, &KNOWN_API_VERSIONS).is_some()
-}
-
-/// The known word nearest to `word` when it is close enough to be a misspelling of it (or the
-/// same word in another case).
-pub fn near<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|candidate| (strsim::damerau_levenshtein(&word, &candidate.to_ascii_lowercase()), *candidate))
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 5))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
+    group.ends_with("backstage.io") || nearest(api_version, &KNOWN_API_VERSIONS).is_some()
 }
 
 #[cfg(test)]
@@ -138,14 +127,5 @@ mod tests {
         assert!(!looks_like_catalog("services:\n  web: { image: nginx }\n"), "a compose file");
         let skeleton = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\n";
         assert!(!looks_like_catalog(skeleton), "a template skeleton");
-    }
-
-    #[test]
-    fn near_misses_are_found_and_strangers_are_not() {
-        assert_eq!(near("Compnent", &KNOWN_KINDS), Some("Component"));
-        assert_eq!(near("component", &KNOWN_KINDS), Some("Component"));
-        assert_eq!(near("backstage.io/v1alpa1", &KNOWN_API_VERSIONS), Some("backstage.io/v1alpha1"));
-        assert_eq!(near("Deployment", &KNOWN_KINDS), None);
-        assert_eq!(near("ConfigMap", &KNOWN_KINDS), None);
     }
 }

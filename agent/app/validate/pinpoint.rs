@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
-use super::discover::near;
+use crate::catalog::suggest::nearest as near;
 use crate::catalog::validate::{KNOWN_API_VERSIONS, KNOWN_KINDS};
+use crate::catalog::yaml::join_field;
 
 /// Root fields of an entity document.
 const ROOT_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];
@@ -32,7 +33,7 @@ pub fn pinpoint(message: &str, document: &Value) -> Pinpoint {
         let extra = extra.trim();
         let at = pointer_of(message).unwrap_or_default();
         let hint = at.is_empty().then(|| near(extra, &ROOT_FIELDS)).flatten().map(|f| format!("did you mean `{f}`?"));
-        return Pinpoint { path: join(&at, extra), hint };
+        return Pinpoint { path: join_field(&at, extra), hint };
     }
     if message.starts_with("No processor recognized the entity") {
         return unrecognised(document);
@@ -64,7 +65,7 @@ fn missing_property(message: &str, document: &Value) -> Option<Pinpoint> {
     let mapping = lookup(document, &at).and_then(Value::as_object);
     let misspelt = mapping.and_then(|m| m.keys().find(|key| near(key, &[property]).is_some()));
     Some(match misspelt {
-        Some(key) => Pinpoint { path: join(&at, key), hint: Some(format!("did you mean `{property}`?")) },
+        Some(key) => Pinpoint { path: join_field(&at, key), hint: Some(format!("did you mean `{property}`?")) },
         None => Pinpoint { path: at, hint: None },
     })
 }
@@ -99,18 +100,10 @@ fn dotted(pointer: &str) -> String {
         if segment.bytes().all(|b| b.is_ascii_digit()) {
             path = format!("{path}[{segment}]");
         } else {
-            path = join(&path, &segment);
+            path = join_field(&path, &segment);
         }
     }
     path
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 /// The value at a dotted path (keys only; lists are not entered).

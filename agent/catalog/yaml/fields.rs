@@ -60,7 +60,7 @@ pub fn field_positions(text: &str) -> Vec<FieldPositions> {
             Event::DocumentEnd => documents.push(std::mem::take(&mut current)),
             Event::Scalar(text, ..) => {
                 if let Some(Frame::Mapping { path, key: key @ None }) = stack.last_mut() {
-                    let field = join(path, &text);
+                    let field = join_field(path, &text);
                     current.0.entry(field.clone()).or_insert(at);
                     *key = Some(field);
                 } else {
@@ -102,7 +102,8 @@ fn value_path(stack: &mut [Frame], current: &mut FieldPositions, at: Position) -
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+/// The path of `key` inside the mapping at `path` (`spec` + `owner` → `spec.owner`).
+pub fn join_field(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {

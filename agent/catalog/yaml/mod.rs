@@ -11,7 +11,7 @@ use saphyr_parser::{Event, Parser, ScanError};
 use serde_json::Value;
 
 use compose::{Budget, ComposeError, Composer};
-pub use fields::{field_positions, FieldPositions, Position};
+pub use fields::{field_positions, join_field, FieldPositions, Position};
 pub use schema::Version;
 
 /// Bounds on reading one file.
