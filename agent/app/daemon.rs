@@ -169,17 +169,29 @@ const CLUSTER_CHECK: Duration = Duration::from_secs(15);
 /// Keeps `rigger_cluster_up` current (every API call also updates it), so `/readyz` can report
 /// the cluster without calling it, and tells passes whether to try the cluster at all.
 async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: CancellationToken) {
+    // The last problem logged: a cluster that stays away is logged once, not every check.
+    let mut last: Option<String> = None;
     loop {
-        match reconciler.cluster(None).await {
+        let problem = match reconciler.cluster(None).await {
             Ok(cluster) => match cluster.ping().await {
-                Ok(()) => reconciler.set_reachable(true),
+                Ok(()) => {
+                    reconciler.set_reachable(true);
+                    None
+                }
                 Err(err) => {
                     reconciler.set_reachable(!err.is_transient());
-                    warn!(error = %err, "the Kubernetes API server does not answer; the catalog keeps syncing");
+                    Some(format!("the Kubernetes API server does not answer ({err}); the catalog keeps syncing"))
                 }
             },
-            Err(err) => warn!(error = %err, "cannot configure the Kubernetes client"),
+            Err(err) => Some(format!("cannot configure the Kubernetes client: {err}")),
+        };
+        match (&problem, &last) {
+            (Some(now), Some(before)) if now == before => {}
+            (Some(now), _) => warn!("{now}"),
+            (None, Some(_)) => info!("the Kubernetes API server answers again"),
+            (None, None) => {}
         }
+        last = problem;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(CLUSTER_CHECK) => {}
@@ -195,8 +207,16 @@ async fn cluster_ingest(
     cancel: CancellationToken,
 ) {
     loop {
-        if let Err(err) = super::reconcile::ingest::ingest(&ctx, &reconciler).await {
-            warn!(error = %err, "cannot ingest cluster resources; the catalog keeps the last ones");
+        match super::reconcile::ingest::ingest(&ctx, &reconciler).await {
+            Err(err) if ctx.log_memory.is_news("cluster ingest", &err.to_string()) => {
+                warn!(error = %err, "cannot ingest cluster resources; the catalog keeps the last ones");
+            }
+            Err(_) => {}
+            Ok(_) => {
+                if ctx.log_memory.clear("cluster ingest") {
+                    info!("cluster resources ingested again");
+                }
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => return,

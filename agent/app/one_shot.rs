@@ -1,4 +1,4 @@
-//! The commands that do one thing and exit: `sync --once`, `migrate`, `config check`.
+//! The commands that do one thing and exit: `sync`, `migrate`, `config check`.
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

@@ -415,7 +415,11 @@ fn github_pass<'a>(
         // The organisation's own row: a discovery error from an earlier pass is cleared.
         retry(ctx.config.sync.retry, &ctx.metrics, "store", || ctx.store.record_source(&source.name, None, None))
             .await?;
-        info!(source = %source.name, repositories = repositories.len(), "organisation synced");
+        if changes.entity_writes() > 0 {
+            info!(source = %source.name, repositories = repositories.len(), "organisation synced");
+        } else {
+            debug!(source = %source.name, repositories = repositories.len(), "organisation synced; nothing changed");
+        }
         Ok(Pass::Synced { revision: None, changes, errors })
     })
 }

@@ -63,11 +63,16 @@ async fn record(
         Ok(files) => files,
         Err(errors) => {
             let message = errors.join("; ");
-            warn!(source = %source.name, template = %template.entity_ref, error = %message, "template sources not readable; the last good set stays");
+            if ctx.log_memory.is_news(&template_subject(&template.entity_ref), &message) {
+                warn!(source = %source.name, template = %template.entity_ref, error = %message, "template sources not readable; the last good set stays");
+            }
             ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await?;
             return Ok(false);
         }
     };
+    if ctx.log_memory.clear(&template_subject(&template.entity_ref)) {
+        info!(source = %source.name, template = %template.entity_ref, "template sources readable again");
+    }
     // One read of the recorded state: its error, and the file set to diff against.
     let recorded = ctx.store.template(&template.entity_ref).await?;
     let before = recorded.as_ref().map(crate::store::TemplateRecord::source_files).unwrap_or_default();
@@ -122,4 +127,9 @@ fn contents(
         out.push((file.stat.blob_id.clone(), content));
     }
     Ok(out)
+}
+
+/// The log memory's subject for a template's skeleton sources.
+fn template_subject(entity_ref: &str) -> String {
+    format!("template sources of {entity_ref}")
 }

@@ -92,6 +92,9 @@ struct Failure {
 
 pub struct LogMemory {
     sources: Mutex<HashMap<String, Remembered>>,
+    /// Other standing problems (an entity's cluster reconcile, a template's sources), by
+    /// subject: the message last logged and when.
+    subjects: Mutex<HashMap<String, (String, Instant)>>,
     remind_every: Duration,
 }
 
@@ -103,7 +106,7 @@ impl Default for LogMemory {
 
 impl LogMemory {
     pub fn new(remind_every: Duration) -> Self {
-        Self { sources: Mutex::default(), remind_every }
+        Self { sources: Mutex::default(), subjects: Mutex::default(), remind_every }
     }
 
     /// Logs the problems that are new since the source's last pass (`WARN`) and those gone
@@ -164,6 +167,27 @@ impl LogMemory {
         }
     }
 
+    /// Whether a problem with `subject` is worth logging now: the first time, when the message
+    /// differs from the last one, and as an hourly reminder. Callers log at debug otherwise.
+    pub fn is_news(&self, subject: &str, message: &str) -> bool {
+        let mut subjects = self.subjects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let news = subjects
+            .get(subject)
+            .is_none_or(|(last, at)| last != message || now.duration_since(*at) >= self.remind_every);
+        if news {
+            subjects.insert(subject.to_owned(), (message.to_owned(), now));
+        }
+        news
+    }
+
+    /// Forgets the problem with `subject`; `true` when there was one (the caller may say it is
+    /// over).
+    pub fn clear(&self, subject: &str) -> bool {
+        let mut subjects = self.subjects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        subjects.remove(subject).is_some()
+    }
+
     /// Logs the end of a failure streak, once.
     pub fn succeeded(&self, source: &str) {
         let mut sources = self.sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -208,6 +232,19 @@ mod tests {
         let moved = |line| Problem { line: Some(line), ..problem("a.yaml", Some(0), "bad") };
         assert!(memory.catalog_problems("s", &Scope::Whole, &[moved(1)]));
         assert!(!memory.catalog_problems("s", &Scope::Whole, &[moved(3)]));
+    }
+
+    #[test]
+    fn a_standing_problem_is_news_when_new_or_changed_or_cleared_before() {
+        let memory = LogMemory::default();
+        assert!(memory.is_news("entity a", "refused"));
+        assert!(!memory.is_news("entity a", "refused"));
+        assert!(memory.is_news("entity a", "conflict"), "a different problem");
+        assert!(memory.clear("entity a"));
+        assert!(!memory.clear("entity a"));
+        assert!(memory.is_news("entity a", "conflict"), "again after it was resolved");
+        let reminding = LogMemory::new(Duration::ZERO);
+        assert!(reminding.is_news("x", "m") && reminding.is_news("x", "m"), "reminders when they are due");
     }
 
     #[test]

@@ -94,8 +94,16 @@ pub async fn execute(
         ctx.store.set_cluster_status(&plan.entity_ref, None).await?;
         None
     };
-    if !outcome.errors.is_empty() {
-        warn!(source, entity = %plan.entity_ref, errors = %outcome.errors.join("; "), "cluster reconcile incomplete");
+    let subject = super::reconcile_subject(&plan.entity_ref);
+    if outcome.errors.is_empty() {
+        if ctx.log_memory.clear(&subject) {
+            info!(source = %source, entity = %plan.entity_ref, "cluster reconcile succeeded again");
+        }
+    } else {
+        let errors = outcome.errors.join("; ");
+        if ctx.log_memory.is_news(&subject, &errors) {
+            warn!(source = %source, entity = %plan.entity_ref, errors = %errors, "cluster reconcile incomplete");
+        }
     }
     Ok(report(&plan, outcome, health))
 }

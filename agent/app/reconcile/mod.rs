@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::desired::{EntityPlan, Failure, SourceView};
 use super::sync::Context;
@@ -286,7 +286,11 @@ pub async fn reconcile(
         status::export_health(ctx, &source.name, &report);
         reconciler.applied_kinds.extend(report.entities.iter().flat_map(|e| e.steps.iter().map(|(_, k)| k)));
         let changed = report.entities.iter().flat_map(|e| &e.steps).filter(|(a, _)| *a != Action::Unchanged).count();
-        info!(source = %source.name, entities = report.entities.len(), changed, "cluster reconciled");
+        if changed > 0 {
+            info!(source = %source.name, entities = report.entities.len(), changed, "cluster reconciled");
+        } else {
+            debug!(source = %source.name, entities = report.entities.len(), "cluster reconciled; nothing changed");
+        }
     }
     Ok(report)
 }
@@ -439,11 +443,21 @@ async fn failed(
     failure: &Failure,
     mode: Mode,
 ) -> Result<(), ReconcileError> {
-    warn!(source, entity = entity_ref, reason = failure.reason, errors = %failure.errors.join("; "), "cluster reconcile failed");
+    let errors = failure.errors.join("; ");
+    if ctx.log_memory.is_news(&reconcile_subject(entity_ref), &errors) {
+        warn!(source = %source, entity = entity_ref, reason = failure.reason, errors = %errors, "cluster reconcile failed");
+    } else {
+        debug!(source = %source, entity = entity_ref, reason = failure.reason, "cluster reconcile failed again");
+    }
     if mode == Mode::Apply {
         ctx.metrics.reconcile_errors.with_label_values(&[source, failure.reason]).inc();
         let item = status::failure_item(failure);
         ctx.store.set_cluster_status(entity_ref, Some(&item)).await?;
     }
     Ok(())
+}
+
+/// The log memory's subject for an entity's cluster reconcile.
+pub(crate) fn reconcile_subject(entity_ref: &str) -> String {
+    format!("cluster reconcile of {entity_ref}")
 }
