@@ -6,10 +6,17 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=RIGGER_COMMIT");
-    // Only paths that exist: a missing one would make cargo run this script on every build.
-    for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if Path::new(path).exists() {
-            println!("cargo:rerun-if-changed={path}");
+    // Only paths that exist: a missing one would make cargo run this script on every build. In
+    // a worktree `.git` is a file; git says where the repository's own files are.
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        let common = git(&["rev-parse", "--git-common-dir"]).unwrap_or_else(|| git_dir.clone());
+        let watched = [
+            Path::new(&git_dir).join("HEAD"),
+            Path::new(&common).join("refs/heads"),
+            Path::new(&common).join("packed-refs"),
+        ];
+        for path in watched.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     let commit =
@@ -18,7 +25,12 @@ fn main() {
 }
 
 fn head() -> Option<String> {
-    let output = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
-    let commit = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (output.status.success() && !commit.is_empty()).then_some(commit)
+    git(&["rev-parse", "--short=12", "HEAD"])
+}
+
+/// What `git ARGS` prints, trimmed, when it succeeds.
+fn git(args: &[&str]) -> Option<String> {
+    let output = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !text.is_empty()).then_some(text)
 }

@@ -146,11 +146,7 @@ async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path
         Command::Run => {
             // A secret that does not resolve is a configuration problem (64, which systemd does
             // not restart on), found before anything starts, as `config check` finds it.
-            let unresolved: Vec<String> = config
-                .secret_refs()
-                .into_iter()
-                .filter_map(|(at, secret)| secret.resolve().err().map(|err| format!("{at}: {err}")))
-                .collect();
+            let unresolved = config.unresolved_secrets(config_path);
             if !unresolved.is_empty() {
                 for problem in unresolved {
                     eprintln!("rigger: {problem}");

@@ -165,13 +165,12 @@ fn summary(name: &str, pass: &Pass) -> String {
 
 /// Validates the config, resolves every secret (without printing it) and prints a summary.
 pub fn config_check(config: &Config, path: &std::path::Path) -> ExitCode {
-    let mut problems = Vec::new();
     for (at, secret) in config.secret_refs() {
-        match secret.resolve() {
-            Ok(_) => println!("secret {at}: {secret} (set)"),
-            Err(err) => problems.push(format!("{at}: {err}")),
+        if secret.resolve().is_ok() {
+            println!("secret {at}: {secret} (set)");
         }
     }
+    let problems = config.unresolved_secrets(path);
     let database = match &config.database {
         DatabaseConfig::Url(url) => redact_url(url),
         DatabaseConfig::Secret(secret) => format!("from {secret}"),
@@ -203,7 +202,7 @@ pub fn config_check(config: &Config, path: &std::path::Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         for problem in &problems {
-            eprintln!("{}: {problem}", path.display());
+            eprintln!("{problem}");
         }
         ExitCode::from(EXIT_USAGE)
     }

@@ -327,6 +327,23 @@ impl Config {
         validate::parse(text, base)
     }
 
+    /// Every secret that does not resolve, as `FILE:LINE:COLUMN: dotted.path: why` (`file` is
+    /// the config file, read again for the positions).
+    pub fn unresolved_secrets(&self, file: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let fields = crate::catalog::yaml::field_positions(&text).into_iter().next().unwrap_or_default();
+        self.secret_refs()
+            .into_iter()
+            .filter_map(|(at, secret)| {
+                let err = secret.resolve().err()?;
+                Some(match fields.locate(&at) {
+                    Some((line, column)) => format!("{}:{line}:{column}: {at}: {err}", file.display()),
+                    None => format!("{}: {at}: {err}", file.display()),
+                })
+            })
+            .collect()
+    }
+
     /// Every secret reference in the config, with its dotted path, for `config check`.
     pub fn secret_refs(&self) -> Vec<(String, SecretRef)> {
         let mut refs = Vec::new();

@@ -192,3 +192,27 @@ fn config_errors_come_in_one_round_with_positions_and_suggestions() {
     assert!(stderr.contains("5 problems"), "one round:\n{stderr}");
     assert!(!stderr.contains("Raw") && !stderr.contains("u64"), "no internal type names:\n{stderr}");
 }
+
+#[test]
+fn a_secret_that_does_not_resolve_is_named_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rigger.yaml");
+    let text = "sources:\n  - name: a\n    git:\n      url: 'https://github.com/acme/a.git'\n      token: { env: RIGGER_TEST_SURELY_UNSET }\n";
+    std::fs::write(&config, text).unwrap();
+    for command in [&["config", "check"][..], &["run"][..]] {
+        let out = rigger()
+            .env_remove("RIGGER_TEST_SURELY_UNSET")
+            .arg("--config")
+            .arg(&config)
+            .args(command)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!(
+            "{}:5:7: sources[0].git.token: environment variable RIGGER_TEST_SURELY_UNSET is not set",
+            config.display()
+        );
+        assert!(stderr.contains(&expected), "{command:?}: {stderr}");
+    }
+}
