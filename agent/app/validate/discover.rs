@@ -77,20 +77,22 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
 /// judged when it mentions Backstage (a catalog file with a typo); not otherwise (a Helm
 /// template, say). A template skeleton is not a catalog file until it is rendered.
 fn judge(text: &str) -> Option<&'static str> {
-    if text.contains("${{") {
-        return Some("a Software Template skeleton (its ${{ }} expressions are rendered before it is read)");
-    }
     let documents = parse::documents(text);
-    if documents.iter().any(|doc| doc.parsed.as_ref().is_ok_and(looks_like_entity)) {
-        return None;
-    }
+    let entities: Vec<&Value> =
+        documents.iter().filter_map(|doc| doc.parsed.as_ref().ok()).filter(|doc| looks_like_entity(doc)).collect();
     let broken = documents.iter().any(|doc| doc.parsed.is_err());
-    match (broken, text.to_ascii_lowercase().contains("backstage")) {
-        (true, true) => None,
-        (true, false) => Some("not valid YAML, and nothing in it mentions Backstage"),
-        (false, _) => Some("no document in it looks like a Backstage entity"),
+    let mentions_backstage = text.to_ascii_lowercase().contains("backstage");
+    // `${{ }}` in a file that is no Template itself (whose steps use them): a skeleton.
+    let skeleton = text.contains("${{") && !entities.iter().any(|doc| doc.get("kind") == Some(&"Template".into()));
+    match (entities.is_empty(), broken && mentions_backstage) {
+        _ if skeleton && (!entities.is_empty() || (broken && mentions_backstage)) => Some(SKELETON),
+        (false, _) | (true, true) => None,
+        (true, false) if broken => Some("not valid YAML, and nothing in it mentions Backstage"),
+        (true, false) => Some("no document in it looks like a Backstage entity"),
     }
 }
+
+const SKELETON: &str = "a Software Template skeleton (its ${{ }} expressions are rendered before it is read)";
 
 #[cfg(test)]
 fn looks_like_catalog(text: &str) -> bool {
@@ -127,5 +129,11 @@ mod tests {
         assert!(!looks_like_catalog("services:\n  web: { image: nginx }\n"), "a compose file");
         let skeleton = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ${{ values.name }}\n";
         assert!(!looks_like_catalog(skeleton), "a template skeleton");
+        let template = "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: t\nspec:\n  steps:\n    - input:\n        name: ${{ parameters.name }}\n";
+        assert!(looks_like_catalog(template), "a Template's own steps use ${{ }}");
+        let workflow = "name: CI\njobs:\n  a:\n    if: ${{ github.ref }}\n";
+        assert_eq!(judge(workflow), Some("no document in it looks like a Backstage entity"));
+        let broken_workflow = "name: CI\njobs: { a: { if: ${{ github.ref }} } }\n";
+        assert_eq!(judge(broken_workflow), Some("not valid YAML, and nothing in it mentions Backstage"));
     }
 }
