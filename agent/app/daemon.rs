@@ -169,8 +169,8 @@ const CLUSTER_CHECK: Duration = Duration::from_secs(15);
 /// Keeps `rigger_cluster_up` current (every API call also updates it), so `/readyz` can report
 /// the cluster without calling it, and tells passes whether to try the cluster at all.
 async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: CancellationToken) {
-    // The last problem logged: a cluster that stays away is logged once, not every check.
-    let mut last: Option<String> = None;
+    // A cluster that stays away is logged when it goes, hourly while away, and when it is back.
+    let memory = crate::telemetry::LogMemory::default();
     loop {
         let problem = match reconciler.cluster(None).await {
             Ok(cluster) => match cluster.ping().await {
@@ -183,15 +183,14 @@ async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: C
                     Some(format!("the Kubernetes API server does not answer ({err}); the catalog keeps syncing"))
                 }
             },
-            Err(err) => Some(format!("cannot configure the Kubernetes client: {err}")),
+            // The error says "cannot configure the Kubernetes client" itself.
+            Err(err) => Some(err.to_string()),
         };
-        match (&problem, &last) {
-            (Some(now), Some(before)) if now == before => {}
-            (Some(now), _) => warn!("{now}"),
-            (None, Some(_)) => info!("the Kubernetes API server answers again"),
-            (None, None) => {}
+        match problem {
+            Some(problem) if memory.is_news("cluster", &problem) => warn!("{problem}"),
+            None if memory.clear("cluster") => info!("the Kubernetes API server answers again"),
+            Some(_) | None => {}
         }
-        last = problem;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(CLUSTER_CHECK) => {}
@@ -211,8 +210,9 @@ async fn cluster_ingest(
             Err(err) if ctx.log_memory.is_news("cluster ingest", &err.to_string()) => {
                 warn!(error = %err, "cannot ingest cluster resources; the catalog keeps the last ones");
             }
-            Err(_) => {}
-            Ok(_) => {
+            Err(_) | Ok(None) => {}
+            // Ingested (not skipped for another replica): a standing failure is over.
+            Ok(Some(_)) => {
                 if ctx.log_memory.clear("cluster ingest") {
                     info!("cluster resources ingested again");
                 }

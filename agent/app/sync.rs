@@ -148,9 +148,14 @@ pub async fn sync_and_reconcile(
             };
             (Err(SyncError::Reconcile(error.into())), Some(report))
         }
-        Ok(report) => (result, Some(report)),
+        Ok(report) => {
+            ctx.log_memory.clear(&cluster_subject(&source.name));
+            (result, Some(report))
+        }
         Err(err) => {
-            warn!(source = %source.name, error = %err, "cluster reconcile failed; the cluster keeps its objects");
+            if ctx.log_memory.is_news(&cluster_subject(&source.name), &err.to_string()) {
+                warn!(source = %source.name, error = %err, "cluster reconcile failed; the cluster keeps its objects");
+            }
             (Err(err.into()), None)
         }
     }
@@ -826,6 +831,11 @@ async fn settle(
         total.absorb(retry(policy, &ctx.metrics, "store", prune).await?);
     }
     Ok(())
+}
+
+/// The log memory's subject for a source's whole cluster reconcile.
+fn cluster_subject(source: &str) -> String {
+    format!("cluster reconcile of source {source}")
 }
 
 /// Collects a file's problems; they are logged once per pass, by what changed (`LogMemory`).

@@ -26,7 +26,9 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
     let tree = match super::sync::synced_tree(ctx, source).await {
         Ok(tree) => tree,
         Err(err) => {
-            warn!(source = %source.name, error = %err, "cannot read the synced tree for template sources");
+            if ctx.log_memory.is_news(&format!("synced tree of {}", source.name), &err) {
+                warn!(source = %source.name, error = %err, "cannot read the synced tree for template sources");
+            }
             return Ok(());
         }
     };

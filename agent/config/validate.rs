@@ -97,9 +97,14 @@ fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
                 // What taking a node out leaves behind is the same problem, already reported:
                 // the node itself again, or the mapping that held it (a secret reference now
                 // empty) — except a required key missing there, which is a problem of its own.
-                let repeated = problems.taken.iter().any(|taken| {
-                    is_within(&written, taken) || (is_within(taken, &written) && !message.ends_with("is required here"))
-                });
+                let repeated = match required_key(&message) {
+                    // A required key missing only because its value was taken out (`url: 42`).
+                    Some(key) => {
+                        let field = crate::catalog::yaml::join_field(&written, key);
+                        problems.taken.iter().any(|taken| is_within(&field, taken))
+                    }
+                    None => problems.taken.iter().any(|taken| related(&written, taken)),
+                };
                 if !repeated {
                     let shown = if written.is_empty() { "(root)".to_owned() } else { written.clone() };
                     problems.found.push(Problem { path: shown, message, at: None });
@@ -249,6 +254,11 @@ fn in_words(message: &str) -> String {
         message.replace_range(start..end, "expected a mapping of keys");
     }
     message
+}
+
+/// The key a "`key` is required here" problem names.
+fn required_key(message: &str) -> Option<&str> {
+    message.strip_prefix('`')?.strip_suffix("` is required here")
 }
 
 /// Whether a later check's problem at `later` concerns a node already reported at `taken`: the
@@ -784,6 +794,12 @@ mod tests {
             "{found:?}"
         );
         assert!(found.iter().any(|p| p == "sources[0].git: `url` is required here"), "{found:?}");
+    }
+
+    #[test]
+    fn a_required_value_of_the_wrong_shape_is_not_also_missing() {
+        let found = problems("sources:\n  - name: a\n    git: { url: [x] }\n");
+        assert_eq!(found, ["sources[0].git.url: expected text, found a list"], "{found:?}");
     }
 
     #[test]

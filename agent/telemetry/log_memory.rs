@@ -149,7 +149,8 @@ impl LogMemory {
         let now = Instant::now();
         let failed_passes = remembered.failure.as_ref().map_or(0, |f| f.failed_passes) + 1;
         match &mut remembered.failure {
-            Some(failure) if failure.message == message => {
+            Some(failure) if same_failure(&failure.message, message) => {
+                message.clone_into(&mut failure.message);
                 failure.repeats += 1;
                 failure.failed_passes = failed_passes;
                 if now.duration_since(failure.logged) >= self.remind_every {
@@ -195,6 +196,12 @@ impl LogMemory {
             info!(source = %source, failed_passes = failure.failed_passes, "sync recovered");
         }
     }
+}
+
+/// Two failures are the same when they differ only in numbers (a rate limit that resets in
+/// 23 min, then in 22): the streak goes on, and its reminder says the latest.
+fn same_failure(a: &str, b: &str) -> bool {
+    a.chars().filter(|c| !c.is_ascii_digit()).eq(b.chars().filter(|c| !c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -245,6 +252,12 @@ mod tests {
         assert!(memory.is_news("entity a", "conflict"), "again after it was resolved");
         let reminding = LogMemory::new(Duration::ZERO);
         assert!(reminding.is_news("x", "m") && reminding.is_news("x", "m"), "reminders when they are due");
+    }
+
+    #[test]
+    fn a_failure_that_differs_only_in_numbers_is_the_same_streak() {
+        assert!(same_failure("resets in 23m 10s", "resets in 22m 5s"));
+        assert!(!same_failure("cannot fetch a", "cannot fetch b"));
     }
 
     #[test]

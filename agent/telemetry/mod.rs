@@ -35,8 +35,10 @@ pub fn init_logging(format: LogFormat) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => {
             let filter = EnvFilter::new(&directives);
+            // Only ever quieter: under `RUST_LOG=error` the notices' `warn` would be louder.
+            let verbose = filter.max_level_hint().is_none_or(|max| max >= tracing::level_filters::LevelFilter::INFO);
             match NOTICES.parse() {
-                Ok(notices) if !directives.contains("sqlx") => filter.add_directive(notices),
+                Ok(notices) if verbose && !directives.contains("sqlx") => filter.add_directive(notices),
                 _ => filter,
             }
         }

@@ -40,7 +40,9 @@ pub async fn ingest(ctx: &Context, reconciler: &Reconciler) -> Result<Option<Cha
     let key = format!("cluster origin: {}", config.cluster_name);
     let outcome = outcome(&key, &objects, &config.cluster_name, &config.default_owner);
     for error in &outcome.errors {
-        warn!(cluster = %config.cluster_name, error = %error.message, "cluster object not ingested");
+        if ctx.log_memory.is_news(&format!("cluster object: {}", error.message), &error.message) {
+            warn!(cluster = %config.cluster_name, error = %error.message, "cluster object not ingested");
+        }
     }
     let declared = Declared::of(&outcome);
     let walk = Walk { source: source.clone(), complete: true, reached: HashMap::from([(key, declared)]), gone: None };

@@ -83,7 +83,9 @@ fn judge(text: &str) -> Option<&'static str> {
     let broken = documents.iter().any(|doc| doc.parsed.is_err());
     let mentions_backstage = text.to_ascii_lowercase().contains("backstage");
     // `${{ }}` in a file that is no Template itself (whose steps use them): a skeleton.
-    let skeleton = text.contains("${{") && !entities.iter().any(|doc| doc.get("kind") == Some(&"Template".into()));
+    let is_template = entities.iter().any(|doc| doc.get("kind") == Some(&"Template".into()))
+        || (broken && text.lines().any(|line| line.trim() == "kind: Template"));
+    let skeleton = text.contains("${{") && !is_template;
     match (entities.is_empty(), broken && mentions_backstage) {
         _ if skeleton && (!entities.is_empty() || (broken && mentions_backstage)) => Some(SKELETON),
         (false, _) | (true, true) => None,
@@ -133,6 +135,9 @@ mod tests {
         assert!(looks_like_catalog(template), "a Template's own steps use ${{ }}");
         let workflow = "name: CI\njobs:\n  a:\n    if: ${{ github.ref }}\n";
         assert_eq!(judge(workflow), Some("no document in it looks like a Backstage entity"));
+        let broken_template =
+            "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nspec: { steps: [ ${{ x }} ] }\n";
+        assert!(looks_like_catalog(broken_template), "a broken Template is judged, not taken for a skeleton");
         let broken_workflow = "name: CI\njobs: { a: { if: ${{ github.ref }} } }\n";
         assert_eq!(judge(broken_workflow), Some("not valid YAML, and nothing in it mentions Backstage"));
     }
