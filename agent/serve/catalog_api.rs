@@ -12,6 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::api_error::{error, ApiError};
 use super::query::{Order, QueryState};
 use super::{fields, State};
 use crate::catalog::search::{self, Filter};
@@ -48,40 +49,6 @@ impl Params {
 /// The largest `limit` or `offset` taken: far beyond any catalog, and safe in every database's
 /// integer arithmetic.
 pub const MAX_NUMBER: usize = 1_000_000_000;
-
-/// An API error in Backstage's shape.
-struct ApiError {
-    status: StatusCode,
-    name: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn input(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.into() }
-    }
-
-    /// A request body the API cannot take: too large (`413`, as Backstage's body parser answers)
-    /// or not the JSON it expects (`400`).
-    #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::body)`
-    fn body(rejection: JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            let message = format!("request entity too large (the limit is {} bytes)", super::MAX_API_BODY_BYTES);
-            return Self { status: StatusCode::PAYLOAD_TOO_LARGE, name: "PayloadTooLargeError", message };
-        }
-        Self::input(rejection.body_text())
-    }
-
-    #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::unavailable)`
-    fn unavailable(err: impl std::fmt::Display) -> Self {
-        let message = super::store_unavailable(&err).to_owned();
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message }
-    }
-
-    fn into_response(self, method: &Method, uri: &Uri) -> Response {
-        error(self.status, self.name, &self.message, method, uri)
-    }
-}
 
 /// One page of a query, as API entities, and the number of matches in all.
 async fn page(state: &State, query: &QueryState, limit: Option<usize>) -> Result<(Vec<Value>, usize), ApiError> {
@@ -303,30 +270,6 @@ pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuer
     result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
 }
 
-/// `GET /api/catalog/locations` — every catalog file Rigger reads, as `{data: {id, type, target}}`.
-pub async fn list_locations(AxumState(state): AxumState<State>, uri: Uri) -> Response {
-    match state.store.locations().await {
-        Ok(rows) => {
-            let items: Vec<Value> = rows
-                .iter()
-                .map(|row| {
-                    let (kind, target) = row.location_key.split_once(':').unwrap_or(("url", row.location_key.as_str()));
-                    json!({"data": {"id": location_id(&row.location_key), "type": kind, "target": target}})
-                })
-                .collect();
-            Json(Value::Array(items)).into_response()
-        }
-        Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
-    }
-}
-
-/// A stable UUID-shaped id per location key (Backstage's location ids are UUIDs).
-fn location_id(key: &str) -> String {
-    use sha1::{Digest, Sha1};
-    let hex = hex::encode(Sha1::digest(key.as_bytes()));
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
-}
-
 /// `GET /api/rigger/relations/unresolved`: relations whose target is not in the catalog —
 /// Backstage keeps them silently; platform teams want to find dangling owners.
 pub async fn unresolved_relations(AxumState(state): AxumState<State>, uri: Uri) -> Response {
@@ -334,16 +277,4 @@ pub async fn unresolved_relations(AxumState(state): AxumState<State>, uri: Uri) 
         Ok(rows) => Json(json!({ "items": rows })).into_response(),
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
-}
-
-/// Backstage's error body: `{error: {name, message}, request: {method, url}, response: {statusCode}}`.
-fn error(status: StatusCode, name: &str, message: &str, method: &Method, uri: &Uri) -> Response {
-    let url = uri.path_and_query().map_or_else(|| uri.path().to_owned(), ToString::to_string);
-    let url = url.strip_prefix("/api/catalog").unwrap_or(&url).to_owned();
-    let body = json!({
-        "error": { "name": name, "message": message },
-        "request": { "method": method.as_str(), "url": url },
-        "response": { "statusCode": status.as_u16() },
-    });
-    (status, Json(body)).into_response()
 }

@@ -1,15 +1,18 @@
 //! HTTP for people and machines: health, readiness, metrics and the Backstage-compatible catalog
 //! read API. It reads the store and shared state; it never calls git or an API server.
 
+mod api_error;
 mod catalog_api;
 mod fields;
 mod health;
 mod listen;
+mod locations;
 mod query;
 mod state;
 mod status;
 mod stream;
 mod templates;
+mod validate_entity;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -57,7 +60,11 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
         .route("/api/catalog/entities/by-uid/{uid}", get(catalog_api::entity_by_uid))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
         .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
-        .route("/api/catalog/locations", get(catalog_api::list_locations))
+        .route("/api/catalog/validate-entity", post(validate_entity::validate_entity))
+        .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry", get(locations::ancestry))
+        .route("/api/catalog/locations", get(locations::list))
+        .route("/api/catalog/locations/{id}", get(locations::by_id))
+        .route("/api/catalog/locations/by-entity/{kind}/{namespace}/{name}", get(locations::by_entity))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .route("/api/rigger/sources", get(status::sources))
         .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))

@@ -350,6 +350,31 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// The locations whose `Location` led to `location_key`: empty for a source's root (or a
+    /// location not recorded).
+    pub async fn parents_of(&self, location_key: &str) -> Result<Vec<String>, StoreError> {
+        let row = sqlx::query("SELECT parent FROM locations WHERE location_key = $1")
+            .bind(location_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("read a location's parents"))?;
+        let parents = row.and_then(|row| row.get::<Option<String>, _>(0)).map(|p| super::rows::parent_lines(&p));
+        Ok(parents.unwrap_or_default().into_iter().filter(|p| !p.is_empty()).collect())
+    }
+
+    /// The refs of the entities of `kind` (lower case) a location declares, sorted.
+    pub async fn entity_refs_at(&self, location_key: &str, kind: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT entity_ref FROM entities WHERE location_key = $1 AND LOWER(kind) = $2 ORDER BY entity_ref",
+        )
+        .bind(location_key)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("entities of a location"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Whether the location currently holds an entity of `kind` (lower case).
     pub async fn location_holds_kind(&self, location_key: &str, kind: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM entities WHERE location_key = $1 AND LOWER(kind) = $2")

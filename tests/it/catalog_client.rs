@@ -96,3 +96,55 @@ async fn client_reads_rigger(dir: &Path, db: &TestDb) {
     assert_eq!(got["locations"], 1);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+/// A root file with a `Location` that leads to a second file.
+const TREE: [(&str, &str); 2] = [
+    (
+        "catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: platform }\nspec: { targets: [./docs/catalog-info.yaml] }\n",
+    ),
+    (
+        "docs/catalog-info.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: docs }\nspec: { type: website, lifecycle: production, owner: team-a }\n",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backstages_catalog_client_reads_locations_ancestry_and_validation() {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
+    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let repo = TestRepo::new(dir.path(), "platform");
+    repo.commit("catalog", &TREE.map(|(path, text)| (path, Some(text))));
+    let port = free_port();
+    let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+
+    let base = daemon.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(harness.join("locations.mjs")).arg(base).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["locations"], json!(["catalog-info.yaml", "catalog-info.yaml"]));
+    assert_eq!((got["byId"].as_bool(), got["unknownId"].as_bool()), (Some(true), Some(true)), "{got}");
+    assert_eq!(got["byEntity"], "catalog-info.yaml", "{got}");
+    assert_eq!(
+        got["ancestry"],
+        json!({"root": "component:default/docs", "items": [
+            {"ref": "Component:docs", "parents": ["location:default/platform"]},
+            {"ref": "Location:platform", "parents": []},
+        ]})
+    );
+    assert_eq!(got["ancestryOfMissing"], "ResponseError: NotFoundError", "a 404 in Backstage's shape");
+    assert_eq!(got["valid"], json!({"valid": true}));
+    assert_eq!(got["invalid"]["valid"], false, "{got}");
+    let message = got["invalid"]["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("\"metadata.name\" is not valid"), "{got}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}

@@ -1,0 +1,32 @@
+// Drives the Location side of a running Rigger through Backstage's own catalog client: the
+// locations, an entity's ancestry, and entity validation. Prints one JSON object for
+// tests/it/catalog_client.rs to check.
+// Usage: node locations.mjs http://127.0.0.1:PORT
+import { CatalogClient } from '@backstage/catalog-client';
+
+const base = process.argv[2];
+const client = new CatalogClient({ discoveryApi: { getBaseUrl: async () => `${base}/api/catalog` } });
+
+const out = {};
+const { items: locations } = await client.getLocations();
+out.locations = locations.map(l => l.target.split('/').pop()).sort();
+const first = locations[0];
+out.byId = (await client.getLocationById(first.id))?.target === first.target;
+out.unknownId = (await client.getLocationById('00000000-0000-0000-0000-000000000000')) === undefined;
+out.byEntity = (await client.getLocationByEntity('component:default/docs'))?.target?.split('/').pop();
+const ancestry = await client.getEntityAncestors({ entityRef: 'component:default/docs' });
+out.ancestry = {
+  root: ancestry.rootEntityRef,
+  items: ancestry.items.map(i => ({ ref: `${i.entity.kind}:${i.entity.metadata.name}`, parents: i.parentEntityRefs })),
+};
+try {
+  await client.getEntityAncestors({ entityRef: 'component:default/missing' });
+  out.ancestryOfMissing = 'answered';
+} catch (e) {
+  out.ancestryOfMissing = `${e.name}: ${e.body?.error?.name}`;
+}
+const good = { apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata: { name: 'new' }, spec: { type: 'service', lifecycle: 'production', owner: 'team-a' } };
+out.valid = await client.validateEntity(good, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
+const bad = { ...good, metadata: { name: '-bad-' } };
+out.invalid = await client.validateEntity(bad, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
+console.log(JSON.stringify(out));
