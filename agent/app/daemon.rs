@@ -44,6 +44,7 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         facets: Arc::default(),
         progress: ctx.progress.clone(),
         webhook,
+        writes: api_writes(&ctx, &queue)?,
     };
     let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
@@ -407,6 +408,27 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
         .collect();
     let verifying = tokio::sync::Semaphore::new(serve::MAX_WEBHOOK_VERIFYING);
     Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, orgs, requests, verifying })))
+}
+
+/// The API's state-changing side: its tokens (resolved at start; `run` has checked they
+/// resolve) and a channel into the queue, whose requests jump the backlog as webhooks do.
+fn api_writes(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Arc<serve::Writes>> {
+    let tokens = ctx
+        .config
+        .server
+        .api_tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| token.resolve().with_context(|| format!("server.api_tokens[{i}]")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (requests, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        while let Some(source) = received.recv().await {
+            queue.request(&source, "refresh");
+        }
+    });
+    Ok(Arc::new(serve::Writes { tokens, requests }))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

@@ -34,7 +34,7 @@ enum Phase {
 
 /// Requests that mean someone just changed something and is waiting to see it.
 fn is_urgent(reason: &str) -> bool {
-    matches!(reason, "webhook" | "recorded" | "change")
+    matches!(reason, "webhook" | "recorded" | "change" | "refresh")
 }
 
 #[derive(Debug)]

@@ -61,6 +61,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Catalog API requests served at once; beyond it `503` with `Retry-After`.
     pub max_concurrent_requests: usize,
+    /// Bearer tokens that may call the state-changing endpoints (`POST /refresh`); none: those
+    /// endpoints refuse every caller.
+    pub api_tokens: Vec<SecretRef>,
 }
 
 #[derive(Debug, Clone)]
@@ -352,6 +355,9 @@ impl Config {
         }
         if let Some(secret) = self.webhooks.as_ref().and_then(|w| w.github_secret.as_ref()) {
             refs.push(("webhooks.github.secret".to_owned(), secret.clone()));
+        }
+        for (i, token) in self.server.api_tokens.iter().enumerate() {
+            refs.push((format!("server.api_tokens[{i}]"), token.clone()));
         }
         for (i, source) in self.sources.iter().enumerate() {
             let token = match &source.kind {

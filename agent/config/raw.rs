@@ -55,6 +55,9 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub max_connections: Option<u64>,
     pub max_concurrent_requests: Option<u64>,
+    /// Bearer tokens that may call the catalog API's state-changing endpoints.
+    #[serde(default)]
+    pub api_tokens: Vec<SecretRef>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -310,6 +310,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
             "server.max_concurrent_requests",
             problems,
         ),
+        api_tokens: raw.server.api_tokens.into_iter().map(|token| resolve_secret(token, base)).collect(),
     };
     Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog }
 }

@@ -8,6 +8,7 @@ mod health;
 mod listen;
 mod locations;
 mod query;
+mod refresh;
 mod state;
 mod status;
 mod stream;
@@ -22,6 +23,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use health::check_store;
+pub use refresh::Writes;
 pub use state::{FacetCache, Readiness, State};
 pub use webhook::{
     GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES, MAX_VERIFYING as MAX_WEBHOOK_VERIFYING,
@@ -61,6 +63,7 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
         .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
         .route("/api/catalog/validate-entity", post(validate_entity::validate_entity))
+        .route("/api/catalog/refresh", post(refresh::refresh))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry", get(locations::ancestry))
         .route("/api/catalog/locations", get(locations::list))
         .route("/api/catalog/locations/{id}", get(locations::by_id))

@@ -83,8 +83,18 @@ pub struct Metrics {
 }
 
 /// Why a pass was queued: each reason's series exists from start-up.
-pub const QUEUE_REASONS: [&str; 9] =
-    ["poll", "change", "webhook", "recorded", "retry", "changed_during_sync", "discovery", "startup", "drift"];
+pub const QUEUE_REASONS: [&str; 10] = [
+    "poll",
+    "change",
+    "webhook",
+    "recorded",
+    "refresh",
+    "retry",
+    "changed_during_sync",
+    "discovery",
+    "startup",
+    "drift",
+];
 
 /// What a source can be doing (`rigger_sources_in_state`).
 pub const SOURCE_STATES: [&str; 5] = ["queued", "fetching", "writing", "settling", "reconciling"];

@@ -29,4 +29,15 @@ const good = { apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata:
 out.valid = await client.validateEntity(good, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
 const bad = { ...good, metadata: { name: '-bad-' } };
 out.invalid = await client.validateEntity(bad, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
+const refresh = async options => {
+  try {
+    await client.refreshEntity('component:default/docs', options);
+    return 'ok';
+  } catch (e) {
+    return `${e.name}: ${e.body?.error?.name}`;
+  }
+};
+out.refreshWithoutToken = await refresh(undefined);
+out.refreshWithWrongToken = await refresh({ token: 'guess' });
+out.refresh = await refresh({ token: process.env.RIGGER_TEST_API_TOKEN });
 console.log(JSON.stringify(out));

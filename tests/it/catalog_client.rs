@@ -110,7 +110,7 @@ const TREE: [(&str, &str); 2] = [
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backstages_catalog_client_reads_locations_ancestry_and_validation() {
+async fn backstages_catalog_client_reads_locations_ancestry_validation_and_refreshes() {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
     assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
     let dir = tempfile::tempdir().unwrap();
@@ -119,13 +119,25 @@ async fn backstages_catalog_client_reads_locations_ancestry_and_validation() {
     repo.commit("catalog", &TREE.map(|(path, text)| (path, Some(text))));
     let port = free_port();
     let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let sources = sources.replace("branch: main\n", "branch: main\n    interval: 1h\n");
     let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
-    let mut daemon = Daemon::start(&config, port);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("server:\n", "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start_with_env(&config, port, &[("RIGGER_TEST_API_TOKEN", "t0ken")]);
     daemon.wait_for("/readyz", 200).await;
+    // A commit the hourly poll would not see for an hour: the refresh syncs it now.
+    let docs = TREE[1].1.replace("metadata: { name: docs }", "metadata: { name: docs, description: refreshed }");
+    repo.commit("describe docs", &[("docs/catalog-info.yaml", Some(&docs))]);
 
     let base = daemon.base.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(harness.join("locations.mjs")).arg(base).output().unwrap()
+        Command::new("node")
+            .arg(harness.join("locations.mjs"))
+            .arg(base)
+            .env("RIGGER_TEST_API_TOKEN", "t0ken")
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -146,5 +158,17 @@ async fn backstages_catalog_client_reads_locations_ancestry_and_validation() {
     assert_eq!(got["invalid"]["valid"], false, "{got}");
     let message = got["invalid"]["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("\"metadata.name\" is not valid"), "{got}");
+    assert_eq!(got["refreshWithoutToken"], "ResponseError: AuthenticationError");
+    assert_eq!(got["refreshWithWrongToken"], "ResponseError: AuthenticationError");
+    assert_eq!(got["refresh"], "ok");
+    let started = std::time::Instant::now();
+    loop {
+        let (_, docs) = daemon.get_json("/api/catalog/entities/by-name/component/default/docs").await;
+        if docs["metadata"]["description"] == "refreshed" {
+            break;
+        }
+        assert!(started.elapsed() < crate::support::rigger::DEADLINE, "the refresh did not sync the repository");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(daemon.terminate().code(), Some(0));
 }

@@ -1,0 +1,78 @@
+//! The catalog API's state-changing half, for callers Rigger can verify: `POST /refresh` queues
+//! the entity's source ahead of the backlog (a git-managed entity changes when its repository
+//! does, so a refresh is a sync of that repository now). Callers present a bearer token from
+//! `server.api_tokens`; anyone else gets Backstage's `401`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State as AxumState;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::api_error::ApiError;
+use super::State;
+use crate::catalog::EntityRef;
+use crate::config::Secret;
+
+/// What the state-changing endpoints need: who may call them, and the work queue.
+pub struct Writes {
+    pub tokens: Vec<Secret>,
+    /// Source names to sync now (the daemon's queue, reason `refresh`).
+    pub requests: UnboundedSender<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    #[serde(rename = "entityRef")]
+    entity_ref: String,
+}
+
+/// `POST /api/catalog/refresh` `{entityRef}`: `200` once the entity's source is queued.
+pub async fn refresh(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Response {
+    let queued = async {
+        authorize(&headers, &state.writes.tokens)?;
+        let Json(request) = body.map_err(ApiError::body)?;
+        let entity_ref = EntityRef::parse(&request.entity_ref, None, "default").map_err(ApiError::input)?;
+        let entity = state.store.entity(&entity_ref.to_string()).await.map_err(ApiError::unavailable)?;
+        let entity = entity.ok_or_else(|| ApiError {
+            status: StatusCode::NOT_FOUND,
+            name: "NotFoundError",
+            message: format!("No entity with ref {entity_ref}"),
+        })?;
+        // A closed queue means the agent is stopping: the next start syncs everything anyway.
+        drop(state.writes.requests.send(entity.source));
+        Ok::<_, ApiError>(StatusCode::OK.into_response())
+    };
+    queued.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+/// A bearer token equal (in constant time) to one of `tokens`, else Backstage's `401`.
+fn authorize(headers: &HeaderMap, tokens: &[Secret]) -> Result<(), ApiError> {
+    let refuse = |message: &str| ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        name: "AuthenticationError",
+        message: message.into(),
+    };
+    if tokens.is_empty() {
+        return Err(refuse("This agent takes no changes through its API: no server.api_tokens are configured"));
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| refuse("Missing credentials: send Authorization: Bearer <token>"))?;
+    let known = tokens.iter().any(|token| bool::from(token.expose().as_bytes().ct_eq(presented.trim().as_bytes())));
+    if known {
+        Ok(())
+    } else {
+        Err(refuse("Invalid token"))
+    }
+}
