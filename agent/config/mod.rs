@@ -61,7 +61,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Catalog API requests served at once; beyond it `503` with `Retry-After`.
     pub max_concurrent_requests: usize,
-    /// Bearer tokens that may call the state-changing endpoints (`POST /refresh`); none: those
+    /// Bearer tokens that may call the state-changing endpoints (refresh, deleting an orphan); none: those
     /// endpoints refuse every caller.
     pub api_tokens: Vec<SecretRef>,
 }

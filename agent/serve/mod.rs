@@ -8,13 +8,13 @@ mod health;
 mod listen;
 mod locations;
 mod query;
-mod refresh;
 mod state;
 mod status;
 mod stream;
 mod templates;
 mod validate_entity;
 mod webhook;
+mod writes;
 
 use std::net::SocketAddr;
 
@@ -23,11 +23,11 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use health::check_store;
-pub use refresh::Writes;
 pub use state::{FacetCache, Readiness, State};
 pub use webhook::{
     GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES, MAX_VERIFYING as MAX_WEBHOOK_VERIFYING,
 };
+pub use writes::Writes;
 
 /// What a response says when the store fails: only that. The cause (hosts, users, SQL) goes to
 /// the log, never to a client.
@@ -59,11 +59,11 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
         .route("/api/catalog/entities", get(catalog_api::list_entities))
         .route("/api/catalog/entities/by-query", get(catalog_api::query_entities))
         .route("/api/catalog/entities/by-refs", post(catalog_api::entities_by_refs))
-        .route("/api/catalog/entities/by-uid/{uid}", get(catalog_api::entity_by_uid))
+        .route("/api/catalog/entities/by-uid/{uid}", get(catalog_api::entity_by_uid).delete(writes::delete_entity))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
         .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
         .route("/api/catalog/validate-entity", post(validate_entity::validate_entity))
-        .route("/api/catalog/refresh", post(refresh::refresh))
+        .route("/api/catalog/refresh", post(writes::refresh))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry", get(locations::ancestry))
         .route("/api/catalog/locations", get(locations::list))
         .route("/api/catalog/locations/{id}", get(locations::by_id))

@@ -28,7 +28,7 @@ pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use templates::{TemplateChange, TemplateEntity, TemplateFileRow, TemplateRecord, TemplateVersion};
 pub use triggers::PendingSync;
-pub use write::{Changes, Deferred, SyncRun};
+pub use write::{Changes, Deferred, OrphanDeletion, SyncRun};
 
 /// How long a connection attempt may take before the store counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -152,6 +152,31 @@ impl Store {
         Ok(written)
     }
 
+    /// Deletes the entity with `uid` if it is an orphan (no location declares it any more): a
+    /// declared entity would come back with the next sync, so it stays, and the answer says
+    /// which location declares it.
+    pub async fn delete_orphan(&self, uid: &str) -> Result<OrphanDeletion, StoreError> {
+        let (mut tx, _turn) = self.begin_write().await?;
+        let row = sqlx::query("SELECT entity_ref, orphan, location_key FROM entities WHERE uid = $1")
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_err("find entity by uid"))?;
+        let Some(row) = row else { return Ok(OrphanDeletion::NotFound) };
+        let (entity_ref, orphan, location_key): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+        if orphan == 0 {
+            return Ok(OrphanDeletion::Declared { entity_ref, location_key });
+        }
+        sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND orphan = 1")
+            .bind(&entity_ref)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("delete orphan"))?;
+        super::rows::delete_derived(&mut tx, &entity_ref).await?;
+        tx.commit().await.map_err(query_err("commit"))?;
+        Ok(OrphanDeletion::Deleted { entity_ref })
+    }
+
     /// Records a location's errors alone, for a file whose write the database refused: its
     /// entities stay as they were, and its state says why.
     pub async fn record_location_errors(&self, source: &str, outcome: &LocationOutcome) -> Result<(), StoreError> {
@@ -512,4 +537,18 @@ fn alone(source: &str, outcome: &LocationOutcome, declared: &Declared) -> Walk {
         reached: [(outcome.key.clone(), declared.clone())].into(),
         gone: None,
     }
+}
+
+/// What [`Store::delete_orphan`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OrphanDeletion {
+    NotFound,
+    /// A location declares it: not deleted.
+    Declared {
+        entity_ref: String,
+        location_key: String,
+    },
+    Deleted {
+        entity_ref: String,
+    },
 }

@@ -105,29 +105,47 @@ const TREE: [(&str, &str); 2] = [
     ),
     (
         "docs/catalog-info.yaml",
-        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: docs }\nspec: { type: website, lifecycle: production, owner: team-a }\n",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: docs }\nspec: { type: website, lifecycle: production, owner: team-a }\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: { name: legacy }\nspec: { type: website, lifecycle: deprecated, owner: team-a }\n",
     ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backstages_catalog_client_reads_locations_ancestry_validation_and_refreshes() {
-    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
-    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+async fn sqlite_catalog_client_locations_ancestry_validation_refresh_and_delete() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::sqlite(dir.path());
-    let repo = TestRepo::new(dir.path(), "platform");
+    locations_ancestry_validation_refresh_and_delete(dir.path(), &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_catalog_client_locations_ancestry_validation_refresh_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::postgres().await;
+    locations_ancestry_validation_refresh_and_delete(dir.path(), &db).await;
+}
+
+async fn locations_ancestry_validation_refresh_and_delete(dir: &Path, db: &TestDb) {
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backstage");
+    assert!(harness.join("node_modules/@backstage/catalog-client").exists(), "run scripts/install-test-deps first");
+    let repo = TestRepo::new(dir, "platform");
     repo.commit("catalog", &TREE.map(|(path, text)| (path, Some(text))));
     let port = free_port();
     let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
     let sources = sources.replace("branch: main\n", "branch: main\n    interval: 1h\n");
-    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let config = write_config(dir, &db.url, &format!("127.0.0.1:{port}"), &sources);
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("server:\n", "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n", 1);
+    let text = text.replacen("server:\n", "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n", 1)
+        + "catalog:\n  orphan_strategy: keep\n";
     std::fs::write(&config, text).unwrap();
     let mut daemon = Daemon::start_with_env(&config, port, &[("RIGGER_TEST_API_TOKEN", "t0ken")]);
     daemon.wait_for("/readyz", 200).await;
     // A commit the hourly poll would not see for an hour: the refresh syncs it now.
-    let docs = TREE[1].1.replace("metadata: { name: docs }", "metadata: { name: docs, description: refreshed }");
+    // It also drops `legacy`, which `orphan_strategy: keep` keeps as an orphan.
+    let docs = TREE[1]
+        .1
+        .split("---")
+        .next()
+        .unwrap()
+        .replace("metadata: { name: docs }", "metadata: { name: docs, description: refreshed }");
     repo.commit("describe docs", &[("docs/catalog-info.yaml", Some(&docs))]);
 
     let base = daemon.base.clone();
@@ -170,5 +188,33 @@ async fn backstages_catalog_client_reads_locations_ancestry_validation_and_refre
         assert!(started.elapsed() < crate::support::rigger::DEADLINE, "the refresh did not sync the repository");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    deleting_entities(&daemon).await;
     assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+/// An orphan may be deleted; an entity git still declares may not (it would come back).
+async fn deleting_entities(daemon: &Daemon) {
+    let uid = |entity: Value| entity["metadata"]["uid"].as_str().unwrap().to_owned();
+    let (_, legacy) = daemon.get_json("/api/catalog/entities/by-name/component/default/legacy").await;
+    assert_eq!(legacy["metadata"]["annotations"]["backstage.io/orphan"], "true", "{legacy}");
+    let (_, docs) = daemon.get_json("/api/catalog/entities/by-name/component/default/docs").await;
+    let client = reqwest::Client::new();
+    let delete = |uid: String, token: Option<&'static str>| {
+        let mut request = client.delete(format!("{}/api/catalog/entities/by-uid/{uid}", daemon.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body["error"]["name"].clone())
+        }
+    };
+    assert_eq!(delete(uid(legacy.clone()), None).await, (401, json!("AuthenticationError")));
+    assert_eq!(delete(uid(docs), Some("t0ken")).await, (409, json!("ConflictError")), "git declares it");
+    assert_eq!(delete(uid(legacy.clone()), Some("t0ken")).await, (204, Value::Null));
+    let (status, _) = daemon.get_json("/api/catalog/entities/by-name/component/default/legacy").await;
+    assert_eq!(status, 404, "the orphan is gone");
+    assert_eq!(delete(uid(legacy), Some("t0ken")).await, (404, json!("NotFoundError")));
 }

@@ -1,10 +1,11 @@
 //! The catalog API's state-changing half, for callers Rigger can verify: `POST /refresh` queues
 //! the entity's source ahead of the backlog (a git-managed entity changes when its repository
-//! does, so a refresh is a sync of that repository now). Callers present a bearer token from
-//! `server.api_tokens`; anyone else gets Backstage's `401`.
+//! does, so a refresh is a sync of that repository now), and `DELETE /entities/by-uid/{uid}`
+//! removes an orphan (an entity git still declares would come back, so it is refused). Callers
+//! present a bearer token from `server.api_tokens`; anyone else gets Backstage's `401`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State as AxumState;
+use axum::extract::{Path, State as AxumState};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,6 +17,7 @@ use super::api_error::ApiError;
 use super::State;
 use crate::catalog::EntityRef;
 use crate::config::Secret;
+use crate::store::OrphanDeletion;
 
 /// What the state-changing endpoints need: who may call them, and the work queue.
 pub struct Writes {
@@ -52,6 +54,39 @@ pub async fn refresh(
         Ok::<_, ApiError>(StatusCode::OK.into_response())
     };
     queued.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+/// `DELETE /api/catalog/entities/by-uid/{uid}`: `204` once an orphan is deleted; `409` for an
+/// entity a location still declares; `404` for none.
+pub async fn delete_entity(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Response {
+    let deleted = async {
+        authorize(&headers, &state.writes.tokens)?;
+        match state.store.delete_orphan(&uid).await.map_err(ApiError::unavailable)? {
+            OrphanDeletion::Deleted { .. } => {
+                // Facet answers cached for the old catalog are stale now.
+                state.store.bump_generation().await.map_err(ApiError::unavailable)?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            OrphanDeletion::Declared { entity_ref, location_key } => Err(ApiError {
+                status: StatusCode::CONFLICT,
+                name: "ConflictError",
+                message: format!(
+                    "{entity_ref} is declared by {location_key} and would come back with its next sync; remove it from git instead"
+                ),
+            }),
+            OrphanDeletion::NotFound => Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                name: "NotFoundError",
+                message: format!("No entity with uid {uid}"),
+            }),
+        }
+    };
+    deleted.await.unwrap_or_else(|e| e.into_response(&Method::DELETE, &uri))
 }
 
 /// A bearer token equal (in constant time) to one of `tokens`, else Backstage's `401`.
