@@ -4,10 +4,12 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api_error::{error, ApiError};
@@ -20,7 +22,7 @@ use crate::store::StoredEntity;
 const MAX_ANCESTORS: usize = 1_000;
 
 /// `{id, type, target}` of a location key (`url:https://…`, `file:/…`).
-fn location(key: &str) -> Value {
+fn location_value(key: &str) -> Value {
     let (kind, target) = key.split_once(':').unwrap_or(("url", key));
     json!({"id": location_id(key), "type": kind, "target": target})
 }
@@ -36,7 +38,7 @@ fn location_id(key: &str) -> String {
 pub async fn list(AxumState(state): AxumState<State>, uri: Uri) -> Response {
     match state.store.locations().await {
         Ok(rows) => {
-            let items: Vec<Value> = rows.iter().map(|row| json!({"data": location(&row.location_key)})).collect();
+            let items: Vec<Value> = rows.iter().map(|row| json!({"data": location_value(&row.location_key)})).collect();
             Json(Value::Array(items)).into_response()
         }
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
@@ -47,7 +49,7 @@ pub async fn list(AxumState(state): AxumState<State>, uri: Uri) -> Response {
 pub async fn by_id(AxumState(state): AxumState<State>, uri: Uri, Path(id): Path<String>) -> Response {
     match state.store.locations().await {
         Ok(rows) => match rows.iter().find(|row| location_id(&row.location_key) == id) {
-            Some(row) => Json(location(&row.location_key)).into_response(),
+            Some(row) => Json(location_value(&row.location_key)).into_response(),
             None => error(
                 StatusCode::NOT_FOUND,
                 "NotFoundError",
@@ -72,7 +74,7 @@ pub async fn by_entity(
         Ok(Some(entity)) => {
             let annotations = &entity.body["metadata"]["annotations"];
             let origin = annotations["backstage.io/managed-by-origin-location"].as_str();
-            Json(location(origin.unwrap_or(&entity.location_key))).into_response()
+            Json(location_value(origin.unwrap_or(&entity.location_key))).into_response()
         }
         Ok(None) => not_found(&kind, &namespace, &name, &uri),
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
@@ -107,7 +109,7 @@ async fn walk_up(state: &State, root: &str) -> Result<Option<Vec<Value>>, crate:
     while let Some(entity) = queue.pop_front() {
         let mut parents = Vec::new();
         for location_key in state.store.parents_of(&entity.location_key).await? {
-            parents.extend(state.store.entity_refs_at(&location_key, "location").await?);
+            parents.extend(state.store.entity_refs_at(&location_key, Some("location")).await?);
         }
         parents.sort();
         parents.dedup();
@@ -124,4 +126,157 @@ async fn walk_up(state: &State, root: &str) -> Result<Option<Vec<Value>>, crate:
 fn not_found(kind: &str, namespace: &str, name: &str, uri: &Uri) -> Response {
     let message = format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'");
     error(StatusCode::NOT_FOUND, "NotFoundError", &message, &Method::GET, uri)
+}
+
+/// A location as a client names it, in the form comparisons use: a file's `/tree/` URL (how
+/// Location targets are keyed) and its `/blob/` URL (how roots are) are the same file.
+fn key_of(kind: &str, target: &str) -> String {
+    comparable(&format!("{kind}:{target}"))
+}
+
+fn comparable(key: &str) -> String {
+    key.replacen("/tree/", "/blob/", 1)
+}
+
+#[derive(Deserialize)]
+pub struct NewLocation {
+    #[serde(rename = "type", default = "url_type")]
+    kind: String,
+    target: String,
+}
+
+fn url_type() -> String {
+    "url".to_owned()
+}
+
+#[derive(Deserialize)]
+pub struct CreateQuery {
+    #[serde(rename = "dryRun")]
+    dry_run: Option<String>,
+}
+
+/// `POST /api/catalog/locations` ("register existing component"). Rigger reads the
+/// repositories its configuration names, where each has its interval, credentials and cluster
+/// grants; one registered through the API would have none of that, so registering is refused
+/// and the answer says where to add the repository. A location Rigger already reads is
+/// reported as existing: with its entities for a dry run, as Backstage's `409` otherwise.
+pub async fn create(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    Query(query): Query<CreateQuery>,
+    body: Result<Json<NewLocation>, JsonRejection>,
+) -> Response {
+    let created = async {
+        let Json(location) = body.map_err(ApiError::body)?;
+        let wanted = key_of(&location.kind, &location.target);
+        let known = state.store.locations().await.map_err(ApiError::unavailable)?;
+        let Some(known) = known.into_iter().find(|row| comparable(&row.location_key) == wanted) else {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                name: "NotAllowedError",
+                message: format!(
+                    "Rigger reads the repositories its configuration names; add {} to `sources` in its config (docs/configuration.md) rather than registering it here",
+                    location.target
+                ),
+            });
+        };
+        let key = known.location_key;
+        if query.dry_run.as_deref() != Some("true") {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                name: "ConflictError",
+                message: format!("Location {key} already exists"),
+            });
+        }
+        let refs = state.store.entity_refs_at(&key, None).await.map_err(ApiError::unavailable)?;
+        let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
+        let entities: Vec<Value> = entities.iter().map(StoredEntity::to_api).collect();
+        let body = json!({"location": location_value(&key), "entities": entities, "exists": true});
+        Ok((StatusCode::CREATED, Json(body)).into_response())
+    };
+    created.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+/// `PUT` and `DELETE /api/catalog/locations/{id}`: locations follow the configuration and the
+/// `Location` entities in git, so they change there.
+pub async fn change(uri: Uri, method: Method) -> Response {
+    let message =
+        "Rigger's locations follow its configuration's sources and the Location entities in git; change them there";
+    ApiError { status: StatusCode::FORBIDDEN, name: "NotAllowedError", message: message.into() }
+        .into_response(&method, &uri)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LocationQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    query: Option<Value>,
+}
+
+/// Backstage's default page of locations.
+const DEFAULT_LOCATION_LIMIT: usize = 500;
+
+/// `POST /api/catalog/locations/by-query` `{limit, cursor}`: `{items, totalItems, pageInfo}`,
+/// in location order. Predicates (`query`) are not supported and are refused.
+pub async fn by_query(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    body: Result<Json<LocationQuery>, JsonRejection>,
+) -> Response {
+    let page = async {
+        let Json(request) = body.map_err(ApiError::body)?;
+        if request.query.as_ref().is_some_and(|q| q.as_object().is_none_or(|q| !q.is_empty())) {
+            return Err(ApiError::input("Rigger does not filter locations by predicate; page through them instead"));
+        }
+        let offset = match request.cursor.as_deref() {
+            Some(cursor) => cursor.parse::<usize>().map_err(|_| ApiError::input("Malformed cursor"))?,
+            None => 0,
+        };
+        let limit = request.limit.unwrap_or(DEFAULT_LOCATION_LIMIT).max(1);
+        let rows = state.store.locations().await.map_err(ApiError::unavailable)?;
+        let items: Vec<Value> =
+            rows.iter().skip(offset).take(limit).map(|row| location_value(&row.location_key)).collect();
+        let mut page_info = serde_json::Map::new();
+        if offset + limit < rows.len() {
+            page_info.insert("nextCursor".into(), json!((offset + limit).to_string()));
+        }
+        Ok(Json(json!({"items": items, "totalItems": rows.len(), "pageInfo": page_info})).into_response())
+    };
+    page.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+#[derive(Deserialize)]
+pub struct Analyze {
+    location: NewLocation,
+}
+
+/// `POST /api/catalog/analyze-location` `{location: {type, target}}`: the catalog files Rigger
+/// already reads at or under that target (a file, or a repository's URL), with their entities,
+/// as `existingEntityFiles`. Rigger generates no entities (`generateEntities` is empty).
+pub async fn analyze(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    body: Result<Json<Analyze>, JsonRejection>,
+) -> Response {
+    let analysed = async {
+        let Json(Analyze { location }) = body.map_err(ApiError::body)?;
+        let wanted = key_of(&location.kind, &location.target);
+        let prefix = wanted.trim_end_matches('/');
+        let rows = state.store.locations().await.map_err(ApiError::unavailable)?;
+        let mut files = Vec::new();
+        let under = |key: &str| {
+            let key = comparable(key);
+            key == prefix || key.starts_with(&format!("{prefix}/"))
+        };
+        for row in rows.iter().filter(|row| under(&row.location_key)) {
+            let refs = state.store.entity_refs_at(&row.location_key, None).await.map_err(ApiError::unavailable)?;
+            let (kind, target) = row.location_key.split_once(':').unwrap_or(("url", row.location_key.as_str()));
+            for entity in state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)? {
+                let location = json!({"type": kind, "target": target});
+                files.push(json!({"location": location, "isRegistered": true, "entity": entity.to_api()}));
+            }
+        }
+        Ok::<_, ApiError>(Json(json!({"existingEntityFiles": files, "generateEntities": []})).into_response())
+    };
+    analysed.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }

@@ -362,13 +362,13 @@ impl Store {
         Ok(parents.unwrap_or_default().into_iter().filter(|p| !p.is_empty()).collect())
     }
 
-    /// The refs of the entities of `kind` (lower case) a location declares, sorted.
-    pub async fn entity_refs_at(&self, location_key: &str, kind: &str) -> Result<Vec<String>, StoreError> {
+    /// The refs of the entities a location declares (of `kind`, lower case, when given), sorted.
+    pub async fn entity_refs_at(&self, location_key: &str, kind: Option<&str>) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT entity_ref FROM entities WHERE location_key = $1 AND LOWER(kind) = $2 ORDER BY entity_ref",
+            "SELECT entity_ref FROM entities WHERE location_key = $1 AND ($2 = '' OR LOWER(kind) = $2) ORDER BY entity_ref",
         )
         .bind(location_key)
-        .bind(kind)
+        .bind(kind.unwrap_or_default())
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("entities of a location"))?;

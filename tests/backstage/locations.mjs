@@ -29,6 +29,32 @@ const good = { apiVersion: 'backstage.io/v1alpha1', kind: 'Component', metadata:
 out.valid = await client.validateEntity(good, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
 const bad = { ...good, metadata: { name: '-bad-' } };
 out.invalid = await client.validateEntity(bad, 'url:https://github.com/acme/new/blob/main/catalog-info.yaml');
+const failure = async call => {
+  try {
+    await call();
+    return 'ok';
+  } catch (e) {
+    return `${e.name}: ${e.body?.error?.name ?? e.message}`;
+  }
+};
+const root = locations.find(l => !l.target.includes('/docs/'));
+const preview = await client.addLocation({ type: root.type, target: root.target, dryRun: true });
+out.addDryRun = { exists: preview.exists, target: preview.location.target === root.target, entities: preview.entities.map(e => e.metadata.name) };
+out.addExisting = await failure(() => client.addLocation({ type: root.type, target: root.target }));
+out.addNew = await failure(() => client.addLocation({ target: 'https://github.com/acme/elsewhere/blob/main/catalog-info.yaml' }));
+out.update = await failure(() => client.updateLocation(root.id, { type: 'url', target: 'https://x/y.yaml' }));
+out.remove = await failure(() => client.removeLocationById(root.id));
+const page = await client.queryLocations({ limit: 1 });
+out.queryLocations = { items: page.items.length, total: page.totalItems, more: Boolean(page.pageInfo.nextCursor) };
+let streamed = 0;
+for await (const items of client.streamLocations({ limit: 1 })) streamed += items.length;
+out.streamed = streamed;
+const folder = root.target.slice(0, root.target.lastIndexOf('/'));
+const analysis = await client.analyzeLocation({ location: { type: root.type, target: folder } });
+out.analyze = {
+  files: analysis.existingEntityFiles.map(f => `${f.location.target.split('/').slice(-2).join('/')} ${f.entity.metadata.name} ${f.isRegistered}`).sort(),
+  generated: analysis.generateEntities.length,
+};
 const refresh = async options => {
   try {
     await client.refreshEntity('component:default/docs', options);

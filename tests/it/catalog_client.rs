@@ -176,6 +176,23 @@ async fn locations_ancestry_validation_refresh_and_delete(dir: &Path, db: &TestD
     assert_eq!(got["invalid"]["valid"], false, "{got}");
     let message = got["invalid"]["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("\"metadata.name\" is not valid"), "{got}");
+    assert_eq!(got["addDryRun"], json!({"exists": true, "target": true, "entities": ["platform"]}), "{got}");
+    assert_eq!(got["addExisting"], "ResponseError: ConflictError");
+    assert_eq!(got["addNew"], "ResponseError: NotAllowedError", "registering is refused, with where to configure");
+    assert_eq!(got["update"], "ResponseError: NotAllowedError");
+    assert_eq!(got["remove"], "ResponseError: NotAllowedError");
+    assert_eq!(got["queryLocations"], json!({"items": 1, "total": 2, "more": true}));
+    assert_eq!(got["streamed"], 2);
+    // The last two segments of each file's target (the root file sits under the branch, `main`).
+    assert_eq!(
+        got["analyze"],
+        json!({"files": [
+            "docs/catalog-info.yaml docs true",
+            "docs/catalog-info.yaml legacy true",
+            "main/catalog-info.yaml platform true",
+        ], "generated": 0}),
+        "{got}"
+    );
     assert_eq!(got["refreshWithoutToken"], "ResponseError: AuthenticationError");
     assert_eq!(got["refreshWithWrongToken"], "ResponseError: AuthenticationError");
     assert_eq!(got["refresh"], "ok");
