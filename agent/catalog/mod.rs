@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod location;
 pub mod parse;
 pub mod placeholders;
+pub mod predicate;
 pub mod relations;
 pub mod search;
 pub mod suggest;

@@ -135,6 +135,31 @@ impl Filter {
         Ok(Self { groups })
     }
 
+    /// A filter from its groups (any may match) of conditions (all must hold). Unlike
+    /// [`Filter::parse`], the same key twice in a group means both must hold.
+    pub fn from_groups(groups: Vec<Vec<Condition>>) -> Self {
+        // A group with no conditions holds for everything, and so does any OR that has one.
+        if groups.iter().any(Vec::is_empty) {
+            return Self::default();
+        }
+        Self { groups }
+    }
+
+    /// Both filters: every group of one with every group of the other.
+    #[must_use]
+    pub fn and(&self, other: &Self) -> Self {
+        match (self.groups.is_empty(), other.groups.is_empty()) {
+            (true, _) => other.clone(),
+            (_, true) => self.clone(),
+            _ => Self::from_groups(
+                self.groups
+                    .iter()
+                    .flat_map(|l| other.groups.iter().map(move |r| l.iter().chain(r).cloned().collect()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The groups (any of which may match) of conditions (all of which must hold), for callers
     /// that evaluate filters elsewhere.
     pub fn groups(&self) -> &[Vec<Condition>] {

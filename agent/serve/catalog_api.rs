@@ -131,10 +131,22 @@ async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> 
             full_text_term: params.one("fullTextFilterTerm").map(str::to_owned),
             full_text_fields: params.all("fullTextFilterFields").iter().flat_map(|f| split_list(f)).collect(),
             offset: params.number("offset").map_err(ApiError::input)?.unwrap_or(0),
+            predicate: None,
         },
     };
-    let (entities, total) = page(state, &query, Some(limit)).await?;
-    let items: Vec<Value> = entities.into_iter().map(|e| fields::select(e, &fields)).collect();
+    query_page(state, &query, limit, &fields, params.one("totalItems") != Some("exclude")).await
+}
+
+/// One page of a `by-query` answer, GET or POST: `{items, pageInfo, totalItems?}`.
+async fn query_page(
+    state: &State,
+    query: &QueryState,
+    limit: usize,
+    fields: &[Vec<String>],
+    with_total: bool,
+) -> Result<Response, ApiError> {
+    let (entities, total) = page(state, query, Some(limit)).await?;
+    let items: Vec<Value> = entities.into_iter().map(|e| fields::select(e, fields)).collect();
     let mut page_info = serde_json::Map::new();
     if query.offset + limit < total {
         page_info
@@ -147,10 +159,74 @@ async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> 
         );
     }
     let mut body = json!({ "items": items, "pageInfo": page_info });
-    if params.one("totalItems") != Some("exclude") {
+    if with_total {
         body["totalItems"] = json!(total);
     }
     Ok(Json(body).into_response())
+}
+
+/// The body of `POST /entities/by-query`: a predicate query, or a cursor to go on from.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PredicateQuery {
+    query: Option<Value>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    order_by: Option<Vec<OrderBy>>,
+    full_text_filter: Option<FullText>,
+    #[serde(default)]
+    fields: Vec<String>,
+    total_items: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OrderBy {
+    field: String,
+    #[serde(default)]
+    order: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FullText {
+    term: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// `POST /api/catalog/entities/by-query`: as the GET, with a filter predicate (`query`).
+pub async fn query_entities_by_predicate(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    body: Result<Json<PredicateQuery>, JsonRejection>,
+) -> Response {
+    let answer = async {
+        let Json(request) = body.map_err(ApiError::body)?;
+        let fields = fields::parse(&request.fields).map_err(ApiError::input)?;
+        let limit = request.limit.unwrap_or(DEFAULT_QUERY_LIMIT).min(MAX_NUMBER);
+        let query = if let Some(cursor) = &request.cursor {
+            QueryState::decode(cursor).map_err(ApiError::input)?
+        } else {
+            let order = request.order_by.as_ref().and_then(|o| o.first()).map(|o| Order {
+                field: o.field.trim().to_lowercase(),
+                descending: o.order.as_deref() == Some("desc"),
+            });
+            // Checked now, so a bad predicate is a 400 before any query runs.
+            if let Some(predicate) = &request.query {
+                crate::catalog::predicate::filter(predicate).map_err(ApiError::input)?;
+            }
+            QueryState {
+                filters: Vec::new(),
+                order,
+                full_text_term: request.full_text_filter.as_ref().map(|f| f.term.clone()),
+                full_text_fields: request.full_text_filter.map(|f| f.fields).unwrap_or_default(),
+                offset: request.offset.unwrap_or(0),
+                predicate: request.query,
+            }
+        };
+        query_page(&state, &query, limit, &fields, request.total_items.as_deref() != Some("exclude")).await
+    };
+    answer.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }
 
 fn split_list(text: &str) -> Vec<String> {
@@ -229,45 +305,76 @@ pub async fn entities_by_refs(
     result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }
 
-/// `GET /api/catalog/entity-facets?facet=kind&filter=…`
+/// `GET /api/catalog/entity-facets?facet=…&filter=…`
 pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
     let params = Params::of(query);
     let result = async {
-        let wanted = params.all("facet");
-        if wanted.is_empty() {
-            return Err(ApiError::input("At least one facet is required"));
-        }
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
-        // Unchanged catalog (same generation): the cached counts are still the answer.
-        let generation = state.store.generation().await.map_err(ApiError::unavailable)?;
-        let filter_key = params.all("filter").join("\n").to_lowercase();
-        // Facets are independent index scans: run the uncached ones side by side.
-        let mut running = tokio::task::JoinSet::new();
-        for (position, facet) in wanted.into_iter().enumerate() {
-            let (store, filter, cache, filter_key) =
-                (state.store.clone(), filter.clone(), state.facets.clone(), filter_key.clone());
-            running.spawn(async move {
-                if let Some(counts) = cache.get(&facet, &filter_key, generation) {
-                    return (position, facet, Ok(counts));
-                }
-                let counts = store.facet(&filter, &facet).await;
-                if let Ok(counts) = &counts {
-                    cache.put(&facet, &filter_key, generation, counts.clone());
-                }
-                (position, facet, counts)
-            });
-        }
-        let mut done = running.join_all().await;
-        done.sort_by_key(|(position, _, _)| *position);
-        let mut facets = serde_json::Map::new();
-        for (_, facet, counts) in done {
-            let counts = counts.map_err(ApiError::unavailable)?;
-            let values = counts.into_iter().map(|(value, count)| json!({"value": value, "count": count})).collect();
-            facets.insert(facet, Value::Array(values));
-        }
-        Ok(Json(json!({ "facets": facets })).into_response())
+        let cache_key = params.all("filter").join("\n").to_lowercase();
+        facets(&state, params.all("facet"), filter, cache_key).await
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+}
+
+#[derive(Deserialize)]
+pub struct PredicateFacets {
+    #[serde(default)]
+    facets: Vec<String>,
+    query: Option<Value>,
+}
+
+/// `POST /api/catalog/entity-facets` `{facets, query}`: as the GET, with a filter predicate.
+pub async fn entity_facets_by_predicate(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    body: Result<Json<PredicateFacets>, JsonRejection>,
+) -> Response {
+    let result = async {
+        let Json(request) = body.map_err(ApiError::body)?;
+        let filter = match &request.query {
+            Some(predicate) => crate::catalog::predicate::filter(predicate).map_err(ApiError::input)?,
+            None => Filter::default(),
+        };
+        // Predicates and filter strings never share a cache entry.
+        let cache_key = request.query.as_ref().map_or_else(String::new, |q| format!("predicate:{q}"));
+        facets(&state, request.facets, filter, cache_key).await
+    };
+    result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
+}
+
+/// Counts per value of each facet under `filter`, from the cache while the catalog's
+/// generation is unchanged.
+async fn facets(state: &State, wanted: Vec<String>, filter: Filter, cache_key: String) -> Result<Response, ApiError> {
+    if wanted.is_empty() {
+        return Err(ApiError::input("At least one facet is required"));
+    }
+    // Unchanged catalog (same generation): the cached counts are still the answer.
+    let generation = state.store.generation().await.map_err(ApiError::unavailable)?;
+    // Facets are independent index scans: run the uncached ones side by side.
+    let mut running = tokio::task::JoinSet::new();
+    for (position, facet) in wanted.into_iter().enumerate() {
+        let (store, filter, cache, cache_key) =
+            (state.store.clone(), filter.clone(), state.facets.clone(), cache_key.clone());
+        running.spawn(async move {
+            if let Some(counts) = cache.get(&facet, &cache_key, generation) {
+                return (position, facet, Ok(counts));
+            }
+            let counts = store.facet(&filter, &facet).await;
+            if let Ok(counts) = &counts {
+                cache.put(&facet, &cache_key, generation, counts.clone());
+            }
+            (position, facet, counts)
+        });
+    }
+    let mut done = running.join_all().await;
+    done.sort_by_key(|(position, _, _)| *position);
+    let mut out = serde_json::Map::new();
+    for (_, facet, counts) in done {
+        let counts = counts.map_err(ApiError::unavailable)?;
+        let values = counts.into_iter().map(|(value, count)| json!({"value": value, "count": count})).collect();
+        out.insert(facet, Value::Array(values));
+    }
+    Ok(Json(json!({ "facets": out })).into_response())
 }
 
 /// `GET /api/rigger/relations/unresolved`: relations whose target is not in the catalog —

@@ -57,11 +57,17 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
         .concurrency_limit(max_concurrent_requests);
     let api = Router::new()
         .route("/api/catalog/entities", get(catalog_api::list_entities))
-        .route("/api/catalog/entities/by-query", get(catalog_api::query_entities))
+        .route(
+            "/api/catalog/entities/by-query",
+            get(catalog_api::query_entities).post(catalog_api::query_entities_by_predicate),
+        )
         .route("/api/catalog/entities/by-refs", post(catalog_api::entities_by_refs))
         .route("/api/catalog/entities/by-uid/{uid}", get(catalog_api::entity_by_uid).delete(writes::delete_entity))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
-        .route("/api/catalog/entity-facets", get(catalog_api::entity_facets))
+        .route(
+            "/api/catalog/entity-facets",
+            get(catalog_api::entity_facets).post(catalog_api::entity_facets_by_predicate),
+        )
         .route("/api/catalog/validate-entity", post(validate_entity::validate_entity))
         .route("/api/catalog/refresh", post(writes::refresh))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry", get(locations::ancestry))

@@ -35,6 +35,11 @@ pub struct QueryState {
     pub full_text_term: Option<String>,
     pub full_text_fields: Vec<String>,
     pub offset: usize,
+    /// A filter predicate (`POST /entities/by-query`), which must hold as well as `filters`.
+    /// Named `query` in the cursor, as Backstage's client looks for it there to send the next
+    /// page's request as a predicate query too.
+    #[serde(default, rename = "query", skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<serde_json::Value>,
 }
 
 impl QueryState {
@@ -57,7 +62,10 @@ impl QueryState {
                 super::catalog_api::MAX_NUMBER
             ));
         }
-        let filter = Filter::parse(&self.filters)?;
+        let mut filter = Filter::parse(&self.filters)?;
+        if let Some(predicate) = &self.predicate {
+            filter = filter.and(&crate::catalog::predicate::filter(predicate)?);
+        }
         let order = self.order.as_ref().map(|o| (o.field.clone(), o.descending));
         let full_text = self.full_text_term.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty()).map(|term| {
             let default = self.order.as_ref().map_or_else(|| "metadata.uid".to_owned(), |o| o.field.clone());

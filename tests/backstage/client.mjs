@@ -27,4 +27,17 @@ const found = await client.queryEntities({ fullTextFilter: { term: 'PAY', fields
 out.fullText = names(found.items).sort();
 out.byUid = (await client.getEntityByRef('component:default/pay'))?.metadata?.uid === pay?.metadata?.uid;
 out.locations = (await client.getLocations()).items.length;
+const byPredicate = await client.queryEntities({ query: { kind: 'component', 'spec.type': { $in: ['service', 'library'] } } });
+out.predicate = { names: names(byPredicate.items), total: byPredicate.totalItems };
+out.predicateAny = names((await client.queryEntities({ query: { $any: [{ kind: 'api' }, { 'metadata.name': 'shop' }] } })).items).sort();
+const predicateFirst = await client.queryEntities({ query: { kind: 'component' }, limit: 1, orderFields: { field: 'metadata.name', order: 'asc' } });
+const predicateSecond = await client.queryEntities({ cursor: predicateFirst.pageInfo.nextCursor, limit: 1 });
+out.predicatePages = [names(predicateFirst.items), names(predicateSecond.items)];
+out.predicateFacets = (await client.getEntityFacets({ facets: ['spec.type'], query: { kind: 'component' } })).facets;
+try {
+  await client.queryEntities({ query: { $not: { kind: 'api' } } });
+  out.predicateNot = 'answered';
+} catch (e) {
+  out.predicateNot = `${e.name}: ${e.body?.error?.name}`;
+}
 console.log(JSON.stringify(out));

@@ -94,6 +94,14 @@ async fn client_reads_rigger(dir: &Path, db: &TestDb) {
     assert_eq!(got["fullText"], json!(["pay", "pay-api"]));
     assert_eq!(got["byUid"], true);
     assert_eq!(got["locations"], 1);
+    assert_eq!(got["predicate"], json!({"names": ["pay"], "total": 1}));
+    assert_eq!(got["predicateAny"], json!(["pay-api", "shop"]));
+    assert_eq!(got["predicatePages"], json!([["pay"], ["shop"]]), "a predicate's cursor pages on");
+    assert_eq!(
+        got["predicateFacets"],
+        json!({"spec.type": [{"value": "service", "count": 1}, {"value": "website", "count": 1}]})
+    );
+    assert_eq!(got["predicateNot"], "ResponseError: InputError", "$not is refused, not answered wrongly");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
 

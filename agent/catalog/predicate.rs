@@ -1,0 +1,152 @@
+//! Backstage's filter predicates (`@backstage/filter-predicates`, sent by the catalog client's
+//! `query`) as a [`Filter`]: `$all` and `$any` of field matches (a value, `$in`, `$exists: true`)
+//! become Backstage's OR of ANDs. What an OR of ANDs cannot say (`$not`, `$exists: false`,
+//! `$contains`, `$hasPrefix`) is refused by name rather than answered wrongly.
+
+use serde_json::{Map, Value};
+
+use super::search::{Condition, Filter};
+
+/// Groups a predicate may expand to: `$all` of `$any`s multiplies them out.
+const MAX_GROUPS: usize = 256;
+
+type Groups = Vec<Vec<Condition>>;
+
+/// The filter a predicate stands for.
+pub fn filter(predicate: &Value) -> Result<Filter, String> {
+    Ok(Filter::from_groups(groups(predicate)?))
+}
+
+fn groups(predicate: &Value) -> Result<Groups, String> {
+    let Value::Object(map) = predicate else {
+        return Err(format!("a filter predicate is an object, found {predicate}"));
+    };
+    let mut all: Groups = vec![Vec::new()];
+    for (key, value) in map {
+        let part = match key.as_str() {
+            "$all" => every(items(key, value)?)?,
+            "$any" => any(items(key, value)?)?,
+            "$not" => return Err(unsupported("$not")),
+            _ => vec![vec![matcher(key, value)?]],
+        };
+        all = and(&all, &part)?;
+    }
+    Ok(all)
+}
+
+fn items<'a>(key: &str, value: &'a Value) -> Result<&'a [Value], String> {
+    value.as_array().map(Vec::as_slice).ok_or_else(|| format!("{key} takes a list of predicates"))
+}
+
+fn every(predicates: &[Value]) -> Result<Groups, String> {
+    predicates.iter().try_fold(vec![Vec::new()], |all, predicate| and(&all, &groups(predicate)?))
+}
+
+fn any(predicates: &[Value]) -> Result<Groups, String> {
+    let mut out = Vec::new();
+    for predicate in predicates {
+        out.extend(groups(predicate)?);
+        bounded(out.len())?;
+    }
+    Ok(out)
+}
+
+/// `(a ∨ b) ∧ (c ∨ d)` → `ac ∨ ad ∨ bc ∨ bd`.
+fn and(left: &Groups, right: &Groups) -> Result<Groups, String> {
+    bounded(left.len().saturating_mul(right.len()))?;
+    Ok(left.iter().flat_map(|l| right.iter().map(move |r| l.iter().chain(r).cloned().collect())).collect())
+}
+
+fn bounded(groups: usize) -> Result<(), String> {
+    if groups > MAX_GROUPS {
+        return Err(format!("the predicate expands to more than {MAX_GROUPS} alternatives; simplify it"));
+    }
+    Ok(())
+}
+
+/// One field's match: a value, `{$in: [...]}` or `{$exists: true}`.
+fn matcher(key: &str, value: &Value) -> Result<Condition, String> {
+    let key = key.to_lowercase();
+    match value {
+        Value::Object(operator) => operator_matcher(key, operator),
+        primitive => Ok(Condition::AnyOf { key, values: vec![text(primitive)?] }),
+    }
+}
+
+fn operator_matcher(key: String, operator: &Map<String, Value>) -> Result<Condition, String> {
+    let (name, operand) = match operator.iter().next() {
+        Some(only) if operator.len() == 1 => only,
+        _ => return Err(format!("{key}: a value matcher has exactly one operator")),
+    };
+    match (name.as_str(), operand) {
+        ("$exists", Value::Bool(true)) => Ok(Condition::Exists { key }),
+        ("$exists", Value::Bool(false)) => Err(unsupported("$exists: false")),
+        ("$in", Value::Array(values)) => {
+            Ok(Condition::AnyOf { key, values: values.iter().map(text).collect::<Result<_, _>>()? })
+        }
+        ("$contains" | "$hasPrefix", _) => Err(unsupported(name)),
+        _ => Err(format!("{key}: {name} with {operand} is not a filter predicate")),
+    }
+}
+
+/// A primitive as the search index holds values: lower-cased text.
+fn text(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.to_lowercase()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("{other} is not a string, number or boolean")),
+    }
+}
+
+fn unsupported(operator: &str) -> String {
+    format!("{operator} is not supported by Rigger's catalog; use $all, $any, $in and $exists: true")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn groups_of(predicate: &Value) -> Vec<Vec<Condition>> {
+        filter(predicate).unwrap().groups().to_vec()
+    }
+
+    fn any_of(key: &str, values: &[&str]) -> Condition {
+        Condition::AnyOf { key: key.into(), values: values.iter().map(|v| (*v).to_owned()).collect() }
+    }
+
+    #[test]
+    fn all_and_any_become_an_or_of_ands() {
+        let predicate = json!({"kind": "Component", "$any": [{"spec.type": "service"}, {"spec.type": {"$in": ["Website", "library"]}}]});
+        assert_eq!(
+            groups_of(&predicate),
+            [
+                vec![any_of("spec.type", &["service"]), any_of("kind", &["component"])],
+                vec![any_of("spec.type", &["website", "library"]), any_of("kind", &["component"])],
+            ]
+        );
+        let exists = json!({"$all": [{"metadata.annotations.x": {"$exists": true}}, {"kind": "api"}]});
+        assert_eq!(
+            groups_of(&exists),
+            [vec![Condition::Exists { key: "metadata.annotations.x".into() }, any_of("kind", &["api"])]]
+        );
+    }
+
+    #[test]
+    fn what_an_or_of_ands_cannot_say_is_refused_by_name() {
+        for (predicate, operator) in [
+            (json!({"$not": {"kind": "api"}}), "$not"),
+            (json!({"kind": {"$exists": false}}), "$exists: false"),
+            (json!({"metadata.tags": {"$contains": "java"}}), "$contains"),
+            (json!({"metadata.name": {"$hasPrefix": "a"}}), "$hasPrefix"),
+        ] {
+            let error = filter(&predicate).unwrap_err();
+            assert!(error.starts_with(operator), "{error}");
+        }
+        let wide: Vec<Value> = (0..20).map(|i| json!({"kind": format!("k{i}")})).collect();
+        let blowup = json!({"$all": [{"$any": wide.clone()}, {"$any": wide}]});
+        assert!(filter(&blowup).unwrap_err().contains("more than 256"));
+    }
+}
