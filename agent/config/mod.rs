@@ -64,6 +64,8 @@ pub struct ServerConfig {
     /// Bearer tokens that may call the state-changing endpoints (refresh, deleting an orphan); none: those
     /// endpoints refuse every caller.
     pub api_tokens: Vec<SecretRef>,
+    /// Browser origins allowed to call the API (CORS), such as a Backstage portal's.
+    pub cors_origins: Vec<http::HeaderValue>,
 }
 
 #[derive(Debug, Clone)]

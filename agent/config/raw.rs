@@ -58,6 +58,9 @@ pub struct RawServer {
     /// Bearer tokens that may call the catalog API's state-changing endpoints.
     #[serde(default)]
     pub api_tokens: Vec<SecretRef>,
+    /// Browser origins (a Backstage portal's) that may call the API directly.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -311,8 +311,27 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
             problems,
         ),
         api_tokens: raw.server.api_tokens.into_iter().map(|token| resolve_secret(token, base)).collect(),
+        cors_origins: cors_origins(&raw.server.cors_origins, problems),
     };
     Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+}
+
+/// Origins as browsers send them: `scheme://host[:port]`, no path.
+fn cors_origins(origins: &[String], problems: &mut Problems) -> Vec<http::HeaderValue> {
+    let mut out = Vec::new();
+    for (i, origin) in origins.iter().enumerate() {
+        let parsed = url::Url::parse(origin).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none()
+        });
+        match (parsed, http::HeaderValue::from_str(origin.trim_end_matches('/'))) {
+            (Some(_), Ok(value)) => out.push(value),
+            _ => problems.push(
+                format!("server.cors_origins[{i}]"),
+                format!("expected an origin such as https://backstage.example.com (scheme, host, port; no path), found {origin:?}"),
+            ),
+        }
+    }
+    out
 }
 
 /// Well under the open-file limit the systemd unit and the chart set (65,536), leaving room for
@@ -811,6 +830,19 @@ mod tests {
         assert!(found.iter().any(|p| p.starts_with("catalog.placeholder_hosts[2]: expected text")), "{found:?}");
         assert!(found.iter().any(|p| p.starts_with("catalog.placeholder_hosts[3]:")), "{found:?}");
         assert_eq!(found.len(), 3, "{found:?}");
+    }
+
+    #[test]
+    fn cors_origins_are_origins() {
+        let config = parse(
+            "server: { cors_origins: ['https://portal.example.com', 'http://localhost:3000/'] }\n",
+            Path::new("/etc/rigger"),
+        )
+        .unwrap();
+        assert_eq!(config.server.cors_origins, ["https://portal.example.com", "http://localhost:3000"]);
+        let found = problems("server: { cors_origins: ['https://portal.example.com/catalog', 'portal', '*'] }\n");
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("server.cors_origins[0]: expected an origin"), "{found:?}");
     }
 
     #[test]

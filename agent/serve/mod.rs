@@ -46,7 +46,7 @@ const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 
 /// The whole HTTP surface. Health, readiness and metrics are never shed; the catalog API sheds
 /// load beyond `max_concurrent_requests` with `503` and `Retry-After`.
-pub fn router(state: State, max_concurrent_requests: usize) -> Router {
+pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum::http::HeaderValue]) -> Router {
     let probes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -83,7 +83,7 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
         .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(shed);
-    probes
+    let routes = probes
         .merge(api)
         .route("/webhooks/github", post(webhook::github))
         // Route layers, so that a request is timed with its route template, timeouts included.
@@ -91,8 +91,10 @@ pub fn router(state: State, max_concurrent_requests: usize) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe));
+    // No origins configured: no CORS layer at all, so browsers keep other origins' pages out.
+    let routes = if cors_origins.is_empty() { routes } else { routes.layer(cors(cors_origins)) };
+    routes.with_state(state)
 }
 
 /// Times each request by its route template (never the raw path: labels stay bounded) and the
@@ -116,6 +118,17 @@ async fn observe(
     let route = route.as_deref().unwrap_or("unmatched");
     state.metrics.http_requests.with_label_values(&[route, class]).observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// CORS for the configured origins: a Backstage portal calling Rigger from the browser.
+fn cors(origins: &[axum::http::HeaderValue]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins.to_vec())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LINK])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// The answer when the catalog API is at its concurrency bound.
@@ -152,7 +165,7 @@ pub async fn bind(
     let addr = server.listen;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
-    let app = router(state, server.max_concurrent_requests);
+    let app = router(state, server.max_concurrent_requests, &server.cors_origins);
     let (max_connections, lowered) = listen::connection_bound(server.max_connections);
     if let Some(limit) = lowered {
         tracing::warn!(

@@ -141,8 +141,9 @@ async fn locations_ancestry_validation_refresh_and_delete(dir: &Path, db: &TestD
     let sources = sources.replace("branch: main\n", "branch: main\n    interval: 1h\n");
     let config = write_config(dir, &db.url, &format!("127.0.0.1:{port}"), &sources);
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("server:\n", "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n", 1)
-        + "catalog:\n  orphan_strategy: keep\n";
+    let server =
+        "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n  cors_origins: ['https://portal.example.com']\n";
+    let text = text.replacen("server:\n", server, 1) + "catalog:\n  orphan_strategy: keep\n";
     std::fs::write(&config, text).unwrap();
     let mut daemon = Daemon::start_with_env(&config, port, &[("RIGGER_TEST_API_TOKEN", "t0ken")]);
     daemon.wait_for("/readyz", 200).await;
@@ -214,7 +215,29 @@ async fn locations_ancestry_validation_refresh_and_delete(dir: &Path, db: &TestD
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     deleting_entities(&daemon).await;
+    browsers_of_the_portal_only(&daemon).await;
     assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+/// The portal's pages may call Rigger from the browser; other origins' pages get no CORS grant.
+async fn browsers_of_the_portal_only(daemon: &Daemon) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/catalog/refresh", daemon.base);
+    let preflight = |origin: &'static str| {
+        client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let allowed = preflight("https://portal.example.com").await.unwrap();
+    let grant = |r: &reqwest::Response, h: &str| r.headers().get(h).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(grant(&allowed, "access-control-allow-origin").as_deref(), Some("https://portal.example.com"));
+    let headers = grant(&allowed, "access-control-allow-headers").unwrap_or_default();
+    assert!(headers.contains("authorization") && headers.contains("content-type"), "{headers}");
+    let other = preflight("https://elsewhere.example.com").await.unwrap();
+    assert_eq!(grant(&other, "access-control-allow-origin"), None);
 }
 
 /// An orphan may be deleted; an entity git still declares may not (it would come back).
