@@ -10,11 +10,27 @@ use super::search::{Condition, Filter};
 /// Groups a predicate may expand to: `$all` of `$any`s multiplies them out.
 const MAX_GROUPS: usize = 256;
 
+/// Values all groups together may hold once expanded: each becomes a bound parameter, and
+/// databases take a few tens of thousands per statement.
+const MAX_VALUES: usize = 4_096;
+
 type Groups = Vec<Vec<Condition>>;
 
 /// The filter a predicate stands for.
 pub fn filter(predicate: &Value) -> Result<Filter, String> {
-    Ok(Filter::from_groups(groups(predicate)?))
+    let groups = groups(predicate)?;
+    let values: usize = groups
+        .iter()
+        .flatten()
+        .map(|c| match c {
+            Condition::AnyOf { values, .. } => values.len(),
+            Condition::Exists { .. } => 1,
+        })
+        .sum();
+    if values > MAX_VALUES {
+        return Err(format!("the predicate expands to more than {MAX_VALUES} values; simplify it"));
+    }
+    Ok(Filter::from_groups(groups))
 }
 
 fn groups(predicate: &Value) -> Result<Groups, String> {
@@ -34,8 +50,12 @@ fn groups(predicate: &Value) -> Result<Groups, String> {
     Ok(all)
 }
 
+/// A non-empty list: an empty `$any` would match nothing, which Rigger's filters cannot say.
 fn items<'a>(key: &str, value: &'a Value) -> Result<&'a [Value], String> {
-    value.as_array().map(Vec::as_slice).ok_or_else(|| format!("{key} takes a list of predicates"))
+    match value.as_array() {
+        Some(items) if !items.is_empty() => Ok(items),
+        _ => Err(format!("{key} takes a non-empty list of predicates")),
+    }
 }
 
 fn every(predicates: &[Value]) -> Result<Groups, String> {
@@ -81,6 +101,7 @@ fn operator_matcher(key: String, operator: &Map<String, Value>) -> Result<Condit
     match (name.as_str(), operand) {
         ("$exists", Value::Bool(true)) => Ok(Condition::Exists { key }),
         ("$exists", Value::Bool(false)) => Err(unsupported("$exists: false")),
+        ("$in", Value::Array(values)) if values.is_empty() => Err(format!("{key}: $in takes a non-empty list")),
         ("$in", Value::Array(values)) => {
             Ok(Condition::AnyOf { key, values: values.iter().map(text).collect::<Result<_, _>>()? })
         }
@@ -148,5 +169,9 @@ mod tests {
         let wide: Vec<Value> = (0..20).map(|i| json!({"kind": format!("k{i}")})).collect();
         let blowup = json!({"$all": [{"$any": wide.clone()}, {"$any": wide}]});
         assert!(filter(&blowup).unwrap_err().contains("more than 256"));
+        let many: Vec<String> = (0..5_000).map(|i| format!("v{i}")).collect();
+        assert!(filter(&json!({"kind": {"$in": many}})).unwrap_err().contains("more than 4096 values"));
+        assert!(filter(&json!({"$any": []})).is_err(), "an empty $any would match nothing");
+        assert!(filter(&json!({"kind": {"$in": []}})).is_err());
     }
 }

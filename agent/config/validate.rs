@@ -323,8 +323,10 @@ fn cors_origins(origins: &[String], problems: &mut Problems) -> Vec<http::Header
         let parsed = url::Url::parse(origin).ok().filter(|u| {
             matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/" && u.query().is_none()
         });
-        match (parsed, http::HeaderValue::from_str(origin.trim_end_matches('/'))) {
-            (Some(_), Ok(value)) => out.push(value),
+        // As browsers send it: lower-case host, default port left out, no fragment.
+        let serialised = parsed.map(|u| u.origin().ascii_serialization());
+        match serialised.map(|s| http::HeaderValue::from_str(&s)) {
+            Some(Ok(value)) => out.push(value),
             _ => problems.push(
                 format!("server.cors_origins[{i}]"),
                 format!("expected an origin such as https://backstage.example.com (scheme, host, port; no path), found {origin:?}"),
@@ -840,6 +842,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.server.cors_origins, ["https://portal.example.com", "http://localhost:3000"]);
+        let config = parse("server: { cors_origins: ['https://Portal.Example.com:443'] }\n", Path::new("/e")).unwrap();
+        assert_eq!(config.server.cors_origins, ["https://portal.example.com"], "as a browser sends it");
         let found = problems("server: { cors_origins: ['https://portal.example.com/catalog', 'portal', '*'] }\n");
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].starts_with("server.cors_origins[0]: expected an origin"), "{found:?}");

@@ -310,7 +310,8 @@ pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuer
     let params = Params::of(query);
     let result = async {
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
-        let cache_key = params.all("filter").join("\n").to_lowercase();
+        // Filter strings and predicates never share a cache entry (see the POST form).
+        let cache_key = format!("filter:{}", params.all("filter").join("\n").to_lowercase());
         facets(&state, params.all("facet"), filter, cache_key).await
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
@@ -335,8 +336,7 @@ pub async fn entity_facets_by_predicate(
             Some(predicate) => crate::catalog::predicate::filter(predicate).map_err(ApiError::input)?,
             None => Filter::default(),
         };
-        // Predicates and filter strings never share a cache entry.
-        let cache_key = request.query.as_ref().map_or_else(String::new, |q| format!("predicate:{q}"));
+        let cache_key = request.query.as_ref().map_or_else(|| "filter:".to_owned(), |q| format!("predicate:{q}"));
         facets(&state, request.facets, filter, cache_key).await
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))

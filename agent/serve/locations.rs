@@ -83,7 +83,7 @@ pub async fn by_entity(
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry` —
 /// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`: the entity, then each `Location`
-/// entity whose targets led to the file of one already listed. A source's root file has no
+/// entity of the files whose `Location` led to the file of one already listed. A source's root file has no
 /// `Location` above it (Backstage's would be a generated one from its config): its entities
 /// list no parents.
 pub async fn ancestry(
@@ -237,8 +237,9 @@ pub async fn by_query(
         let items: Vec<Value> =
             rows.iter().skip(offset).take(limit).map(|row| location_value(&row.location_key)).collect();
         let mut page_info = serde_json::Map::new();
-        if offset + limit < rows.len() {
-            page_info.insert("nextCursor".into(), json!((offset + limit).to_string()));
+        let next = offset.saturating_add(limit);
+        if next < rows.len() {
+            page_info.insert("nextCursor".into(), json!(next.to_string()));
         }
         Ok(Json(json!({"items": items, "totalItems": rows.len(), "pageInfo": page_info})).into_response())
     };

@@ -79,6 +79,13 @@ pub async fn delete_entity(
                     "{entity_ref} is declared by {location_key} and would come back with its next sync; remove it from git instead"
                 ),
             }),
+            OrphanDeletion::HoldsClusterObjects { entity_ref } => Err(ApiError {
+                status: StatusCode::CONFLICT,
+                name: "ConflictError",
+                message: format!(
+                    "{entity_ref} still has cluster objects Rigger applied; delete it once they are gone (declare it without manifests, or let orphan_strategy: delete prune them)"
+                ),
+            }),
             OrphanDeletion::NotFound => Err(ApiError {
                 status: StatusCode::NOT_FOUND,
                 name: "NotFoundError",
@@ -102,12 +109,41 @@ fn authorize(headers: &HeaderMap, tokens: &[Secret]) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+        .map(|(_, token)| token)
         .ok_or_else(|| refuse("Missing credentials: send Authorization: Bearer <token>"))?;
-    let known = tokens.iter().any(|token| bool::from(token.expose().as_bytes().ct_eq(presented.trim().as_bytes())));
+    let presented = presented.trim();
+    // An empty secret (a variable set to nothing) must not let an empty bearer in.
+    let known = !presented.is_empty()
+        && tokens
+            .iter()
+            .map(|t| t.expose().trim())
+            .filter(|t| !t.is_empty())
+            .any(|t| bool::from(t.as_bytes().ct_eq(presented.as_bytes())));
     if known {
         Ok(())
     } else {
         Err(refuse("Invalid token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_a_configured_non_empty_token_is_let_in() {
+        let tokens = [Secret::from_config("s3cret"), Secret::from_config(String::new())];
+        assert!(authorize(&bearer("s3cret"), &tokens).is_ok());
+        assert!(authorize(&bearer("guess"), &tokens).is_err());
+        assert!(authorize(&bearer(""), &tokens).is_err(), "an empty secret lets no empty bearer in");
+        assert!(authorize(&HeaderMap::new(), &tokens).is_err());
+        assert!(authorize(&bearer("s3cret"), &[]).is_err(), "no tokens configured: nobody");
     }
 }

@@ -167,11 +167,25 @@ impl Store {
         if orphan == 0 {
             return Ok(OrphanDeletion::Declared { entity_ref, location_key });
         }
-        sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND orphan = 1")
+        // Objects Rigger applied for it are still inventoried: deleting the entity would leave
+        // them to a prune nobody asked for.
+        let applied = sqlx::query("SELECT COUNT(*) FROM cluster_inventory WHERE entity_ref = $1")
+            .bind(&entity_ref)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query_err("count the orphan's cluster objects"))?;
+        if applied.get::<i64, _>(0) > 0 {
+            return Ok(OrphanDeletion::HoldsClusterObjects { entity_ref });
+        }
+        let deleted = sqlx::query("DELETE FROM entities WHERE entity_ref = $1 AND orphan = 1")
             .bind(&entity_ref)
             .execute(&mut *tx)
             .await
             .map_err(query_err("delete orphan"))?;
+        // Declared again meanwhile (another replica's pass): it is not ours to delete.
+        if deleted.rows_affected() != 1 {
+            return Ok(OrphanDeletion::Declared { entity_ref, location_key });
+        }
         super::rows::delete_derived(&mut tx, &entity_ref).await?;
         tx.commit().await.map_err(query_err("commit"))?;
         Ok(OrphanDeletion::Deleted { entity_ref })
@@ -547,6 +561,10 @@ pub enum OrphanDeletion {
     Declared {
         entity_ref: String,
         location_key: String,
+    },
+    /// Rigger applied cluster objects for it: not deleted.
+    HoldsClusterObjects {
+        entity_ref: String,
     },
     Deleted {
         entity_ref: String,
