@@ -83,9 +83,9 @@ pub async fn by_entity(
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry` —
 /// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`: the entity, then each `Location`
-/// entity of the files whose `Location` led to the file of one already listed. A source's root file has no
-/// `Location` above it (Backstage's would be a generated one from its config): its entities
-/// list no parents.
+/// entity of the files whose `Location` led to the file of one already listed. A source's
+/// root file has no `Location` above it (Backstage's would be a generated one from its
+/// config): its entities list no parents.
 pub async fn ancestry(
     AxumState(state): AxumState<State>,
     uri: Uri,
