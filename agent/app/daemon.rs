@@ -428,7 +428,8 @@ fn api_writes(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Arc<serve::Wri
             queue.request(&source, "refresh");
         }
     });
-    Ok(Arc::new(serve::Writes { tokens, requests }))
+    let configured = ctx.config.sources.iter().map(|s| s.name.clone()).collect();
+    Ok(Arc::new(serve::Writes { tokens, requests, configured, discovered: ctx.discovery.tracked.clone() }))
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a

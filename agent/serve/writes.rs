@@ -24,6 +24,22 @@ pub struct Writes {
     pub tokens: Vec<Secret>,
     /// Source names to sync now (the daemon's queue, reason `refresh`).
     pub requests: UnboundedSender<String>,
+    /// The sources this agent syncs: configured ones, and the repositories its organisations'
+    /// discovery keeps (refreshed by each discovery).
+    pub configured: Vec<String>,
+    pub discovered: std::sync::Arc<std::sync::RwLock<Vec<super::Tracked>>>,
+}
+
+impl Writes {
+    fn syncs(&self, source: &str) -> bool {
+        self.configured.iter().any(|s| s == source)
+            || self
+                .discovered
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .any(|t| t.source == source)
+    }
 }
 
 #[derive(Deserialize)]
@@ -49,6 +65,16 @@ pub async fn refresh(
             name: "NotFoundError",
             message: format!("No entity with ref {entity_ref}"),
         })?;
+        if !state.writes.syncs(&entity.source) {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                name: "ConflictError",
+                message: format!(
+                    "{entity_ref} comes from {}, which this agent no longer syncs: nothing would refresh it",
+                    entity.source
+                ),
+            });
+        }
         // A closed queue means the agent is stopping: the next start syncs everything anyway.
         drop(state.writes.requests.send(entity.source));
         Ok::<_, ApiError>(StatusCode::OK.into_response())

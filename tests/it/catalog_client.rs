@@ -266,3 +266,47 @@ async fn deleting_entities(daemon: &Daemon) {
     assert_eq!(status, 404, "the orphan is gone");
     assert_eq!(delete(uid(legacy), Some("t0ken")).await, (404, json!("NotFoundError")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_of_an_entity_no_source_syncs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, name) in [("old", "svc"), ("new", "other")] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(format!("{folder}/catalog-info.yaml")), crate::support::component(name, "x"))
+            .unwrap();
+    }
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let configure = |source: &str| {
+        let sources = format!("  - name: {source}\n    interval: 1h\n    local: {{ path: {source} }}\n");
+        let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replacen("server:\n", "server:\n  api_tokens: [{ env: RIGGER_TEST_API_TOKEN }]\n", 1),
+        )
+        .unwrap();
+        config
+    };
+    let token = [("RIGGER_TEST_API_TOKEN", "t0ken")];
+    let mut daemon = Daemon::start_with_env(&configure("old"), port, &token);
+    daemon.wait_for("/readyz", 200).await;
+    assert_eq!(daemon.terminate().code(), Some(0));
+    // `old` left the config; its entity stays in the catalog, and nothing syncs it any more.
+    let mut daemon = Daemon::start_with_env(&configure("new"), port, &token);
+    daemon.wait_for("/readyz", 200).await;
+    let refresh = |entity_ref: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/catalog/refresh", daemon.base))
+            .bearer_auth("t0ken")
+            .json(&json!({ "entityRef": entity_ref }))
+            .send()
+    };
+    let refused = refresh("component:default/svc").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["name"], "ConflictError", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("no longer syncs"), "{body}");
+    assert_eq!(refresh("component:default/other").await.unwrap().status().as_u16(), 200);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
