@@ -19,6 +19,27 @@ impl ApiError {
         Self { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.into() }
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, name: "NotFoundError", message: message.into() }
+    }
+
+    /// Backstage's words for an entity ref that names nothing.
+    pub fn no_entity(kind: &str, namespace: &str, name: &str) -> Self {
+        Self::not_found(format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::CONFLICT, name: "ConflictError", message: message.into() }
+    }
+
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, name: "NotAllowedError", message: message.into() }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNAUTHORIZED, name: "AuthenticationError", message: message.into() }
+    }
+
     /// A request body the API cannot take: too large (`413`, as Backstage's body parser answers)
     /// or not the JSON it expects (`400`).
     #[allow(clippy::needless_pass_by_value)] // used as `map_err(ApiError::body)`

@@ -242,10 +242,7 @@ pub async fn entity_by_name(
     let entity_ref = EntityRef::new(&kind, &namespace, &name);
     match state.store.entity(&entity_ref.to_string()).await {
         Ok(Some(entity)) => Json(entity.to_api()).into_response(),
-        Ok(None) => {
-            let message = format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'");
-            error(StatusCode::NOT_FOUND, "NotFoundError", &message, &Method::GET, &uri)
-        }
+        Ok(None) => ApiError::no_entity(&kind, &namespace, &name).into_response(&Method::GET, &uri),
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
 }

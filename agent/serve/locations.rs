@@ -124,8 +124,7 @@ async fn walk_up(state: &State, root: &str) -> Result<Option<Vec<Value>>, crate:
 }
 
 fn not_found(kind: &str, namespace: &str, name: &str, uri: &Uri) -> Response {
-    let message = format!("No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'");
-    error(StatusCode::NOT_FOUND, "NotFoundError", &message, &Method::GET, uri)
+    ApiError::no_entity(kind, namespace, name).into_response(&Method::GET, uri)
 }
 
 /// A location as a client names it, in the form comparisons use: a file's `/tree/` URL (how
@@ -171,22 +170,14 @@ pub async fn create(
         let wanted = key_of(&location.kind, &location.target);
         let known = state.store.locations().await.map_err(ApiError::unavailable)?;
         let Some(known) = known.into_iter().find(|row| comparable(&row.location_key) == wanted) else {
-            return Err(ApiError {
-                status: StatusCode::FORBIDDEN,
-                name: "NotAllowedError",
-                message: format!(
+            return Err(ApiError::not_allowed(format!(
                     "Rigger reads the repositories its configuration names; add {} to `sources` in its config (docs/configuration.md) rather than registering it here",
                     location.target
-                ),
-            });
+                )));
         };
         let key = known.location_key;
         if query.dry_run.as_deref() != Some("true") {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                name: "ConflictError",
-                message: format!("Location {key} already exists"),
-            });
+            return Err(ApiError::conflict(format!("Location {key} already exists")));
         }
         let refs = state.store.entity_refs_at(&key, None).await.map_err(ApiError::unavailable)?;
         let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
@@ -202,8 +193,7 @@ pub async fn create(
 pub async fn change(uri: Uri, method: Method) -> Response {
     let message =
         "Rigger's locations follow its configuration's sources and the Location entities in git; change them there";
-    ApiError { status: StatusCode::FORBIDDEN, name: "NotAllowedError", message: message.into() }
-        .into_response(&method, &uri)
+    ApiError::not_allowed(message).into_response(&method, &uri)
 }
 
 #[derive(Deserialize, Default)]

@@ -60,20 +60,12 @@ pub async fn refresh(
         let Json(request) = body.map_err(ApiError::body)?;
         let entity_ref = EntityRef::parse(&request.entity_ref, None, "default").map_err(ApiError::input)?;
         let entity = state.store.entity(&entity_ref.to_string()).await.map_err(ApiError::unavailable)?;
-        let entity = entity.ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            name: "NotFoundError",
-            message: format!("No entity with ref {entity_ref}"),
-        })?;
+        let entity = entity.ok_or_else(|| ApiError::not_found(format!("No entity with ref {entity_ref}")))?;
         if !state.writes.syncs(&entity.source) {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                name: "ConflictError",
-                message: format!(
-                    "{entity_ref} comes from {}, which this agent no longer syncs: nothing would refresh it",
-                    entity.source
-                ),
-            });
+            return Err(ApiError::conflict(format!(
+                "{entity_ref} comes from {}, which this agent no longer syncs: nothing would refresh it",
+                entity.source
+            )));
         }
         // A closed queue means the agent is stopping: the next start syncs everything anyway.
         drop(state.writes.requests.send(entity.source));
@@ -98,25 +90,13 @@ pub async fn delete_entity(
                 state.store.bump_generation().await.map_err(ApiError::unavailable)?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
-            OrphanDeletion::Declared { entity_ref, location_key } => Err(ApiError {
-                status: StatusCode::CONFLICT,
-                name: "ConflictError",
-                message: format!(
+            OrphanDeletion::Declared { entity_ref, location_key } => Err(ApiError::conflict(format!(
                     "{entity_ref} is declared by {location_key} and would come back with its next sync; remove it from git instead"
-                ),
-            }),
-            OrphanDeletion::HoldsClusterObjects { entity_ref } => Err(ApiError {
-                status: StatusCode::CONFLICT,
-                name: "ConflictError",
-                message: format!(
+                ))),
+            OrphanDeletion::HoldsClusterObjects { entity_ref } => Err(ApiError::conflict(format!(
                     "{entity_ref} still has cluster objects Rigger applied; delete it once they are gone (declare it without manifests, or let orphan_strategy: delete prune them)"
-                ),
-            }),
-            OrphanDeletion::NotFound => Err(ApiError {
-                status: StatusCode::NOT_FOUND,
-                name: "NotFoundError",
-                message: format!("No entity with uid {uid}"),
-            }),
+                ))),
+            OrphanDeletion::NotFound => Err(ApiError::not_found(format!("No entity with uid {uid}"))),
         }
     };
     deleted.await.unwrap_or_else(|e| e.into_response(&Method::DELETE, &uri))
@@ -124,11 +104,7 @@ pub async fn delete_entity(
 
 /// A bearer token equal (in constant time) to one of `tokens`, else Backstage's `401`.
 fn authorize(headers: &HeaderMap, tokens: &[Secret]) -> Result<(), ApiError> {
-    let refuse = |message: &str| ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        name: "AuthenticationError",
-        message: message.into(),
-    };
+    let refuse = ApiError::unauthenticated;
     if tokens.is_empty() {
         return Err(refuse("This agent takes no changes through its API: no server.api_tokens are configured"));
     }

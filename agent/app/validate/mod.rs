@@ -179,12 +179,19 @@ fn check_skeletons(outcome: &LocationOutcome, tree: &dyn crate::source::FileTree
 /// bad Location targets, a missing file) laid over them.
 fn merge_follow_errors(file: &Path, outcome: &LocationOutcome, named_by: Option<&str>) -> Vec<Verdict> {
     let text = if outcome.read { std::fs::read_to_string(file).ok() } else { None };
-    let mut verdicts = match &text {
-        Some(text) => validate_text(&file.display().to_string(), text),
-        None if outcome.read => validate_file(file),
-        None => Vec::new(),
+    let name = file.display().to_string();
+    // The file is read once, for its own verdicts and to place the errors following found.
+    let (mut verdicts, parsed) = match &text {
+        Some(text) => match ingest::confined(|| {
+            let parsed = FileText::new(text);
+            (verdicts_of(&name, &parsed), parsed)
+        }) {
+            Ok((verdicts, parsed)) => (verdicts, Some(parsed)),
+            Err(error) => (vec![Verdict::failed(&name, 0, (1, 1), error)], None),
+        },
+        None if outcome.read => (validate_file(file), None),
+        None => (Vec::new(), None),
     };
-    let parsed = text.as_deref().map(FileText::new);
     for error in &outcome.errors {
         let index = error.index.unwrap_or(0);
         match verdicts.iter_mut().find(|v| v.index == index) {
@@ -234,11 +241,11 @@ pub fn validate_file(path: &Path) -> Vec<Verdict> {
 
 /// The verdicts on one file's text; a panic (a bug) fails this file alone.
 pub fn validate_text(file: &str, text: &str) -> Vec<Verdict> {
-    ingest::confined(|| verdicts_of(file, text)).unwrap_or_else(|error| vec![Verdict::failed(file, 0, (1, 1), error)])
+    ingest::confined(|| verdicts_of(file, &FileText::new(text)))
+        .unwrap_or_else(|error| vec![Verdict::failed(file, 0, (1, 1), error)])
 }
 
-fn verdicts_of(file: &str, text: &str) -> Vec<Verdict> {
-    let parsed = FileText::new(text);
+fn verdicts_of(file: &str, parsed: &FileText<'_>) -> Vec<Verdict> {
     parsed
         .documents
         .iter()
