@@ -389,13 +389,7 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
     };
     let secret = secret.resolve().context("webhooks.github.secret")?;
     let tracked = ctx.config.sources.iter().filter_map(super::discovery::tracked).collect();
-    let (requests, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let queue = queue.clone();
-    tokio::spawn(async move {
-        while let Some(source) = received.recv().await {
-            queue.request(&source, "webhook");
-        }
-    });
+    let requests = forward_to_queue(queue, "webhook");
     let discovered = ctx.discovery.tracked.clone();
     let orgs = ctx
         .config
@@ -421,15 +415,22 @@ fn api_writes(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Arc<serve::Wri
         .enumerate()
         .map(|(i, token)| token.resolve().with_context(|| format!("server.api_tokens[{i}]")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let requests = forward_to_queue(queue, "refresh");
+    let configured = ctx.config.sources.iter().map(|s| s.name.clone()).collect();
+    Ok(Arc::new(serve::Writes { tokens, requests, configured, discovered: ctx.discovery.tracked.clone() }))
+}
+
+/// A channel whose source names become queue requests with `reason`: how the HTTP side asks
+/// for passes without knowing the queue.
+fn forward_to_queue(queue: &WorkQueue, reason: &'static str) -> tokio::sync::mpsc::UnboundedSender<String> {
     let (requests, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
     let queue = queue.clone();
     tokio::spawn(async move {
         while let Some(source) = received.recv().await {
-            queue.request(&source, "refresh");
+            queue.request(&source, reason);
         }
     });
-    let configured = ctx.config.sources.iter().map(|s| s.name.clone()).collect();
-    Ok(Arc::new(serve::Writes { tokens, requests, configured, discovered: ctx.discovery.tracked.clone() }))
+    requests
 }
 
 /// Waits until changes stop arriving for [`DEBOUNCE`], so an editor's burst of writes or a
