@@ -44,7 +44,8 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         facets: Arc::default(),
         progress: ctx.progress.clone(),
         webhook,
-        writes: api_writes(&ctx, &queue)?,
+        writes: api_writes(&ctx, &queue),
+        auth: api_auth(&ctx)?,
     };
     let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");
@@ -404,9 +405,9 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
     Ok(Some(Arc::new(GithubWebhook { secret, tracked, discovered, orgs, requests, verifying })))
 }
 
-/// The API's state-changing side: its tokens (resolved at start; `run` has checked they
-/// resolve) and a channel into the queue, whose requests jump the backlog as webhooks do.
-fn api_writes(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Arc<serve::Writes>> {
+/// Who may call the API: its tokens (resolved at start; `run` has checked they resolve) and the
+/// Backstage backend whose tokens and permission policy it honours.
+fn api_auth(ctx: &Context) -> anyhow::Result<Arc<serve::Auth>> {
     let tokens = ctx
         .config
         .server
@@ -415,9 +416,17 @@ fn api_writes(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Arc<serve::Wri
         .enumerate()
         .map(|(i, token)| token.resolve().with_context(|| format!("server.api_tokens[{i}]")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let auth =
+        serve::Auth::new(tokens, ctx.config.server.backstage.as_ref(), &ctx.store).map_err(anyhow::Error::msg)?;
+    Ok(Arc::new(auth))
+}
+
+/// The API's state-changing side: a channel into the queue, whose requests jump the backlog as
+/// webhooks do.
+fn api_writes(ctx: &Context, queue: &WorkQueue) -> Arc<serve::Writes> {
     let requests = forward_to_queue(queue, "refresh");
     let configured = ctx.config.sources.iter().map(|s| s.name.clone()).collect();
-    Ok(Arc::new(serve::Writes { tokens, requests, configured, discovered: ctx.discovery.tracked.clone() }))
+    Arc::new(serve::Writes { requests, configured, discovered: ctx.discovery.tracked.clone() })
 }
 
 /// A channel whose source names become queue requests with `reason`: how the HTTP side asks

@@ -6,6 +6,7 @@ pub mod entity_ref;
 pub mod ingest;
 pub mod location;
 pub mod parse;
+pub mod permission;
 pub mod placeholders;
 pub mod predicate;
 pub mod relations;

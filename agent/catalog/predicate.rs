@@ -14,7 +14,7 @@ const MAX_GROUPS: usize = 256;
 /// databases take a few tens of thousands per statement.
 const MAX_VALUES: usize = 4_096;
 
-type Groups = Vec<Vec<Condition>>;
+pub(crate) type Groups = Vec<Vec<Condition>>;
 
 /// The filter a predicate stands for.
 pub fn filter(predicate: &Value) -> Result<Filter, String> {
@@ -24,7 +24,7 @@ pub fn filter(predicate: &Value) -> Result<Filter, String> {
         .flatten()
         .map(|c| match c {
             Condition::AnyOf { values, .. } => values.len(),
-            Condition::Exists { .. } => 1,
+            Condition::Exists { .. } | Condition::Never | Condition::Not(_) => 1,
         })
         .sum();
     if values > MAX_VALUES {
@@ -72,12 +72,30 @@ fn any(predicates: &[Value]) -> Result<Groups, String> {
 }
 
 /// `(a ∨ b) ∧ (c ∨ d)` → `ac ∨ ad ∨ bc ∨ bd`.
-fn and(left: &Groups, right: &Groups) -> Result<Groups, String> {
+pub(crate) fn and(left: &Groups, right: &Groups) -> Result<Groups, String> {
     bounded(left.len().saturating_mul(right.len()))?;
     Ok(left.iter().flat_map(|l| right.iter().map(move |r| l.iter().chain(r).cloned().collect())).collect())
 }
 
-fn bounded(groups: usize) -> Result<(), String> {
+/// The negation of an OR of ANDs, as an OR of ANDs (De Morgan): an AND, over the groups, of
+/// the OR of each group's negated conditions. No groups (false) becomes one empty group (true).
+pub(crate) fn negate(groups: &Groups) -> Result<Groups, String> {
+    groups.iter().try_fold(vec![Vec::new()], |all, group| {
+        let alternatives: Groups = group.iter().map(negated).collect();
+        and(&all, &alternatives)
+    })
+}
+
+/// One condition's negation, as the conditions that must all hold instead.
+fn negated(condition: &Condition) -> Vec<Condition> {
+    match condition {
+        Condition::Not(inner) => vec![(**inner).clone()],
+        Condition::Never => Vec::new(),
+        other => vec![Condition::Not(Box::new(other.clone()))],
+    }
+}
+
+pub(crate) fn bounded(groups: usize) -> Result<(), String> {
     if groups > MAX_GROUPS {
         return Err(format!("the predicate expands to more than {MAX_GROUPS} alternatives; simplify it"));
     }

@@ -96,11 +96,14 @@ fn push(out: &mut Rows, key: &str, value: &str) {
     out.entry(key.to_lowercase()).or_default().push(value.to_owned());
 }
 
-/// One condition of a filter: `key=value` (any of several values) or bare `key` (exists).
+/// One condition of a filter: `key=value` (any of several values) or bare `key` (exists); the
+/// negation of either, and the condition nothing meets, come from permission decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
     AnyOf { key: String, values: Vec<String> },
     Exists { key: String },
+    Not(Box<Condition>),
+    Never,
 }
 
 /// `filter` query parameters: each parameter is an AND of conditions; parameters are ORed.
@@ -166,6 +169,11 @@ impl Filter {
         &self.groups
     }
 
+    /// The filter that matches nothing.
+    pub fn nothing() -> Self {
+        Self { groups: vec![vec![Condition::Never]] }
+    }
+
     /// The filter that matches everything.
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
@@ -197,6 +205,8 @@ fn holds(condition: &Condition, rows: &Rows) -> bool {
         Condition::AnyOf { key, values } => {
             rows.get(key).is_some_and(|found| found.iter().any(|v| values.contains(&v.to_lowercase())))
         }
+        Condition::Not(inner) => !holds(inner, rows),
+        Condition::Never => false,
     }
 }
 

@@ -66,6 +66,26 @@ pub struct ServerConfig {
     pub api_tokens: Vec<SecretRef>,
     /// Browser origins allowed to call the API (CORS), such as a Backstage portal's.
     pub cors_origins: Vec<http::HeaderValue>,
+    /// The Backstage backend whose tokens the API verifies and whose permission policy it asks.
+    pub backstage: Option<BackstageConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackstageConfig {
+    /// The backend's base URL; plugin `p` is at `{base_url}/api/p` (Backstage's default discovery).
+    pub base_url: url::Url,
+    /// The plugin Rigger stands in for: the audience of plugin tokens sent to it, and the
+    /// subject of the tokens it signs.
+    pub plugin_id: String,
+    /// Ask the backend's permission policy about each Backstage caller (`permission.enabled`).
+    pub permissions: bool,
+}
+
+impl BackstageConfig {
+    /// Where a Backstage plugin's API lives.
+    pub fn plugin_url(&self, plugin: &str) -> String {
+        format!("{}/api/{plugin}", self.base_url.as_str().trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Clone)]

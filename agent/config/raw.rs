@@ -61,6 +61,17 @@ pub struct RawServer {
     /// Browser origins (a Backstage portal's) that may call the API directly.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// The Backstage backend whose tokens and permission policy the catalog API honours.
+    pub backstage: Option<RawBackstage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackstage {
+    pub base_url: String,
+    pub plugin_id: Option<String>,
+    #[serde(default)]
+    pub permissions: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -312,8 +312,27 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
         ),
         api_tokens: raw.server.api_tokens.into_iter().map(|token| resolve_secret(token, base)).collect(),
         cors_origins: cors_origins(&raw.server.cors_origins, problems),
+        backstage: raw.server.backstage.map(|b| build_backstage(b, problems)),
     };
     Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+}
+
+fn build_backstage(raw: super::raw::RawBackstage, problems: &mut Problems) -> super::BackstageConfig {
+    let base_url = url::Url::parse(&raw.base_url).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+    let base_url = base_url.unwrap_or_else(|| {
+        problems.push(
+            "server.backstage.base_url",
+            format!("expected the Backstage backend's URL such as http://backstage:7007, found {:?}", raw.base_url),
+        );
+        url::Url::parse("http://localhost:7007").expect("a literal URL parses")
+    });
+    let plugin_id = raw.plugin_id.unwrap_or_else(|| "catalog".to_owned());
+    // Backstage's own rule for plugin ids (it refuses tokens naming any other).
+    if plugin_id.is_empty() || !plugin_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        problems
+            .push("server.backstage.plugin_id", format!("expected a plugin id such as catalog, found {plugin_id:?}"));
+    }
+    super::BackstageConfig { base_url, plugin_id, permissions: raw.permissions }
 }
 
 /// Origins as browsers send them: `scheme://host[:port]`, no path.

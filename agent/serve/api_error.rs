@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 /// An API error in Backstage's shape.
+#[derive(Debug)]
 pub(super) struct ApiError {
     pub status: StatusCode,
     pub name: &'static str,
@@ -55,6 +56,17 @@ impl ApiError {
     pub fn unavailable(err: impl std::fmt::Display) -> Self {
         let message = super::store_unavailable(&err).to_owned();
         Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message }
+    }
+
+    /// The portal's permission backend could not be asked: refused, never allowed.
+    pub fn permission_unavailable() -> Self {
+        let message = "The portal's permission backend could not decide; the agent's log has the cause".to_owned();
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, name: "ServiceUnavailableError", message }
+    }
+
+    /// A permission policy's denial.
+    pub fn denied(permission: super::auth::Permission) -> Self {
+        Self::not_allowed(format!("Not allowed: {}", permission.name()))
     }
 
     pub fn into_response(self, method: &Method, uri: &Uri) -> Response {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api_error::{error, ApiError};
+use super::auth::Readable;
 use super::query::{Order, QueryState};
 use super::{fields, State};
 use crate::catalog::search::{self, Filter};
@@ -51,8 +52,13 @@ impl Params {
 pub const MAX_NUMBER: usize = 1_000_000_000;
 
 /// One page of a query, as API entities, and the number of matches in all.
-async fn page(state: &State, query: &QueryState, limit: Option<usize>) -> Result<(Vec<Value>, usize), ApiError> {
-    let store_query = query.to_store(limit).map_err(ApiError::input)?;
+async fn page(
+    state: &State,
+    query: &QueryState,
+    limit: Option<usize>,
+    visible: &Filter,
+) -> Result<(Vec<Value>, usize), ApiError> {
+    let store_query = query.to_store(limit, visible).map_err(ApiError::input)?;
     let (refs, total) = state.store.query_refs(&store_query).await.map_err(ApiError::unavailable)?;
     let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
     Ok((entities.iter().map(StoredEntity::to_api).collect(), total))
@@ -63,11 +69,16 @@ fn fields_of(params: &Params) -> Result<Vec<Vec<String>>, ApiError> {
 }
 
 /// `GET /api/catalog/entities?filter=…&fields=…&order=asc:…&offset=…&limit=…&after=…`
-pub async fn list_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
-    list(&state, &uri, &Params::of(query)).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+pub async fn list_entities(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    Readable(visible): Readable,
+    RawQuery(query): RawQuery,
+) -> Response {
+    list(&state, &uri, &Params::of(query), &visible).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
 }
 
-async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, ApiError> {
+async fn list(state: &State, uri: &Uri, params: &Params, visible: &Filter) -> Result<Response, ApiError> {
     let fields = fields_of(params)?;
     let mut query = match params.one("after") {
         Some(after) => QueryState::decode(after).map_err(ApiError::input)?,
@@ -81,7 +92,7 @@ async fn list(state: &State, uri: &Uri, params: &Params) -> Result<Response, Api
     }
     let limit = params.number("limit").map_err(ApiError::input)?;
     // One row more than asked tells whether a next page exists, without counting them all.
-    let store_query = query.to_store(limit.map(|l| l.saturating_add(1))).map_err(ApiError::input)?;
+    let store_query = query.to_store(limit.map(|l| l.saturating_add(1)), visible).map_err(ApiError::input)?;
     let mut refs = state.store.page_refs(&store_query).await.map_err(ApiError::unavailable)?;
     let more = limit.is_some_and(|l| refs.len() > l);
     refs.truncate(limit.unwrap_or(usize::MAX));
@@ -113,14 +124,19 @@ fn urlencode(text: &str) -> String {
 }
 
 /// `GET /api/catalog/entities/by-query` — cursor pagination, full-text filter, `totalItems`.
-pub async fn query_entities(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
-    by_query(&state, &Params::of(query)).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
+pub async fn query_entities(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    Readable(visible): Readable,
+    RawQuery(query): RawQuery,
+) -> Response {
+    by_query(&state, &Params::of(query), &visible).await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
 }
 
 /// Backstage's default page size for `by-query`.
 const DEFAULT_QUERY_LIMIT: usize = 200;
 
-async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> {
+async fn by_query(state: &State, params: &Params, visible: &Filter) -> Result<Response, ApiError> {
     let fields = fields_of(params)?;
     let limit = params.number("limit").map_err(ApiError::input)?.unwrap_or(DEFAULT_QUERY_LIMIT);
     let query = match params.one("cursor") {
@@ -134,7 +150,7 @@ async fn by_query(state: &State, params: &Params) -> Result<Response, ApiError> 
             predicate: None,
         },
     };
-    query_page(state, &query, limit, &fields, params.one("totalItems") != Some("exclude")).await
+    query_page(state, &query, limit, &fields, params.one("totalItems") != Some("exclude"), visible).await
 }
 
 /// One page of a `by-query` answer, GET or POST: `{items, pageInfo, totalItems?}`.
@@ -144,8 +160,9 @@ async fn query_page(
     limit: usize,
     fields: &[Vec<String>],
     with_total: bool,
+    visible: &Filter,
 ) -> Result<Response, ApiError> {
-    let (entities, total) = page(state, query, Some(limit)).await?;
+    let (entities, total) = page(state, query, Some(limit), visible).await?;
     let items: Vec<Value> = entities.into_iter().map(|e| fields::select(e, fields)).collect();
     let mut page_info = serde_json::Map::new();
     if query.offset + limit < total {
@@ -198,6 +215,7 @@ struct FullText {
 pub async fn query_entities_by_predicate(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    Readable(visible): Readable,
     body: Result<Json<PredicateQuery>, JsonRejection>,
 ) -> Response {
     let answer = async {
@@ -224,7 +242,7 @@ pub async fn query_entities_by_predicate(
                 predicate: request.query,
             }
         };
-        query_page(&state, &query, limit, &fields, request.total_items.as_deref() != Some("exclude")).await
+        query_page(&state, &query, limit, &fields, request.total_items.as_deref() != Some("exclude"), &visible).await
     };
     answer.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }
@@ -237,25 +255,37 @@ fn split_list(text: &str) -> Vec<String> {
 pub async fn entity_by_name(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    Readable(visible): Readable,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Response {
     let entity_ref = EntityRef::new(&kind, &namespace, &name);
-    match state.store.entity(&entity_ref.to_string()).await {
-        Ok(Some(entity)) => Json(entity.to_api()).into_response(),
+    // What the caller may not read is not there, as Backstage answers it.
+    match state.store.entity(&entity_ref.to_string()).await.map(|e| readable(e, &visible)) {
+        Ok(Some(entity)) => Json(entity).into_response(),
         Ok(None) => ApiError::no_entity(&kind, &namespace, &name).into_response(&Method::GET, &uri),
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
 }
 
 /// `GET /api/catalog/entities/by-uid/{uid}`
-pub async fn entity_by_uid(AxumState(state): AxumState<State>, uri: Uri, Path(uid): Path<String>) -> Response {
-    match state.store.entity_by_uid(&uid).await {
-        Ok(Some(entity)) => Json(entity.to_api()).into_response(),
+pub async fn entity_by_uid(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    Readable(visible): Readable,
+    Path(uid): Path<String>,
+) -> Response {
+    match state.store.entity_by_uid(&uid).await.map(|e| readable(e, &visible)) {
+        Ok(Some(entity)) => Json(entity).into_response(),
         Ok(None) => {
             error(StatusCode::NOT_FOUND, "NotFoundError", &format!("No entity with uid {uid}"), &Method::GET, &uri)
         }
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
     }
+}
+
+/// An entity as the API shows it, if the caller may read it.
+fn readable(entity: Option<StoredEntity>, visible: &Filter) -> Option<Value> {
+    entity.map(|e| e.to_api()).filter(|api| visible.is_empty() || visible.matches(&search::rows(api)))
 }
 
 #[derive(Deserialize)]
@@ -270,6 +300,7 @@ pub struct ByRefs {
 pub async fn entities_by_refs(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    Readable(visible): Readable,
     RawQuery(query): RawQuery,
     body: Result<Json<ByRefs>, JsonRejection>,
 ) -> Response {
@@ -279,7 +310,7 @@ pub async fn entities_by_refs(
         let mut field_params = params.all("fields");
         field_params.extend(body.fields.iter().cloned());
         let fields = fields::parse(&field_params).map_err(ApiError::input)?;
-        let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
+        let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?.and(&visible);
         let wanted: Vec<String> = body
             .entity_refs
             .iter()
@@ -303,13 +334,18 @@ pub async fn entities_by_refs(
 }
 
 /// `GET /api/catalog/entity-facets?facet=…&filter=…`
-pub async fn entity_facets(AxumState(state): AxumState<State>, uri: Uri, RawQuery(query): RawQuery) -> Response {
+pub async fn entity_facets(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    Readable(visible): Readable,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = Params::of(query);
     let result = async {
         let filter = Filter::parse(&params.all("filter")).map_err(ApiError::input)?;
         // Filter strings and predicates never share a cache entry (see the POST form).
         let cache_key = format!("filter:{}", params.all("filter").join("\n").to_lowercase());
-        facets(&state, params.all("facet"), filter, cache_key).await
+        facets(&state, params.all("facet"), filter, cache_key, &visible).await
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::GET, &uri))
 }
@@ -325,6 +361,7 @@ pub struct PredicateFacets {
 pub async fn entity_facets_by_predicate(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    Readable(visible): Readable,
     body: Result<Json<PredicateFacets>, JsonRejection>,
 ) -> Response {
     let result = async {
@@ -334,17 +371,29 @@ pub async fn entity_facets_by_predicate(
             None => Filter::default(),
         };
         let cache_key = request.query.as_ref().map_or_else(|| "filter:".to_owned(), |q| format!("predicate:{q}"));
-        facets(&state, request.facets, filter, cache_key).await
+        facets(&state, request.facets, filter, cache_key, &visible).await
     };
     result.await.unwrap_or_else(|e| e.into_response(&Method::POST, &uri))
 }
 
-/// Counts per value of each facet under `filter`, from the cache while the catalog's
-/// generation is unchanged.
-async fn facets(state: &State, wanted: Vec<String>, filter: Filter, cache_key: String) -> Result<Response, ApiError> {
+/// Counts per value of each facet under `filter`, of the entities the caller may read, from the
+/// cache while the catalog's generation is unchanged.
+async fn facets(
+    state: &State,
+    wanted: Vec<String>,
+    filter: Filter,
+    cache_key: String,
+    visible: &Filter,
+) -> Result<Response, ApiError> {
     if wanted.is_empty() {
         return Err(ApiError::input("At least one facet is required"));
     }
+    // Callers who may read different entities never share a cache entry.
+    let (filter, cache_key) = if visible.is_empty() {
+        (filter, cache_key)
+    } else {
+        (filter.and(visible), format!("{cache_key}\nvisible:{visible:?}"))
+    };
     // Unchanged catalog (same generation): the cached counts are still the answer.
     let generation = state.store.generation().await.map_err(ApiError::unavailable)?;
     // Facets are independent index scans: run the uncached ones side by side.

@@ -6,14 +6,16 @@ use std::collections::{HashSet, VecDeque};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api_error::{error, ApiError};
+use super::auth::{require, Permission, Readable};
 use super::State;
+use crate::catalog::search::{self, Filter};
 use crate::catalog::EntityRef;
 use crate::store::StoredEntity;
 
@@ -35,7 +37,10 @@ fn location_id(key: &str) -> String {
 }
 
 /// `GET /api/catalog/locations` — every catalog file Rigger reads, as `{data: {id, type, target}}`.
-pub async fn list(AxumState(state): AxumState<State>, uri: Uri) -> Response {
+pub async fn list(AxumState(state): AxumState<State>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(refused) = require(&state, &headers, Permission::LocationRead).await {
+        return refused.into_response(&Method::GET, &uri);
+    }
     match state.store.locations().await {
         Ok(rows) => {
             let items: Vec<Value> = rows.iter().map(|row| json!({"data": location_value(&row.location_key)})).collect();
@@ -46,7 +51,15 @@ pub async fn list(AxumState(state): AxumState<State>, uri: Uri) -> Response {
 }
 
 /// `GET /api/catalog/locations/{id}` — one of them, or `404`.
-pub async fn by_id(AxumState(state): AxumState<State>, uri: Uri, Path(id): Path<String>) -> Response {
+pub async fn by_id(
+    AxumState(state): AxumState<State>,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(refused) = require(&state, &headers, Permission::LocationRead).await {
+        return refused.into_response(&Method::GET, &uri);
+    }
     match state.store.locations().await {
         Ok(rows) => match rows.iter().find(|row| location_id(&row.location_key) == id) {
             Some(row) => Json(location_value(&row.location_key)).into_response(),
@@ -68,9 +81,15 @@ pub async fn by_id(AxumState(state): AxumState<State>, uri: Uri, Path(id): Path<
 pub async fn by_entity(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    headers: HeaderMap,
+    Readable(visible): Readable,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Response {
-    match state.store.entity(&EntityRef::new(&kind, &namespace, &name).to_string()).await {
+    if let Err(refused) = require(&state, &headers, Permission::LocationRead).await {
+        return refused.into_response(&Method::GET, &uri);
+    }
+    let entity = state.store.entity(&EntityRef::new(&kind, &namespace, &name).to_string()).await;
+    match entity.map(|e| e.filter(|e| may_read(e, &visible))) {
         Ok(Some(entity)) => {
             let annotations = &entity.body["metadata"]["annotations"];
             let origin = annotations["backstage.io/managed-by-origin-location"].as_str();
@@ -89,10 +108,11 @@ pub async fn by_entity(
 pub async fn ancestry(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    Readable(visible): Readable,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Response {
     let root = EntityRef::new(&kind, &namespace, &name).to_string();
-    match walk_up(&state, &root).await {
+    match walk_up(&state, &root, &visible).await {
         Ok(Some(items)) => Json(json!({"rootEntityRef": root, "items": items})).into_response(),
         Ok(None) => not_found(&kind, &namespace, &name, &uri),
         Err(err) => ApiError::unavailable(err).into_response(&Method::GET, &uri),
@@ -101,8 +121,8 @@ pub async fn ancestry(
 
 /// The ancestry items from `root` up, breadth first, each entity once; `None` when `root` is
 /// not in the catalog.
-async fn walk_up(state: &State, root: &str) -> Result<Option<Vec<Value>>, crate::store::StoreError> {
-    let Some(first) = state.store.entity(root).await? else { return Ok(None) };
+async fn walk_up(state: &State, root: &str, visible: &Filter) -> Result<Option<Vec<Value>>, crate::store::StoreError> {
+    let Some(first) = state.store.entity(root).await?.filter(|e| may_read(e, visible)) else { return Ok(None) };
     let mut queue: VecDeque<StoredEntity> = VecDeque::from([first]);
     let mut seen = HashSet::from([root.to_owned()]);
     let mut items = Vec::new();
@@ -115,12 +135,17 @@ async fn walk_up(state: &State, root: &str) -> Result<Option<Vec<Value>>, crate:
         parents.dedup();
         for parent in &parents {
             if seen.len() < MAX_ANCESTORS && seen.insert(parent.clone()) {
-                queue.extend(state.store.entity(parent).await?);
+                queue.extend(state.store.entity(parent).await?.filter(|e| may_read(e, visible)));
             }
         }
         items.push(json!({"entity": entity.to_api(), "parentEntityRefs": parents}));
     }
     Ok(Some(items))
+}
+
+/// Whether the caller may read `entity` (`visible` from [`Readable`]).
+fn may_read(entity: &StoredEntity, visible: &Filter) -> bool {
+    visible.is_empty() || visible.matches(&search::rows(&entity.to_api()))
 }
 
 fn not_found(kind: &str, namespace: &str, name: &str, uri: &Uri) -> Response {
@@ -162,10 +187,13 @@ pub struct CreateQuery {
 pub async fn create(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    headers: HeaderMap,
+    Readable(visible): Readable,
     Query(query): Query<CreateQuery>,
     body: Result<Json<NewLocation>, JsonRejection>,
 ) -> Response {
     let created = async {
+        require(&state, &headers, Permission::LocationCreate).await?;
         let Json(location) = body.map_err(ApiError::body)?;
         let wanted = key_of(&location.kind, &location.target);
         let known = state.store.locations().await.map_err(ApiError::unavailable)?;
@@ -181,7 +209,8 @@ pub async fn create(
         }
         let refs = state.store.entity_refs_at(&key, None).await.map_err(ApiError::unavailable)?;
         let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
-        let entities: Vec<Value> = entities.iter().map(StoredEntity::to_api).collect();
+        let entities: Vec<Value> =
+            entities.iter().filter(|e| may_read(e, &visible)).map(StoredEntity::to_api).collect();
         let body = json!({"location": location_value(&key), "entities": entities, "exists": true});
         Ok((StatusCode::CREATED, Json(body)).into_response())
     };
@@ -190,7 +219,10 @@ pub async fn create(
 
 /// `PUT` and `DELETE /api/catalog/locations/{id}`: locations follow the configuration and the
 /// `Location` entities in git, so they change there.
-pub async fn change(uri: Uri, method: Method) -> Response {
+pub async fn change(AxumState(state): AxumState<State>, uri: Uri, method: Method, headers: HeaderMap) -> Response {
+    if let Err(refused) = require(&state, &headers, Permission::LocationDelete).await {
+        return refused.into_response(&method, &uri);
+    }
     let message =
         "Rigger's locations follow its configuration's sources and the Location entities in git; change them there";
     ApiError::not_allowed(message).into_response(&method, &uri)
@@ -211,9 +243,11 @@ const DEFAULT_LOCATION_LIMIT: usize = 500;
 pub async fn by_query(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    headers: HeaderMap,
     body: Result<Json<LocationQuery>, JsonRejection>,
 ) -> Response {
     let page = async {
+        require(&state, &headers, Permission::LocationRead).await?;
         let Json(request) = body.map_err(ApiError::body)?;
         if request.query.as_ref().is_some_and(|q| q.as_object().is_none_or(|q| !q.is_empty())) {
             return Err(ApiError::input("Rigger does not filter locations by predicate; page through them instead"));
@@ -247,9 +281,12 @@ pub struct Analyze {
 pub async fn analyze(
     AxumState(state): AxumState<State>,
     uri: Uri,
+    headers: HeaderMap,
+    Readable(visible): Readable,
     body: Result<Json<Analyze>, JsonRejection>,
 ) -> Response {
     let analysed = async {
+        require(&state, &headers, Permission::LocationAnalyze).await?;
         let Json(Analyze { location }) = body.map_err(ApiError::body)?;
         let wanted = key_of(&location.kind, &location.target);
         let prefix = wanted.trim_end_matches('/');
@@ -262,7 +299,8 @@ pub async fn analyze(
         for row in rows.iter().filter(|row| under(&row.location_key)) {
             let refs = state.store.entity_refs_at(&row.location_key, None).await.map_err(ApiError::unavailable)?;
             let (kind, target) = row.location_key.split_once(':').unwrap_or(("url", row.location_key.as_str()));
-            for entity in state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)? {
+            let entities = state.store.entities_by_refs(&refs).await.map_err(ApiError::unavailable)?;
+            for entity in entities.into_iter().filter(|e| may_read(e, &visible)) {
                 let location = json!({"type": kind, "target": target});
                 files.push(json!({"location": location, "isRegistered": true, "entity": entity.to_api()}));
             }

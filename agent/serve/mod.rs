@@ -2,6 +2,7 @@
 //! read API. It reads the store and shared state; it never calls git or an API server.
 
 mod api_error;
+mod auth;
 mod catalog_api;
 mod fields;
 mod health;
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Auth;
 pub use health::check_store;
 pub use state::{FacetCache, Readiness, State};
 pub use webhook::{
@@ -83,6 +85,11 @@ pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum
         .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(shed);
+    // The keys of the tokens Rigger signs, where Backstage looks for a plugin's (never shed).
+    let api = match state.auth.key_set_path() {
+        Some(path) => api.route(&path, get(auth::key_set)),
+        None => api,
+    };
     let routes = probes
         .merge(api)
         .route("/webhooks/github", post(webhook::github))

@@ -53,8 +53,9 @@ impl QueryState {
         serde_json::from_slice(&bytes).map_err(|_| "Malformed cursor".to_owned())
     }
 
-    /// The store query for one page of this query.
-    pub fn to_store(&self, limit: Option<usize>) -> Result<EntityQuery, String> {
+    /// The store query for one page of this query, within what the caller may read (never part
+    /// of the cursor: a cursor is the client's to change).
+    pub fn to_store(&self, limit: Option<usize>, visible: &Filter) -> Result<EntityQuery, String> {
         // A cursor is client input too.
         if self.offset > super::catalog_api::MAX_NUMBER {
             return Err(format!(
@@ -66,6 +67,7 @@ impl QueryState {
         if let Some(predicate) = &self.predicate {
             filter = filter.and(&crate::catalog::predicate::filter(predicate)?);
         }
+        let filter = filter.and(visible);
         let order = self.order.as_ref().map(|o| (o.field.clone(), o.descending));
         let full_text = self.full_text_term.as_deref().map(str::to_lowercase).filter(|t| !t.is_empty()).map(|term| {
             let default = self.order.as_ref().map_or_else(|| "metadata.uid".to_owned(), |o| o.field.clone());

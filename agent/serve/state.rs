@@ -17,8 +17,10 @@ pub struct State {
     pub progress: crate::telemetry::Progress,
     /// Set when `webhooks.github` is configured.
     pub webhook: Option<Arc<super::GithubWebhook>>,
-    /// Who may change state through the API, and the queue such changes go to.
+    /// The queue the API's changes go to.
     pub writes: Arc<super::Writes>,
+    /// Who is calling, and what they may do.
+    pub auth: Arc<super::Auth>,
 }
 
 /// Facet counts by (facet, filter), valid for one catalog generation. Catalog pages ask for the

@@ -3,7 +3,8 @@
 //! body when valid, `400 {errors: [{name, message}]}` when not.
 
 use axum::extract::rejection::JsonRejection;
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -19,7 +20,15 @@ pub struct ValidateEntity {
     location: String,
 }
 
-pub async fn validate_entity(uri: Uri, body: Result<Json<ValidateEntity>, JsonRejection>) -> Response {
+pub async fn validate_entity(
+    AxumState(state): AxumState<super::State>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<ValidateEntity>, JsonRejection>,
+) -> Response {
+    if let Err(refused) = super::auth::require(&state, &headers, super::auth::Permission::EntityValidate).await {
+        return refused.into_response(&Method::POST, &uri);
+    }
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return ApiError::body(rejection).into_response(&Method::POST, &uri),

@@ -10,6 +10,7 @@ mod pins;
 mod query;
 mod read;
 mod rows;
+mod signing_keys;
 mod templates;
 mod triggers;
 mod write;

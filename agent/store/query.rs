@@ -53,6 +53,8 @@ impl Sql {
         match condition {
             Condition::Exists { key } => self.matching(key, None),
             Condition::AnyOf { key, values } => self.matching(key, Some(values)),
+            Condition::Not(inner) => format!("NOT ({})", self.condition(inner)),
+            Condition::Never => "1=0".to_owned(),
         }
     }
 

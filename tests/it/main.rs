@@ -16,6 +16,7 @@ mod git_transports;
 mod isolation;
 mod operations;
 mod outage;
+mod permissions;
 mod reconcile;
 mod replicas;
 mod serving;

@@ -2,6 +2,7 @@
 //! and the `rigger` binary as a process.
 
 pub mod db;
+pub mod fake_backstage;
 pub mod fake_github;
 pub mod fake_kube;
 pub mod git;
