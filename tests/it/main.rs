@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backbone;
+mod backstage_backend;
 mod bad_input;
 mod catalog_client;
 mod cli;
