@@ -8,6 +8,7 @@ mod fields;
 mod health;
 mod listen;
 mod locations;
+mod permission_rules;
 mod query;
 mod state;
 mod status;
@@ -78,6 +79,11 @@ pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum
         .route("/api/catalog/locations/{id}", get(locations::by_id).put(locations::change).delete(locations::change))
         .route("/api/catalog/analyze-location", post(locations::analyze))
         .route("/api/catalog/locations/by-entity/{kind}/{namespace}/{name}", get(locations::by_entity))
+        .route(
+            "/api/catalog/.well-known/backstage/permissions/apply-conditions",
+            post(permission_rules::apply_conditions),
+        )
+        .route("/api/catalog/.well-known/backstage/permissions/metadata", get(permission_rules::metadata))
         .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
         .route("/api/rigger/sources", get(status::sources))
         .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))

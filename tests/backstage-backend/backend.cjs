@@ -58,6 +58,15 @@ function names(entities) {
 // GET /api/probe/components: every Component, as the plugin itself (a service principal).
 // GET /api/probe/mine: the same, on behalf of the user who calls the probe.
 // POST /api/probe/refresh: refreshes component:default/pay as the plugin itself.
+// GET /api/probe/may-refresh?ref=…: whether the calling user may refresh that entity, as an
+// entity page asks it (the permission plugin applies its condition through the catalog).
+const refreshPermission = {
+  type: 'resource',
+  name: 'catalog.entity.refresh',
+  attributes: { action: 'update' },
+  resourceType: 'catalog-entity',
+};
+
 const probe = createBackendPlugin({
   pluginId: 'probe',
   register(env) {
@@ -66,9 +75,10 @@ const probe = createBackendPlugin({
         http: coreServices.httpRouter,
         httpAuth: coreServices.httpAuth,
         auth: coreServices.auth,
+        permissions: coreServices.permissions,
         catalog: catalogServiceRef,
       },
-      async init({ http, httpAuth, auth, catalog }) {
+      async init({ http, httpAuth, auth, permissions, catalog }) {
         const answer = work => async (req, res) => {
           try {
             res.json(await work(req));
@@ -84,6 +94,14 @@ const probe = createBackendPlugin({
           'GET /mine': async req => {
             const credentials = await httpAuth.credentials(req, { allow: ['user'] });
             return names(await catalog.getEntities({ filter: { kind: 'Component' } }, { credentials }));
+          },
+          'GET /may-refresh': async req => {
+            const credentials = await httpAuth.credentials(req, { allow: ['user'] });
+            const [decision] = await permissions.authorize(
+              [{ permission: refreshPermission, resourceRef: req.query.ref }],
+              { credentials },
+            );
+            return decision.result;
           },
           'POST /refresh': async () => {
             const credentials = await auth.getOwnServiceCredentials();

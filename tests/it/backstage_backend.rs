@@ -157,6 +157,14 @@ async fn a_real_backstage_backend_reads_its_catalog_from_rigger_with_its_tokens_
     let (status, mine) = json_of(http.get(probe("/mine")).bearer_auth(&token)).await;
     assert_eq!((status, mine), (200, json!(["pay"])));
 
+    // An entity page's question, "may jane refresh this one?": Backstage's permission plugin
+    // has Rigger apply its condition to the entity.
+    for (entity_ref, verdict) in [("component:default/pay", "ALLOW"), ("component:default/billing", "DENY")] {
+        let (status, answer) =
+            json_of(http.get(probe(&format!("/may-refresh?ref={entity_ref}"))).bearer_auth(&token)).await;
+        assert_eq!((status, answer), (200, json!(verdict)), "{entity_ref}");
+    }
+
     // A plugin's refresh queues the entity's source ahead of its hourly poll.
     let (status, refreshed) = json_of(http.post(probe("/refresh"))).await;
     assert_eq!((status, refreshed), (200, json!({"refreshed": true})));

@@ -183,6 +183,19 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
         assert_eq!(body["error"]["name"], "AuthenticationError", "{body}");
     }
 
+    // The catalog's side of the framework: its rules for policy tooling, and conditions applied
+    // to named entities only for a verified caller.
+    let (_, metadata) = api.get("/.well-known/backstage/permissions/metadata", None).await;
+    let rules: Vec<&str> = metadata["rules"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(rules, ["IS_ENTITY_KIND", "IS_ENTITY_OWNER", "HAS_ANNOTATION", "HAS_LABEL", "HAS_METADATA", "HAS_SPEC"]);
+    let apply = json!({"items": [{"id": "1", "resourceRef": ["component:default/pay", "component:default/billing", "component:default/gone"],
+        "resourceType": "catalog-entity", "pluginId": "catalog", "result": "CONDITIONAL",
+        "conditions": {"rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity", "params": {"claims": ["group:default/team-a"]}}}]});
+    let path = "/.well-known/backstage/permissions/apply-conditions";
+    assert_eq!(api.call(Method::POST, path, None, Some(apply.clone())).await.0, StatusCode::UNAUTHORIZED);
+    let (_, applied) = api.call(Method::POST, path, Some(&service), Some(apply)).await;
+    assert_eq!(applied, json!({"items": [{"id": "1", "result": ["ALLOW", "DENY", "DENY"]}]}));
+
     // Rigger asked about each user, with a token the permission backend verified.
     let asked = backstage.asked();
     assert!(asked.contains(&("user:default/jane".to_owned(), "catalog.entity.read".to_owned())), "{asked:?}");

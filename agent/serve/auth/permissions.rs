@@ -27,9 +27,20 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Self; 8] = [
+        Self::EntityRead,
+        Self::EntityRefresh,
+        Self::EntityDelete,
+        Self::EntityValidate,
+        Self::LocationRead,
+        Self::LocationCreate,
+        Self::LocationDelete,
+        Self::LocationAnalyze,
+    ];
+
     /// Backstage's permission object: name, attributes and, for entity permissions, the
     /// resource type.
-    fn to_json(self) -> Value {
+    pub fn to_json(self) -> Value {
         let (name, action, resource) = match self {
             Self::EntityRead => ("catalog.entity.read", Some("read"), true),
             Self::EntityRefresh => ("catalog.entity.refresh", Some("update"), true),
