@@ -1,7 +1,8 @@
 //! Backstage's filter predicates (`@backstage/filter-predicates`, sent by the catalog client's
-//! `query`) as a [`Filter`]: `$all` and `$any` of field matches (a value, `$in`, `$exists: true`)
-//! become Backstage's OR of ANDs. What an OR of ANDs cannot say (`$not`, `$exists: false`,
-//! `$contains`, `$hasPrefix`) is refused by name rather than answered wrongly.
+//! `query`) as a [`Filter`]: `$all`, `$any` and `$not` of field matches (a value, `$in`,
+//! `$exists`, `$contains` of values) become an OR of ANDs of (possibly negated) conditions. What
+//! the search index cannot answer (`$hasPrefix`, `$contains` of objects) is refused by name
+//! rather than answered wrongly.
 
 use serde_json::{Map, Value};
 
@@ -42,7 +43,7 @@ fn groups(predicate: &Value) -> Result<Groups, String> {
         let part = match key.as_str() {
             "$all" => every(items(key, value)?)?,
             "$any" => any(items(key, value)?)?,
-            "$not" => return Err(unsupported("$not")),
+            "$not" => negate(&groups(value)?)?,
             _ => vec![vec![matcher(key, value)?]],
         };
         all = and(&all, &part)?;
@@ -118,12 +119,20 @@ fn operator_matcher(key: String, operator: &Map<String, Value>) -> Result<Condit
     };
     match (name.as_str(), operand) {
         ("$exists", Value::Bool(true)) => Ok(Condition::Exists { key }),
-        ("$exists", Value::Bool(false)) => Err(unsupported("$exists: false")),
+        ("$exists", Value::Bool(false)) => Ok(Condition::Not(Box::new(Condition::Exists { key }))),
         ("$in", Value::Array(values)) if values.is_empty() => Err(format!("{key}: $in takes a non-empty list")),
         ("$in", Value::Array(values)) => {
             Ok(Condition::AnyOf { key, values: values.iter().map(text).collect::<Result<_, _>>()? })
         }
-        ("$contains" | "$hasPrefix", _) => Err(unsupported(name)),
+        // An array's elements are search rows of the array's own key, as one value each.
+        ("$contains", Value::Object(inner)) => match inner.get("$any").and_then(Value::as_array) {
+            Some(values) if inner.len() == 1 && !values.is_empty() => {
+                Ok(Condition::AnyOf { key, values: values.iter().map(text).collect::<Result<_, _>>()? })
+            }
+            _ => Err(unsupported("$contains with anything but a value or $any of values")),
+        },
+        ("$contains", primitive) => Ok(Condition::AnyOf { key, values: vec![text(primitive)?] }),
+        ("$hasPrefix", _) => Err(unsupported(name)),
         _ => Err(format!("{key}: {name} with {operand} is not a filter predicate")),
     }
 }
@@ -139,7 +148,7 @@ fn text(value: &Value) -> Result<String, String> {
 }
 
 fn unsupported(operator: &str) -> String {
-    format!("{operator} is not supported by Rigger's catalog; use $all, $any, $in and $exists: true")
+    format!("{operator} is not supported by Rigger's catalog; use $all, $any, $not, $in, $exists and $contains")
 }
 
 #[cfg(test)]
@@ -174,11 +183,31 @@ mod tests {
     }
 
     #[test]
-    fn what_an_or_of_ands_cannot_say_is_refused_by_name() {
+    fn not_absence_and_containment_are_conditions_too() {
+        let not = |c: Condition| Condition::Not(Box::new(c));
+        assert_eq!(
+            groups_of(&json!({"$not": {"kind": "api", "spec.type": "grpc"}})),
+            [vec![not(any_of("kind", &["api"]))], vec![not(any_of("spec.type", &["grpc"]))]],
+            "not (a and b) = not a or not b"
+        );
+        assert_eq!(
+            groups_of(&json!({"kind": {"$exists": false}})),
+            [vec![not(Condition::Exists { key: "kind".into() })]]
+        );
+        assert_eq!(
+            groups_of(&json!({"metadata.tags": {"$contains": "Java"}})),
+            [vec![any_of("metadata.tags", &["java"])]]
+        );
+        assert_eq!(
+            groups_of(&json!({"metadata.tags": {"$contains": {"$any": ["java", "go"]}}})),
+            [vec![any_of("metadata.tags", &["java", "go"])]]
+        );
+    }
+
+    #[test]
+    fn what_the_index_cannot_answer_is_refused_by_name() {
         for (predicate, operator) in [
-            (json!({"$not": {"kind": "api"}}), "$not"),
-            (json!({"kind": {"$exists": false}}), "$exists: false"),
-            (json!({"metadata.tags": {"$contains": "java"}}), "$contains"),
+            (json!({"relations": {"$contains": {"type": "ownedBy"}}}), "$contains"),
             (json!({"metadata.name": {"$hasPrefix": "a"}}), "$hasPrefix"),
         ] {
             let error = filter(&predicate).unwrap_err();

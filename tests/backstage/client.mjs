@@ -34,10 +34,14 @@ const predicateFirst = await client.queryEntities({ query: { kind: 'component' }
 const predicateSecond = await client.queryEntities({ cursor: predicateFirst.pageInfo.nextCursor, limit: 1 });
 out.predicatePages = [names(predicateFirst.items), names(predicateSecond.items)];
 out.predicateFacets = (await client.getEntityFacets({ facets: ['spec.type'], query: { kind: 'component' } })).facets;
+const notApi = await client.queryEntities({ query: { $not: { kind: 'api' } } });
+out.predicateNot = notApi.items.map(e => e.metadata.name).sort();
+const absent = await client.queryEntities({ query: { 'spec.providesApis': { $exists: false }, kind: 'component' } });
+out.predicateAbsent = absent.items.map(e => e.metadata.name);
 try {
-  await client.queryEntities({ query: { $not: { kind: 'api' } } });
-  out.predicateNot = 'answered';
+  await client.queryEntities({ query: { 'metadata.name': { $hasPrefix: 'pa' } } });
+  out.predicatePrefix = 'answered';
 } catch (e) {
-  out.predicateNot = `${e.name}: ${e.body?.error?.name}`;
+  out.predicatePrefix = `${e.name}: ${e.body?.error?.name}`;
 }
 console.log(JSON.stringify(out));

@@ -101,7 +101,9 @@ async fn client_reads_rigger(dir: &Path, db: &TestDb) {
         got["predicateFacets"],
         json!({"spec.type": [{"value": "service", "count": 1}, {"value": "website", "count": 1}]})
     );
-    assert_eq!(got["predicateNot"], "ResponseError: InputError", "$not is refused, not answered wrongly");
+    assert_eq!(got["predicateNot"], json!(["pay", "shop", "team-a"]));
+    assert_eq!(got["predicateAbsent"], json!(["shop"]));
+    assert_eq!(got["predicatePrefix"], "ResponseError: InputError", "$hasPrefix is refused, not answered wrongly");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
 
