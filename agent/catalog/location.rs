@@ -59,12 +59,53 @@ pub fn resolve_target(from_file: &str, target: &str) -> Result<String, String> {
         .ok_or_else(|| format!("target {target:?} escapes the repository (resolved from {from_file})"))
 }
 
+/// Whether a `Location` target declared in the file at location key `parent` names the file at
+/// `child`: the target resolved against the parent's folder, `/blob/` and `/tree/` URLs alike,
+/// glob targets matched as globs.
+pub fn target_reaches(parent: &str, target: &str, child: &str) -> bool {
+    let unify = |key: &str| key.replacen("/blob/", "/tree/", 1);
+    let (parent, child) = (unify(parent), unify(child));
+    let Some((dir, _)) = parent.rsplit_once('/') else { return false };
+    let mut parts: Vec<&str> = Vec::new();
+    let joined = format!("{dir}/{}", target.trim_start_matches("./"));
+    for segment in joined.split('/') {
+        match segment {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let resolved = parts.join("/");
+    if !target.contains(['*', '?', '[', '{']) {
+        return resolved == child;
+    }
+    globset::GlobBuilder::new(&resolved)
+        .literal_separator(true)
+        .build()
+        .is_ok_and(|glob| glob.compile_matcher().is_match(&child))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn github() -> Origin {
         Origin::Git { web_url: "https://github.com/acme/platform".into(), branch: "main".into(), github: true }
+    }
+
+    #[test]
+    fn a_target_reaches_the_file_it_names_and_no_other() {
+        let root = "url:https://github.com/acme/platform/blob/main/catalog-info.yaml";
+        let docs = "url:https://github.com/acme/platform/tree/main/docs/catalog-info.yaml";
+        assert!(target_reaches(root, "./docs/catalog-info.yaml", docs));
+        assert!(target_reaches(root, "docs/catalog-info.yaml", docs));
+        assert!(!target_reaches(root, "./api/catalog-info.yaml", docs));
+        assert!(target_reaches(root, "./*/catalog-info.yaml", docs));
+        assert!(!target_reaches(root, "./*.yaml", docs), "a glob's * does not cross folders");
+        let nested = "file:/srv/catalog/teams/a/catalog-info.yaml";
+        assert!(target_reaches(nested, "../b/catalog-info.yaml", "file:/srv/catalog/teams/b/catalog-info.yaml"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::api_error::{error, ApiError};
 use super::auth::{require, Permission, Readable};
 use super::State;
+use crate::catalog::location::target_reaches;
 use crate::catalog::search::{self, Filter};
 use crate::catalog::EntityRef;
 use crate::store::StoredEntity;
@@ -129,7 +130,16 @@ async fn walk_up(state: &State, root: &str, visible: &Filter) -> Result<Option<V
     while let Some(entity) = queue.pop_front() {
         let mut parents = Vec::new();
         for location_key in state.store.parents_of(&entity.location_key).await? {
-            parents.extend(state.store.entity_refs_at(&location_key, Some("location")).await?);
+            let candidates = state.store.entity_refs_at(&location_key, Some("location")).await?;
+            let locations = state.store.entities_by_refs(&candidates).await?;
+            let naming: Vec<String> = locations
+                .iter()
+                .filter(|l| targets(l).iter().any(|t| target_reaches(&location_key, t, &entity.location_key)))
+                .map(|l| l.entity_ref.clone())
+                .collect();
+            // A target written in a form not recognised here: every Location of the file, rather
+            // than losing the link.
+            parents.extend(if naming.is_empty() { candidates } else { naming });
         }
         parents.sort();
         parents.dedup();
@@ -141,6 +151,13 @@ async fn walk_up(state: &State, root: &str, visible: &Filter) -> Result<Option<V
         items.push(json!({"entity": entity.to_api(), "parentEntityRefs": parents}));
     }
     Ok(Some(items))
+}
+
+/// A `Location` entity's `spec.target` and `spec.targets`.
+fn targets(location: &StoredEntity) -> Vec<String> {
+    let spec = &location.body["spec"];
+    let many = spec["targets"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    spec["target"].as_str().into_iter().chain(many).map(str::to_owned).collect()
 }
 
 /// Whether the caller may read `entity` (`visible` from [`Readable`]).

@@ -312,3 +312,37 @@ async fn a_refresh_of_an_entity_no_source_syncs_is_refused() {
     assert_eq!(refresh("component:default/other").await.unwrap().status().as_u16(), 200);
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ancestry_names_only_the_location_whose_target_reached_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path());
+    let repo = TestRepo::new(dir.path(), "platform");
+    let root = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: docs }\nspec: { target: ./docs/catalog-info.yaml }\n---\n\
+                apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: { name: services }\nspec: { targets: [./services/*/catalog-info.yaml] }\n";
+    let component = |name: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{ name: {name} }}\nspec: {{ type: service, lifecycle: production, owner: team-a }}\n")
+    };
+    let (docs, pay) = (component("docs"), component("pay"));
+    repo.commit(
+        "tree",
+        &[
+            ("catalog-info.yaml", Some(root)),
+            ("docs/catalog-info.yaml", Some(docs.as_str())),
+            ("services/pay/catalog-info.yaml", Some(pay.as_str())),
+        ],
+    );
+    let port = free_port();
+    let sources = format!("  - name: platform\n    git:\n      url: {}\n      branch: main\n", repo.file_url());
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    assert!(run(&config, &["sync"]).status.success());
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    for (name, parent) in [("docs", "location:default/docs"), ("pay", "location:default/services")] {
+        let (status, ancestry) =
+            daemon.get_json(&format!("/api/catalog/entities/by-name/component/default/{name}/ancestry")).await;
+        assert_eq!(status, 200, "{ancestry}");
+        assert_eq!(ancestry["items"][0]["parentEntityRefs"], json!([parent]), "{name}: {ancestry}");
+    }
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
