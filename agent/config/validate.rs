@@ -869,6 +869,24 @@ mod tests {
     }
 
     #[test]
+    fn a_backstage_backend_is_a_url_and_a_plugin_id() {
+        let config = parse(
+            "server: { backstage: { base_url: 'http://backstage:7007/', permissions: true } }\n",
+            Path::new("/e"),
+        )
+        .unwrap();
+        let backstage = config.server.backstage.unwrap();
+        assert_eq!(backstage.plugin_url("auth"), "http://backstage:7007/api/auth");
+        assert_eq!((backstage.plugin_id.as_str(), backstage.permissions), ("catalog", true));
+        let found = problems("server: { backstage: { base_url: backstage, plugin_id: 'cat/alog' } }\n");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("server.backstage.base_url: expected the Backstage backend's URL"), "{found:?}");
+        assert!(found[1].starts_with("server.backstage.plugin_id: expected a plugin id"), "{found:?}");
+        let found = problems("server: { backstage: { base_url: 'http://b', permission: true } }\n");
+        assert!(found.iter().any(|p| p.contains("did you mean `permissions`")), "{found:?}");
+    }
+
+    #[test]
     fn errors_say_what_to_write_not_which_type_failed() {
         let found = problems("database: { url: [a] }\nsync: { retry: 5 }\nsources: {}\n");
         assert!(found.iter().all(|p| !p.contains("Raw") && !p.contains("u64") && !p.contains("untagged")), "{found:?}");

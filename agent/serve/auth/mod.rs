@@ -74,7 +74,11 @@ impl Auth {
 
     /// The caller of a request; a Backstage token that fails verification is Backstage's `401`.
     pub(in crate::serve) async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let Some(token) = bearer(headers)? else { return Ok(Caller::Anonymous) };
+        let token = match bearer(headers) {
+            Presented::Nothing => return Ok(Caller::Anonymous),
+            Presented::Other => return Ok(Caller::Unverified),
+            Presented::Bearer(token) => token,
+        };
         if self.is_static(token) {
             return Ok(Caller::Service("api token".to_owned()));
         }
@@ -145,16 +149,21 @@ impl Auth {
     }
 }
 
-/// The bearer token of a request, if it sends one; another scheme is refused.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let token = value
+/// What a request's `Authorization` header holds.
+enum Presented<'a> {
+    Nothing,
+    Bearer(&'a str),
+    /// Another scheme, such as a proxy's basic credentials: nothing Rigger can verify.
+    Other,
+}
+
+fn bearer(headers: &HeaderMap) -> Presented<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Presented::Nothing };
+    value
         .to_str()
         .ok()
         .and_then(|value| value.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| ApiError::unauthenticated("Invalid credentials: send Authorization: Bearer <token>"))?;
-    Ok(Some(token))
+        .map_or(Presented::Other, |(_, token)| Presented::Bearer(token.trim()))
 }
 
 /// The entities a request's caller may read, as a filter (everything without a permission
@@ -217,10 +226,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_without_a_policy_ignore_tokens_rigger_cannot_check() {
-        let auth = Auth::with_tokens(Vec::new());
-        let caller = auth.caller(&bearer_of("a.portal.token")).await.unwrap();
-        assert_eq!(caller, Caller::Unverified);
-        assert_eq!(auth.decide(&caller, Permission::EntityRead).await.ok(), Some(Decision::Allow));
+    async fn reads_without_a_policy_ignore_credentials_rigger_cannot_check() {
+        let auth = Auth::with_tokens(vec![Secret::from_config("s3cret")]);
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
+        for headers in [bearer_of("a.portal.token"), basic] {
+            let caller = auth.caller(&headers).await.unwrap();
+            assert_eq!(caller, Caller::Unverified);
+            assert_eq!(auth.decide(&caller, Permission::EntityRead).await.ok(), Some(Decision::Allow));
+            assert!(auth.verified_caller(&headers).await.is_err(), "but they change nothing");
+        }
     }
 }
