@@ -52,10 +52,10 @@ fn list<'a>(items: &'a Value, name: &str) -> Result<&'a [Value], String> {
 /// One rule with its parameters, as Backstage's catalog turns it into a query.
 fn rule(condition: &Map<String, Value>) -> Result<Condition, String> {
     let name = condition.get("rule").and_then(Value::as_str).ok_or("a permission condition names a rule")?;
-    if let Some(resource_type) = condition.get("resourceType").and_then(Value::as_str) {
-        if resource_type != RESOURCE_TYPE {
-            return Err(format!("rule {name} is for {resource_type}, not catalog entities"));
-        }
+    match condition.get("resourceType") {
+        None => {}
+        Some(Value::String(resource_type)) if resource_type == RESOURCE_TYPE => {}
+        Some(other) => return Err(format!("rule {name} is for {other}, not catalog entities")),
     }
     let empty = Map::new();
     let params = condition.get("params").and_then(Value::as_object).unwrap_or(&empty);
@@ -82,9 +82,11 @@ fn any_of(key: &str, values: &[String]) -> Condition {
 fn property(prefix: &str, params: &Map<String, Value>, name_param: &str, rule: &str) -> Result<Condition, String> {
     let name = params.get(name_param).and_then(Value::as_str).ok_or_else(|| format!("{rule} needs {name_param}"))?;
     let key = format!("{prefix}.{name}").to_lowercase();
-    Ok(match params.get("value").and_then(Value::as_str) {
-        Some(value) => Condition::AnyOf { key, values: vec![value.to_lowercase()] },
+    // A value of another type would silently widen the rule to "exists": refused instead.
+    Ok(match params.get("value") {
+        Some(Value::String(value)) => Condition::AnyOf { key, values: vec![value.to_lowercase()] },
         None => Condition::Exists { key },
+        Some(other) => return Err(format!("{rule}: value {other} is not a string")),
     })
 }
 
@@ -168,6 +170,10 @@ mod tests {
         assert!(allows(&json!({"allOf": []}), &mine));
         assert!(filter(&json!({"rule": "IS_ENTITY_FRIEND", "params": {}})).is_err());
         assert!(filter(&json!({"rule": "HAS_LABEL", "params": {}})).is_err());
+        assert!(
+            filter(&json!({"rule": "HAS_LABEL", "params": {"label": "tier", "value": 1}})).is_err(),
+            "never widened"
+        );
         assert!(filter(
             &json!({"rule": "IS_ENTITY_KIND", "resourceType": "scaffolder-template", "params": {"kinds": []}})
         )

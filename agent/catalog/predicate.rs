@@ -20,18 +20,25 @@ pub(crate) type Groups = Vec<Vec<Condition>>;
 /// The filter a predicate stands for.
 pub fn filter(predicate: &Value) -> Result<Filter, String> {
     let groups = groups(predicate)?;
-    let values: usize = groups
-        .iter()
-        .flatten()
-        .map(|c| match c {
-            Condition::AnyOf { values, .. } => values.len(),
-            Condition::Exists { .. } | Condition::Never | Condition::Not(_) => 1,
-        })
-        .sum();
+    let values: usize = groups.iter().flatten().map(values_of).sum();
     if values > MAX_VALUES {
         return Err(format!("the predicate expands to more than {MAX_VALUES} values; simplify it"));
     }
+    // No alternatives at all (`$not: {}`) is "false", which a filter without groups would read
+    // as "true".
+    if groups.is_empty() {
+        return Ok(Filter::nothing());
+    }
     Ok(Filter::from_groups(groups))
+}
+
+/// The bound parameters a condition takes.
+fn values_of(condition: &Condition) -> usize {
+    match condition {
+        Condition::AnyOf { values, .. } => values.len(),
+        Condition::Not(inner) => values_of(inner),
+        Condition::Exists { .. } | Condition::Never => 1,
+    }
 }
 
 fn groups(predicate: &Value) -> Result<Groups, String> {
@@ -220,5 +227,9 @@ mod tests {
         assert!(filter(&json!({"kind": {"$in": many}})).unwrap_err().contains("more than 4096 values"));
         assert!(filter(&json!({"$any": []})).is_err(), "an empty $any would match nothing");
         assert!(filter(&json!({"kind": {"$in": []}})).is_err());
+        let negated: Vec<String> = (0..4_000).map(|i| format!("v{i}")).collect();
+        let wide = json!({"$all": [{"$not": {"kind": {"$in": negated}}}, {"$any": [{"kind": "a"}, {"kind": "b"}]}]});
+        assert!(filter(&wide).unwrap_err().contains("values"), "a negation's values count too");
+        assert_eq!(filter(&json!({"$not": {}})).unwrap(), Filter::nothing(), "not everything is nothing");
     }
 }

@@ -16,7 +16,7 @@ use super::api_error::{error, ApiError};
 use super::auth::Readable;
 use super::query::{Order, QueryState};
 use super::{fields, State};
-use crate::catalog::search::{self, Filter};
+use crate::catalog::search::Filter;
 use crate::catalog::EntityRef;
 use crate::store::StoredEntity;
 
@@ -98,8 +98,15 @@ async fn list(state: &State, uri: &Uri, params: &Params, visible: &Filter) -> Re
     refs.truncate(limit.unwrap_or(usize::MAX));
     let next = limit.filter(|_| more).map(|l| QueryState { offset: query.offset + l, ..query.clone() });
     // Without a limit the answer is the whole catalog: written a slice at a time.
-    let render: super::stream::Render =
-        Box::new(move |_, entities| entities.into_iter().map(|e| fields::select(e.to_api(), &fields)).collect());
+    // Visibility again at load: an entity whose owner changed since the page's query is not shown.
+    let visible = visible.clone();
+    let render: super::stream::Render = Box::new(move |_, entities| {
+        entities
+            .into_iter()
+            .filter(|e| visible.is_empty() || visible.matches(&e.filter_rows()))
+            .map(|e| fields::select(e.to_api(), &fields))
+            .collect()
+    });
     let body = super::stream::array(state.store.clone(), &refs, "[", "]", render);
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Some(next) = next {
@@ -285,7 +292,7 @@ pub async fn entity_by_uid(
 
 /// An entity as the API shows it, if the caller may read it.
 fn readable(entity: Option<StoredEntity>, visible: &Filter) -> Option<Value> {
-    entity.map(|e| e.to_api()).filter(|api| visible.is_empty() || visible.matches(&search::rows(api)))
+    entity.filter(|e| visible.is_empty() || visible.matches(&e.filter_rows())).map(|e| e.to_api())
 }
 
 #[derive(Deserialize)]
@@ -318,11 +325,11 @@ pub async fn entities_by_refs(
             .collect();
         // Request order, a miss as null; written a slice at a time.
         let render: super::stream::Render = Box::new(move |slice, found| {
-            let by_ref: HashMap<String, Value> = found.iter().map(|e| (e.entity_ref.clone(), e.to_api())).collect();
+            let by_ref: HashMap<&str, &StoredEntity> = found.iter().map(|e| (e.entity_ref.as_str(), e)).collect();
             slice
                 .iter()
-                .map(|r| match by_ref.get(r) {
-                    Some(entity) if filter.matches(&search::rows(entity)) => fields::select(entity.clone(), &fields),
+                .map(|r| match by_ref.get(r.as_str()) {
+                    Some(entity) if filter.matches(&entity.filter_rows()) => fields::select(entity.to_api(), &fields),
                     _ => Value::Null,
                 })
                 .collect()

@@ -16,7 +16,7 @@ use super::api_error::{error, ApiError};
 use super::auth::{require, Permission, Readable};
 use super::State;
 use crate::catalog::location::target_reaches;
-use crate::catalog::search::{self, Filter};
+use crate::catalog::search::Filter;
 use crate::catalog::EntityRef;
 use crate::store::StoredEntity;
 
@@ -102,10 +102,11 @@ pub async fn by_entity(
 }
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry` —
-/// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`: the entity, then each `Location`
-/// entity of the files whose `Location` led to the file of one already listed. A source's
-/// root file has no `Location` above it (Backstage's would be a generated one from its
-/// config): its entities list no parents.
+/// `{rootEntityRef, items: [{entity, parentEntityRefs}]}`: the entity, then the `Location`
+/// entity whose target reached the file of one already listed (every `Location` of that file
+/// when none of their targets is recognisably the one), each only if the caller may read it. A
+/// source's root file has no `Location` above it (Backstage's would be a generated one from
+/// its config): its entities list no parents.
 pub async fn ancestry(
     AxumState(state): AxumState<State>,
     uri: Uri,
@@ -132,20 +133,25 @@ async fn walk_up(state: &State, root: &str, visible: &Filter) -> Result<Option<V
         for location_key in state.store.parents_of(&entity.location_key).await? {
             let candidates = state.store.entity_refs_at(&location_key, Some("location")).await?;
             let locations = state.store.entities_by_refs(&candidates).await?;
-            let naming: Vec<String> = locations
+            let readable: Vec<&StoredEntity> = locations.iter().filter(|l| may_read(l, visible)).collect();
+            let naming: Vec<String> = readable
                 .iter()
                 .filter(|l| targets(l).iter().any(|t| target_reaches(&location_key, t, &entity.location_key)))
                 .map(|l| l.entity_ref.clone())
                 .collect();
             // A target written in a form not recognised here: every Location of the file, rather
             // than losing the link.
-            parents.extend(if naming.is_empty() { candidates } else { naming });
+            parents.extend(if naming.is_empty() {
+                readable.iter().map(|l| l.entity_ref.clone()).collect()
+            } else {
+                naming
+            });
         }
         parents.sort();
         parents.dedup();
         for parent in &parents {
             if seen.len() < MAX_ANCESTORS && seen.insert(parent.clone()) {
-                queue.extend(state.store.entity(parent).await?.filter(|e| may_read(e, visible)));
+                queue.extend(state.store.entity(parent).await?);
             }
         }
         items.push(json!({"entity": entity.to_api(), "parentEntityRefs": parents}));
@@ -162,7 +168,7 @@ fn targets(location: &StoredEntity) -> Vec<String> {
 
 /// Whether the caller may read `entity` (`visible` from [`Readable`]).
 fn may_read(entity: &StoredEntity, visible: &Filter) -> bool {
-    visible.is_empty() || visible.matches(&search::rows(&entity.to_api()))
+    visible.is_empty() || visible.matches(&entity.filter_rows())
 }
 
 fn not_found(kind: &str, namespace: &str, name: &str, uri: &Uri) -> Response {

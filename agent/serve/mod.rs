@@ -58,6 +58,13 @@ pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum
         .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
         .load_shed()
         .concurrency_limit(max_concurrent_requests);
+    let operators = Router::new()
+        .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
+        .route("/api/rigger/sources", get(status::sources))
+        .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))
+        .route("/api/rigger/templates/{namespace}/{name}/files/{*path}", get(templates::file))
+        .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::operators_only));
     let api = Router::new()
         .route("/api/catalog/entities", get(catalog_api::list_entities))
         .route(
@@ -84,11 +91,7 @@ pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum
             post(permission_rules::apply_conditions),
         )
         .route("/api/catalog/.well-known/backstage/permissions/metadata", get(permission_rules::metadata))
-        .route("/api/rigger/relations/unresolved", get(catalog_api::unresolved_relations))
-        .route("/api/rigger/sources", get(status::sources))
-        .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))
-        .route("/api/rigger/templates/{namespace}/{name}/files/{*path}", get(templates::file))
-        .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
+        .merge(operators)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(shed);
     // The keys of the tokens Rigger signs, where Backstage looks for a plugin's (never shed).

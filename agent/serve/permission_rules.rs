@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api_error::ApiError;
-use super::auth::Permission;
+use super::auth::{Caller, Permission};
 use super::State;
 use crate::catalog::permission::RESOURCE_TYPE;
 use crate::catalog::{search, EntityRef};
@@ -51,7 +51,13 @@ pub async fn apply_conditions(
     body: Result<Json<Decisions>, JsonRejection>,
 ) -> Response {
     let answered = async {
-        state.auth.verified_caller(&headers).await?;
+        // The portal's permission plugin (on its own or a user's behalf) or the platform's
+        // tokens; a user asking directly could probe entities they may not read.
+        match state.auth.verified_caller(&headers).await? {
+            Caller::Service(_) => {}
+            Caller::User { via: Some(plugin), .. } if plugin == "permission" => {}
+            _ => return Err(ApiError::not_allowed("Conditions are applied for the portal's permission plugin only")),
+        }
         let Json(decisions) = body.map_err(ApiError::body)?;
         let total: usize = decisions
             .items
@@ -91,7 +97,7 @@ pub async fn apply_conditions(
 async fn verdict(state: &State, entity_ref: &str, filter: &search::Filter) -> Result<&'static str, ApiError> {
     let Ok(entity_ref) = EntityRef::parse(entity_ref, None, "default") else { return Ok("DENY") };
     let entity = state.store.entity(&entity_ref.to_string()).await.map_err(ApiError::unavailable)?;
-    let met = entity.is_some_and(|e| filter.matches(&search::rows(&e.to_api())));
+    let met = entity.is_some_and(|e| filter.matches(&e.filter_rows()));
     Ok(if met { "ALLOW" } else { "DENY" })
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::api_error::ApiError;
 use super::auth::{Caller, Decision, Permission};
 use super::State;
-use crate::catalog::{search, EntityRef};
+use crate::catalog::EntityRef;
 use crate::store::{OrphanDeletion, StoredEntity};
 
 /// What the state-changing endpoints need: the work queue and the sources it serves.
@@ -60,6 +60,10 @@ pub async fn refresh(
         let entity_ref = EntityRef::parse(&request.entity_ref, None, "default").map_err(ApiError::input)?;
         let entity = state.store.entity(&entity_ref.to_string()).await.map_err(ApiError::unavailable)?;
         let entity = entity.ok_or_else(|| ApiError::not_found(format!("No entity with ref {entity_ref}")))?;
+        // What the caller may not read is not there, as for every read.
+        if !readable(&state, &caller, &entity).await? {
+            return Err(ApiError::not_found(format!("No entity with ref {entity_ref}")));
+        }
         permitted(&state, &caller, Permission::EntityRefresh, &entity).await?;
         if !state.writes.syncs(&entity.source) {
             return Err(ApiError::conflict(format!(
@@ -86,6 +90,9 @@ pub async fn delete_entity(
         let caller = state.auth.verified_caller(&headers).await?;
         let entity = state.store.entity_by_uid(&uid).await.map_err(ApiError::unavailable)?;
         let entity = entity.ok_or_else(|| ApiError::not_found(format!("No entity with uid {uid}")))?;
+        if !readable(&state, &caller, &entity).await? {
+            return Err(ApiError::not_found(format!("No entity with uid {uid}")));
+        }
         permitted(&state, &caller, Permission::EntityDelete, &entity).await?;
         match state.store.delete_orphan(&uid).await.map_err(ApiError::unavailable)? {
             OrphanDeletion::Deleted { .. } => {
@@ -105,6 +112,12 @@ pub async fn delete_entity(
     deleted.await.unwrap_or_else(|e| e.into_response(&Method::DELETE, &uri))
 }
 
+/// Whether the caller may read `entity` at all.
+async fn readable(state: &State, caller: &Caller, entity: &StoredEntity) -> Result<bool, ApiError> {
+    let visible = state.auth.decide(caller, Permission::EntityRead).await?.filter();
+    Ok(visible.is_empty() || visible.matches(&entity.filter_rows()))
+}
+
 /// Whether the permission policy lets `caller` do `permission` to `entity`: a conditional
 /// decision is checked against the entity, as the catalog's own rules would.
 async fn permitted(
@@ -115,7 +128,7 @@ async fn permitted(
 ) -> Result<(), ApiError> {
     match state.auth.decide(caller, permission).await? {
         Decision::Allow => Ok(()),
-        Decision::Conditional(filter) if filter.matches(&search::rows(&entity.to_api())) => Ok(()),
+        Decision::Conditional(filter) if filter.matches(&entity.filter_rows()) => Ok(()),
         Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission)),
     }
 }

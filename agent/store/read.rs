@@ -47,6 +47,22 @@ impl StoredEntity {
         entity
     }
 
+    /// What a filter sees of this entity, exactly as the store's queries see it: the index rows
+    /// of its stored body (not the served orphan annotation or etag; keys too long left out,
+    /// values too long kept only for "exists"), its relations and its uid. Filters checked in
+    /// memory use these, so they agree with the same filters in SQL.
+    pub fn filter_rows(&self) -> crate::catalog::search::Rows {
+        let mut rows = crate::catalog::search::Rows::new();
+        for (key, value, _) in crate::catalog::search::index_rows(&self.body) {
+            rows.entry(key).or_default().extend(value);
+        }
+        for (kind, target) in &self.relations {
+            rows.entry(format!("relations.{}", kind.to_lowercase())).or_default().push(target.clone());
+        }
+        rows.entry("metadata.uid".to_owned()).or_default().push(self.uid.clone());
+        rows
+    }
+
     /// Changes whenever anything served changes (body, relations, orphan mark, status), like
     /// Backstage's etag over the stitched entity.
     pub fn etag(&self) -> String {

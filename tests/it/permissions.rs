@@ -143,15 +143,20 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     let (_, by_refs) = api.call(Method::POST, "/entities/by-refs", jane, Some(refs)).await;
     assert_eq!(by_refs["items"][1], Value::Null, "{by_refs}");
     assert_eq!(by_refs["items"][0]["metadata"]["name"], "pay");
-    // Changes: refresh what she owns, not what she does not; nobody deletes.
+    // Changes: refresh what she owns; what she may not read is not there to refresh or delete;
+    // nobody deletes.
     let refresh = |r: &str| json!({"entityRef": r});
     assert_eq!(
         api.call(Method::POST, "/refresh", jane, Some(refresh("component:default/pay"))).await.0,
         StatusCode::OK
     );
     let (status, refused) = api.call(Method::POST, "/refresh", jane, Some(refresh("component:default/billing"))).await;
+    assert_eq!((status, &refused["error"]["name"]), (StatusCode::NOT_FOUND, &json!("NotFoundError")), "{refused}");
+    assert_eq!(api.call(Method::DELETE, &format!("/entities/by-uid/{uid}"), jane, None).await.0, StatusCode::NOT_FOUND);
+    let (_, pay) = api.get("/entities/by-name/component/default/pay", jane).await;
+    let pay_uid = pay["metadata"]["uid"].as_str().unwrap().to_owned();
+    let (status, refused) = api.call(Method::DELETE, &format!("/entities/by-uid/{pay_uid}"), jane, None).await;
     assert_eq!((status, &refused["error"]["name"]), (StatusCode::FORBIDDEN, &json!("NotAllowedError")), "{refused}");
-    assert_eq!(api.call(Method::DELETE, &format!("/entities/by-uid/{uid}"), jane, None).await.0, StatusCode::FORBIDDEN);
 
     // A plugin on her behalf sees what she sees; on its own behalf, everything.
     let obo = backstage.plugin_token("catalog", Some("user:default/jane"));
@@ -167,10 +172,25 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     let (_, facets) = api.get("/entity-facets?facet=kind", Some(&guest)).await;
     assert_eq!(facets["facets"]["kind"], json!([]));
 
-    // Without credentials, or with ones Rigger cannot verify: Backstage's 401.
+    // Rigger's own endpoints name files and entities outside the catalog's permissions: the
+    // platform's tokens and plugins only.
+    let sources = format!("{}/api/rigger/sources", daemon.base);
+    assert_eq!(api.client.get(&sources).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.client.get(&sources).bearer_auth(jane.unwrap()).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(api.client.get(&sources).bearer_auth("t0ken").send().await.unwrap().status(), StatusCode::OK);
+
+    // Without credentials, or with ones Rigger cannot verify: Backstage's 401. A limited user
+    // token is only ever valid inside a plugin's token.
+    let limited = backstage
+        .auth_key
+        .sign("vnd.backstage.limited-user", &json!({"sub": "user:default/jane", "iat": 1, "exp": 4_102_444_800_u64}));
     for token in [
         None,
         Some("not-a-token".to_owned()),
+        Some(limited),
         Some(
             TestKey::new("auth-1")
                 .sign("vnd.backstage.user", &json!({"sub": "user:default/jane", "iat": 1, "exp": 4_102_444_800_u64})),
@@ -193,6 +213,8 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
         "conditions": {"rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity", "params": {"claims": ["group:default/team-a"]}}}]});
     let path = "/.well-known/backstage/permissions/apply-conditions";
     assert_eq!(api.call(Method::POST, path, None, Some(apply.clone())).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.call(Method::POST, path, jane, Some(apply.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a user could probe what she may not read");
     let (_, applied) = api.call(Method::POST, path, Some(&service), Some(apply)).await;
     assert_eq!(applied, json!({"items": [{"id": "1", "result": ["ALLOW", "DENY", "DENY"]}]}));
 

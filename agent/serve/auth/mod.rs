@@ -34,8 +34,9 @@ pub enum Caller {
     /// A static API token, or a Backstage plugin on its own behalf (`plugin:{id}`): trusted with
     /// everything, as Backstage trusts its service principals.
     Service(String),
-    /// A Backstage user, calling directly or through a plugin.
-    User { user_ref: String, limited_token: String, expires_at: u64 },
+    /// A Backstage user, calling directly or through a plugin (`via`), with the limited token
+    /// that proves who they are (none from a user token without an identity proof).
+    User { user_ref: String, limited_token: Option<String>, expires_at: u64, via: Option<String> },
 }
 
 pub struct Auth {
@@ -60,7 +61,11 @@ impl Auth {
     /// published in the store.
     pub fn new(tokens: Vec<Secret>, backstage: Option<&BackstageConfig>, store: &Store) -> Result<Self, String> {
         let Some(config) = backstage else { return Ok(Self::with_tokens(tokens)) };
-        let http = reqwest::Client::builder().build().map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        // Only the configured backend is called: never followed elsewhere by a redirect.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
         let permissions = if config.permissions {
             let signer = signer::Signer::new(&config.plugin_id, store.clone())?;
             let backend = permissions::PermissionBackend { url: config.plugin_url("permission"), http: http.clone() };
@@ -87,8 +92,8 @@ impl Auth {
         };
         match tokens::verify(token, &backstage.config, &backstage.keys).await {
             Ok(tokens::Verified::Plugin(plugin)) => Ok(Caller::Service(plugin)),
-            Ok(tokens::Verified::User { user_ref, limited_token, expires_at }) => {
-                Ok(Caller::User { user_ref, limited_token, expires_at })
+            Ok(tokens::Verified::User { user_ref, limited_token, expires_at, via }) => {
+                Ok(Caller::User { user_ref, limited_token, expires_at, via })
             }
             Err(refused) => {
                 tracing::info!(reason = %refused.detail, "a Backstage token was refused");
@@ -122,13 +127,21 @@ impl Auth {
             (Caller::Anonymous | Caller::Unverified, Some(_)) => Err(ApiError::unauthenticated(
                 "Missing credentials: this catalog enforces the portal's permissions; send a Backstage token",
             )),
-            (Caller::User { user_ref, limited_token, expires_at }, Some((signer, backend))) => {
+            (Caller::User { limited_token: None, .. }, Some(_)) => Err(ApiError::unauthenticated(
+                "This user token carries no identity proof (uip), so the portal's permissions cannot be asked about it",
+            )),
+            (Caller::User { user_ref, limited_token: Some(limited_token), expires_at, .. }, Some((signer, backend))) => {
                 backend.decide(signer, permission, limited_token, *expires_at).await.map_err(|detail| {
                     tracing::warn!(user = %user_ref, permission = permission.name(), error = %detail, "the permission backend could not decide");
                     ApiError::permission_unavailable()
                 })
             }
         }
+    }
+
+    /// Whether the portal's permission policy decides (`server.backstage.permissions`).
+    pub(in crate::serve) fn enforces_permissions(&self) -> bool {
+        self.backstage.as_ref().is_some_and(|b| b.permissions.is_some())
     }
 
     /// `GET /api/{plugin}/.backstage/auth/v1/jwks.json`'s path, when Rigger signs tokens.
@@ -189,6 +202,26 @@ pub(super) async fn require(state: &super::State, headers: &HeaderMap, permissio
     match state.auth.decide(&caller, permission).await? {
         Decision::Allow => Ok(()),
         Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission)),
+    }
+}
+
+/// Rigger's own endpoints (`/api/rigger/…`: sync status, file errors, template sources) name
+/// entities and files outside the catalog's permissions: where the portal's policy decides, only
+/// the platform's tokens and plugins on their own behalf may read them.
+pub async fn operators_only(
+    axum::extract::State(state): axum::extract::State<super::State>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !state.auth.enforces_permissions() {
+        return next.run(request).await;
+    }
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    match state.auth.verified_caller(request.headers()).await {
+        Ok(Caller::Service(_)) => next.run(request).await,
+        Ok(_) => ApiError::not_allowed("Rigger's own endpoints are for the platform's tokens and plugins, not users")
+            .into_response(&method, &uri),
+        Err(refused) => refused.into_response(&method, &uri),
     }
 }
 

@@ -107,20 +107,16 @@ impl PermissionBackend {
         on_behalf_of: &str,
         expires_at: u64,
     ) -> Result<Decision, String> {
-        let token = signer.token("permission", on_behalf_of, expires_at).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let body = json!({"items": [{"id": id, "permission": permission.to_json()}]});
         let url = format!("{}/authorize", self.url);
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let mut response = self.ask(signer, &url, &body, on_behalf_of, expires_at).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Our key may have dropped out of the store (another replica's clock ran ahead):
+            // publish it again and ask once more.
+            signer.publish().await.map_err(|e| format!("cannot publish the signing key: {e}"))?;
+            response = self.ask(signer, &url, &body, on_behalf_of, expires_at).await?;
+        }
         let status = response.status();
         let answer = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
         if !status.is_success() {
@@ -132,6 +128,28 @@ impl PermissionBackend {
             .and_then(|items| items.iter().find(|item| item["id"] == id.as_str()))
             .ok_or_else(|| format!("{url}: no decision for the request in {answer}"))?;
         decision(permission, item)
+    }
+}
+
+impl PermissionBackend {
+    async fn ask(
+        &self,
+        signer: &Signer,
+        url: &str,
+        body: &Value,
+        on_behalf_of: &str,
+        expires_at: u64,
+    ) -> Result<reqwest::Response, String> {
+        let token = signer.token("permission", on_behalf_of, expires_at).await?;
+        self.http
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))
     }
 }
 

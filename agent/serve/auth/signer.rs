@@ -18,8 +18,9 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// A published key stays listed this long after its last renewal: past the life of any token
 /// signed before the next renewal.
 const PUBLICATION: Duration = Duration::from_secs(3 * 3600);
-/// How often a key in use is renewed in the store.
-const RENEWAL: Duration = Duration::from_secs(3600);
+/// How often a key in use is renewed in the store: often, so that a replica whose clock runs
+/// ahead (and so forgets others' keys early) costs little.
+const RENEWAL: Duration = Duration::from_secs(600);
 
 pub struct Signer {
     plugin_id: String,
@@ -52,7 +53,8 @@ impl Signer {
         })
     }
 
-    async fn publish(&self) -> Result<(), StoreError> {
+    /// Publishes the key now (also when the permission backend did not know it).
+    pub async fn publish(&self) -> Result<(), StoreError> {
         let now = now_millis();
         let until = now.saturating_add(i64::try_from(PUBLICATION.as_millis()).unwrap_or(i64::MAX));
         self.store.publish_signing_key(&self.kid, &self.jwk, until).await?;

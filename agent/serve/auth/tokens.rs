@@ -18,9 +18,10 @@ pub const LIMITED_USER_TYP: &str = "vnd.backstage.limited-user";
 pub enum Verified {
     /// A plugin on its own behalf (`plugin:{id}`).
     Plugin(String),
-    /// A user (`user:default/jane`), with the limited user token that proves it: what Rigger
-    /// forwards when it asks the permission backend on the user's behalf.
-    User { user_ref: String, limited_token: String, expires_at: u64 },
+    /// A user (`user:default/jane`), with the limited user token that proves it (what Rigger
+    /// forwards when it asks the permission backend on the user's behalf; `None` for a user
+    /// token without an identity proof), and the plugin the call came through, if any.
+    User { user_ref: String, limited_token: Option<String>, expires_at: u64, via: Option<String> },
 }
 
 /// Why a token was refused: the client's message, and the detail for the log.
@@ -59,7 +60,9 @@ pub async fn verify(token: &str, backstage: &BackstageConfig, keys: &KeySets) ->
     let header = jsonwebtoken::decode_header(token).map_err(|e| refused("Invalid token", e.to_string()))?;
     match header.typ.as_deref() {
         Some(PLUGIN_TYP) => plugin(token, &header, backstage, keys).await,
-        Some(USER_TYP | LIMITED_USER_TYP) => user(token, &header, backstage, keys).await,
+        Some(USER_TYP) => user(token, &header, backstage, keys).await,
+        // Only ever valid inside a plugin token's `obo`, as Backstage rules.
+        Some(LIMITED_USER_TYP) => Err(refused("Illegal limited user token", "a limited user token sent on its own")),
         other => Err(refused("Invalid token", format!("a token of type {other:?}, neither a user's nor a plugin's"))),
     }
 }
@@ -86,15 +89,18 @@ async fn plugin(
     if claims.iat == 0 {
         return Err(refused("Failed plugin token verification", "no iat"));
     }
-    match claims.obo {
-        Some(limited) => {
-            let limited_header = jsonwebtoken::decode_header(&limited)
-                .map_err(|e| refused("Invalid user token in plugin token obo claim", e.to_string()))?;
-            user(&limited, &limited_header, backstage, keys)
-                .await
-                .map_err(|e| Refused { message: "Invalid user token in plugin token obo claim", detail: e.detail })
+    let Some(limited) = claims.obo else { return Ok(Verified::Plugin(format!("plugin:{plugin}"))) };
+    let obo_refused = |detail: String| refused("Invalid user token in plugin token obo claim", detail);
+    let limited_header = jsonwebtoken::decode_header(&limited).map_err(|e| obo_refused(e.to_string()))?;
+    if limited_header.typ.as_deref() != Some(LIMITED_USER_TYP) {
+        return Err(obo_refused(format!("a token of type {:?}", limited_header.typ)));
+    }
+    match user(&limited, &limited_header, backstage, keys).await {
+        Ok(Verified::User { user_ref, limited_token, expires_at, .. }) => {
+            Ok(Verified::User { user_ref, limited_token, expires_at, via: Some(plugin) })
         }
-        None => Ok(Verified::Plugin(format!("plugin:{plugin}"))),
+        Ok(Verified::Plugin(_)) => Err(obo_refused("not a user".to_owned())),
+        Err(e) => Err(obo_refused(e.detail)),
     }
 }
 
@@ -109,20 +115,17 @@ async fn user(token: &str, header: &Header, backstage: &BackstageConfig, keys: &
         return Err(refused("Failed user token verification", "no iat or sub"));
     }
     let limited_token = match header.typ.as_deref() {
-        Some(LIMITED_USER_TYP) => token.to_owned(),
-        _ => limited_form(header, &claims)?,
+        Some(LIMITED_USER_TYP) => Some(token.to_owned()),
+        _ => limited_form(header, &claims),
     };
-    Ok(Verified::User { user_ref: claims.sub, limited_token, expires_at: claims.exp })
+    Ok(Verified::User { user_ref: claims.sub, limited_token, expires_at: claims.exp, via: None })
 }
 
 /// A full user token's limited form, as Backstage builds it for `obo`: the same key, a header
 /// and payload of its own, and the identity proof (`uip`) as its signature.
-fn limited_form(header: &Header, claims: &Claims) -> Result<String, Refused> {
+fn limited_form(header: &Header, claims: &Claims) -> Option<String> {
     use base64::Engine;
-    let uip = claims
-        .uip
-        .as_deref()
-        .ok_or_else(|| refused("Failed user token verification", "a user token without a user identity proof (uip)"))?;
+    let uip = claims.uip.as_deref()?;
     // The signature covers these exact bytes: keys in Backstage's order, as `JSON.stringify`
     // writes them.
     let head = format!(
@@ -133,7 +136,7 @@ fn limited_form(header: &Header, claims: &Claims) -> Result<String, Refused> {
     );
     let body = format!(r#"{{"sub":{},"iat":{},"exp":{}}}"#, json(&claims.sub), claims.iat, claims.exp);
     let encode = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
-    Ok(format!("{}.{}.{uip}", encode(head), encode(body)))
+    Some(format!("{}.{}.{uip}", encode(head), encode(body)))
 }
 
 /// Signatures Backstage's keys make; never `none` or a shared secret.
@@ -147,7 +150,12 @@ fn validation(header: &Header) -> Result<Validation, Refused> {
         | Algorithm::PS256
         | Algorithm::PS384
         | Algorithm::PS512
-        | Algorithm::EdDSA => Ok(Validation::new(header.alg)),
+        | Algorithm::EdDSA => {
+            let mut validation = Validation::new(header.alg);
+            // No grace past `exp`, as Backstage's verifier allows none.
+            validation.leeway = 0;
+            Ok(validation)
+        }
         other => Err(refused("Invalid token", format!("signature algorithm {other:?} is not taken"))),
     }
 }
@@ -162,6 +170,10 @@ async fn checked(
 ) -> Result<Claims, Refused> {
     let kid = header.kid.as_deref().ok_or_else(|| refused(message, "no key id (kid)"))?;
     let jwk = keys.key(url, kid).await.map_err(|e| refused(message, e))?;
+    // A key published for one algorithm signs with no other.
+    if jwk.common.key_algorithm.is_some_and(|alg| format!("{alg:?}") != format!("{:?}", header.alg)) {
+        return Err(refused(message, format!("key {kid} is not for {:?}", header.alg)));
+    }
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| refused(message, format!("key {kid} from {url}: {e}")))?;
     jsonwebtoken::decode::<Claims>(token, &key, validation)
         .map(|data| data.claims)
