@@ -107,9 +107,23 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     let api = Api { client: Client::new(), base: daemon.base.clone() };
 
     let jane = backstage.user_token("user:default/jane", &["user:default/jane", "group:default/team-a"]);
-    let jane = Some(jane.as_str());
-    let everything = ["billing", "ledger", "pay", "pay-api", "team-a"];
+    jane_reads_only_what_her_team_owns(&api, &jane).await;
+    jane_changes_only_what_she_may(&api, &jane).await;
+    other_callers_see_by_who_they_are(&api, &backstage).await;
+    unverified_callers_are_refused(&api, &backstage, &jane).await;
+    the_catalog_side_of_the_framework(&api, &backstage, &jane).await;
 
+    // Rigger asked about each user, with a token the permission backend verified.
+    let asked = backstage.asked();
+    assert!(asked.contains(&("user:default/jane".to_owned(), "catalog.entity.read".to_owned())), "{asked:?}");
+    assert!(asked.contains(&("user:default/jane".to_owned(), "catalog.entity.refresh".to_owned())), "{asked:?}");
+    assert!(asked.contains(&("user:default/guest".to_owned(), "catalog.entity.read".to_owned())), "{asked:?}");
+    assert!(asked.iter().all(|(user, _)| user != "plugin:scaffolder"), "services are never asked about: {asked:?}");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+async fn jane_reads_only_what_her_team_owns(api: &Api, jane: &str) {
+    let jane = Some(jane);
     // Lists: only what team-a owns.
     assert_eq!(api.names("/entities", jane).await, ["pay", "pay-api"]);
     assert_eq!(api.names("/entities?filter=kind=component", jane).await, ["pay"]);
@@ -143,6 +157,12 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     let (_, by_refs) = api.call(Method::POST, "/entities/by-refs", jane, Some(refs)).await;
     assert_eq!(by_refs["items"][1], Value::Null, "{by_refs}");
     assert_eq!(by_refs["items"][0]["metadata"]["name"], "pay");
+}
+
+async fn jane_changes_only_what_she_may(api: &Api, jane: &str) {
+    let jane = Some(jane);
+    let (_, billing) = api.get("/entities/by-name/component/default/billing", Some("t0ken")).await;
+    let uid = billing["metadata"]["uid"].as_str().unwrap().to_owned();
     // Changes: refresh what she owns; what she may not read is not there to refresh or delete;
     // nobody deletes.
     let refresh = |r: &str| json!({"entityRef": r});
@@ -157,7 +177,10 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     let pay_uid = pay["metadata"]["uid"].as_str().unwrap().to_owned();
     let (status, refused) = api.call(Method::DELETE, &format!("/entities/by-uid/{pay_uid}"), jane, None).await;
     assert_eq!((status, &refused["error"]["name"]), (StatusCode::FORBIDDEN, &json!("NotAllowedError")), "{refused}");
+}
 
+async fn other_callers_see_by_who_they_are(api: &Api, backstage: &FakeBackstage) {
+    let everything = ["billing", "ledger", "pay", "pay-api", "team-a"];
     // A plugin on her behalf sees what she sees; on its own behalf, everything.
     let obo = backstage.plugin_token("catalog", Some("user:default/jane"));
     assert_eq!(api.names("/entities", Some(&obo)).await, ["pay", "pay-api"]);
@@ -171,15 +194,14 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
     assert!(api.names("/entities", Some(&guest)).await.is_empty());
     let (_, facets) = api.get("/entity-facets?facet=kind", Some(&guest)).await;
     assert_eq!(facets["facets"]["kind"], json!([]));
+}
 
+async fn unverified_callers_are_refused(api: &Api, backstage: &FakeBackstage, jane: &str) {
     // Rigger's own endpoints name files and entities outside the catalog's permissions: the
     // platform's tokens and plugins only.
-    let sources = format!("{}/api/rigger/sources", daemon.base);
+    let sources = format!("{}/api/rigger/sources", api.base);
     assert_eq!(api.client.get(&sources).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        api.client.get(&sources).bearer_auth(jane.unwrap()).send().await.unwrap().status(),
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(api.client.get(&sources).bearer_auth(jane).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(api.client.get(&sources).bearer_auth("t0ken").send().await.unwrap().status(), StatusCode::OK);
 
     // Without credentials, or with ones Rigger cannot verify: Backstage's 401. A limited user
@@ -202,7 +224,10 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
         assert_eq!(body["error"]["name"], "AuthenticationError", "{body}");
     }
+}
 
+async fn the_catalog_side_of_the_framework(api: &Api, backstage: &FakeBackstage, jane: &str) {
+    let service = backstage.plugin_token("catalog", None);
     // The catalog's side of the framework: its rules for policy tooling, and conditions applied
     // to named entities only for a verified caller.
     let (_, metadata) = api.get("/.well-known/backstage/permissions/metadata", None).await;
@@ -213,16 +238,8 @@ async fn conditional_read(dir: &Path, db: &TestDb) {
         "conditions": {"rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity", "params": {"claims": ["group:default/team-a"]}}}]});
     let path = "/.well-known/backstage/permissions/apply-conditions";
     assert_eq!(api.call(Method::POST, path, None, Some(apply.clone())).await.0, StatusCode::UNAUTHORIZED);
-    let (status, _) = api.call(Method::POST, path, jane, Some(apply.clone())).await;
+    let (status, _) = api.call(Method::POST, path, Some(jane), Some(apply.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a user could probe what she may not read");
     let (_, applied) = api.call(Method::POST, path, Some(&service), Some(apply)).await;
     assert_eq!(applied, json!({"items": [{"id": "1", "result": ["ALLOW", "DENY", "DENY"]}]}));
-
-    // Rigger asked about each user, with a token the permission backend verified.
-    let asked = backstage.asked();
-    assert!(asked.contains(&("user:default/jane".to_owned(), "catalog.entity.read".to_owned())), "{asked:?}");
-    assert!(asked.contains(&("user:default/jane".to_owned(), "catalog.entity.refresh".to_owned())), "{asked:?}");
-    assert!(asked.contains(&("user:default/guest".to_owned(), "catalog.entity.read".to_owned())), "{asked:?}");
-    assert!(asked.iter().all(|(user, _)| user != "plugin:scaffolder"), "services are never asked about: {asked:?}");
-    assert_eq!(daemon.terminate().code(), Some(0));
 }
