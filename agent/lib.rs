@@ -9,7 +9,9 @@
 //!                                                                                          location or batch
 //!                                                                                          of small ones)
 //!                                                                                              │
-//!  serve (axum): /healthz /readyz /metrics · Backstage catalog API  ◀── reads ───────────────┤
+//!  serve (axum): status page · /healthz /readyz /metrics · Backstage catalog API  ◀── reads ─┤
+//!                                                                                              │
+//!  notify: each pass's verdict on its commit ──▶ GitHub commit statuses                        │
 //!                                                                                              │
 //!  reconcile (kube): entities' manifests ── plan · dry run · apply · prune ──▶ API server      │
 //!                    health + inventory ──▶ store ◀── drift watch, cluster ingest ─────────────┘
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod notify;
 pub mod reconcile;
 pub mod serve;
 pub mod source;

@@ -26,8 +26,15 @@ const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 /// get to (it died, or another replica held the source at the time).
 const PENDING_CHECK: Duration = Duration::from_secs(15);
 
-pub async fn run(ctx: Context) -> anyhow::Result<()> {
+pub async fn run(mut ctx: Context) -> anyhow::Result<()> {
     let _writer = ctx.store.lock_single_writer()?;
+    if ctx.config.commit_statuses.is_some() {
+        // The worker outlives no one: it ends with the last sender, or with the process.
+        let (statuses, worker) = crate::notify::Statuses::start(ctx.store.clone(), ctx.metrics.clone());
+        ctx.metrics.init_commit_statuses();
+        tokio::spawn(worker);
+        ctx.statuses = Some(statuses);
+    }
     for warning in ctx.config.warnings() {
         warn!("config: {warning}");
     }
@@ -46,6 +53,10 @@ pub async fn run(ctx: Context) -> anyhow::Result<()> {
         webhook,
         writes: api_writes(&ctx, &queue),
         auth: api_auth(&ctx)?,
+        repositories: Arc::new(serve::Repositories {
+            configured: ctx.config.sources.iter().filter_map(super::discovery::tracked).collect(),
+            discovered: ctx.discovery.tracked.clone(),
+        }),
     };
     let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
     info!(%addr, "serving health, metrics and the catalog API");

@@ -9,6 +9,7 @@ mod plan;
 mod queue;
 pub mod reconcile;
 pub mod retry;
+mod statuses;
 pub mod sync;
 mod systemd;
 mod template;

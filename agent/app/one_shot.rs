@@ -48,6 +48,7 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         templates_checked: Arc::default(),
         settled: Arc::default(),
         log_memory: Arc::default(),
+        statuses: None,
         progress: crate::telemetry::Progress::new(metrics.clone()),
         reconciler: config
             .kubernetes

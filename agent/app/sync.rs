@@ -48,6 +48,8 @@ pub struct Context {
     pub progress: crate::telemetry::Progress,
     /// What was last logged per source: passes log what changed, not what they found again.
     pub log_memory: Arc<LogMemory>,
+    /// Set when `commit_statuses` is configured: each pass tells GitHub about its commit.
+    pub statuses: Option<crate::notify::Statuses>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,9 @@ pub async fn sync_and_reconcile(
 ) -> (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>) {
     let _idle = ctx.progress.pass(&source.name);
     let (result, lease) = sync_catalog(ctx, source).await;
+    if let Ok(pass) = &result {
+        super::statuses::catalog(ctx, source, pass).await;
+    }
     if matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })) {
         if let Err(err) = super::template_sources::sync(ctx, source).await {
             warn!(source = %source.name, error = %err, "cannot record template sources; the next pass tries again");
@@ -150,6 +155,9 @@ pub async fn sync_and_reconcile(
         }
         Ok(report) => {
             ctx.log_memory.clear(&cluster_subject(&source.name));
+            if let Ok(pass) = &result {
+                super::statuses::cluster(ctx, source, pass, &report);
+            }
             (result, Some(report))
         }
         Err(err) => {
@@ -481,6 +489,9 @@ async fn git_snapshot_or_unchanged(
         // Errors may resolve without a new commit (a conflicting claim released by another
         // source, a remote placeholder answering again), so the cached commit is read again;
         // unchanged entities cost no write.
+    }
+    if last.as_deref() != Some(tip.commit.as_str()) {
+        super::statuses::picked_up(ctx, source, &tip.commit);
     }
     Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
 }

@@ -26,6 +26,17 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub sync: SyncConfig,
     pub catalog: CatalogConfig,
+    pub commit_statuses: Option<CommitStatusesConfig>,
+}
+
+/// Commit statuses on GitHub for the commits Rigger syncs.
+#[derive(Debug, Clone)]
+pub struct CommitStatusesConfig {
+    /// The status page as developers reach it (ends in `/`): each status links to its
+    /// repository's page there.
+    pub page_url: url::Url,
+    /// The GitHub API of each git host other than github.com (GitHub Enterprise), by host.
+    pub api_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

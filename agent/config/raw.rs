@@ -22,6 +22,15 @@ pub struct RawConfig {
     pub sync: RawSync,
     #[serde(default)]
     pub catalog: RawCatalog,
+    pub commit_statuses: Option<RawCommitStatuses>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommitStatuses {
+    pub page_url: String,
+    #[serde(default)]
+    pub api_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -314,7 +314,37 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
         cors_origins: cors_origins(&raw.server.cors_origins, problems),
         backstage: raw.server.backstage.map(|b| build_backstage(b, problems)),
     };
-    Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog }
+    let commit_statuses = raw.commit_statuses.map(|c| build_commit_statuses(c, problems));
+    Config { database, server, webhooks, sources, kubernetes, cache_dir, sync, catalog, commit_statuses }
+}
+
+fn build_commit_statuses(raw: super::raw::RawCommitStatuses, problems: &mut Problems) -> super::CommitStatusesConfig {
+    let http = |u: &url::Url| matches!(u.scheme(), "http" | "https") && u.host().is_some();
+    let page_url = match url::Url::parse(&raw.page_url).ok().filter(http) {
+        // Links from it are relative to a folder.
+        Some(mut url) if !url.path().ends_with('/') => {
+            url.set_path(&format!("{}/", url.path()));
+            url
+        }
+        Some(url) => url,
+        None => {
+            problems.push(
+                "commit_statuses.page_url",
+                format!("expected the status page's URL such as https://rigger.example.com/, found {:?}", raw.page_url),
+            );
+            url::Url::parse("http://localhost/").expect("a literal URL parses")
+        }
+    };
+    for (host, api) in &raw.api_urls {
+        if !url::Url::parse(api).is_ok_and(|u| http(&u)) {
+            problems.push(
+                format!("commit_statuses.api_urls.{host}"),
+                format!("expected a GitHub API URL such as https://{host}/api/v3, found {api:?}"),
+            );
+        }
+    }
+    let api_urls = raw.api_urls.into_iter().map(|(host, api)| (host.to_lowercase(), api)).collect();
+    super::CommitStatusesConfig { page_url, api_urls }
 }
 
 fn build_backstage(raw: super::raw::RawBackstage, problems: &mut Problems) -> super::BackstageConfig {

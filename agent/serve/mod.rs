@@ -12,6 +12,7 @@ mod permission_rules;
 mod query;
 mod state;
 mod status;
+mod status_page;
 mod stream;
 mod templates;
 mod validate_entity;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::Auth;
 pub use health::check_store;
-pub use state::{FacetCache, Readiness, State};
+pub use state::{FacetCache, Readiness, Repositories, State};
 pub use webhook::{
     GithubWebhook, Tracked, MAX_BODY_BYTES as MAX_WEBHOOK_BYTES, MAX_VERIFYING as MAX_WEBHOOK_VERIFYING,
 };
@@ -64,6 +65,8 @@ pub fn router(state: State, max_concurrent_requests: usize, cors_origins: &[axum
         .route("/api/rigger/templates/{namespace}/{name}/files", get(templates::files))
         .route("/api/rigger/templates/{namespace}/{name}/files/{*path}", get(templates::file))
         .route("/api/rigger/templates/{namespace}/{name}/versions", get(templates::versions))
+        .route("/", get(status_page::overview))
+        .route("/sources/{*name}", get(status_page::source))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::operators_only));
     let api = Router::new()
         .route("/api/catalog/entities", get(catalog_api::list_entities))

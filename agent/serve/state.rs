@@ -21,6 +21,27 @@ pub struct State {
     pub writes: Arc<super::Writes>,
     /// Who is calling, and what they may do.
     pub auth: Arc<super::Auth>,
+    /// Where each git source's repository lives, for links to commits and files.
+    pub repositories: Arc<Repositories>,
+}
+
+/// The repositories git sources track: configured ones, and those the organisations'
+/// discovery keeps (refreshed by each discovery).
+#[derive(Default)]
+pub struct Repositories {
+    pub configured: Vec<super::Tracked>,
+    pub discovered: Arc<std::sync::RwLock<Vec<super::Tracked>>>,
+}
+
+impl Repositories {
+    /// The repository's web address (`https://github.com/acme/platform`), for a git source.
+    pub fn web_url(&self, source: &str) -> Option<String> {
+        if let Some(tracked) = self.configured.iter().find(|t| t.source == source) {
+            return Some(tracked.url.web_url());
+        }
+        let discovered = self.discovered.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        discovered.iter().find(|t| t.source == source).map(|t| t.url.web_url())
+    }
 }
 
 /// Facet counts by (facet, filter), valid for one catalog generation. Catalog pages ask for the

@@ -244,8 +244,25 @@ impl GithubClient {
         }
     }
 
+    /// Posts a commit status (`{state, target_url, description, context}`) for `sha` of
+    /// `owner/name`, waiting out rate limits as reads do.
+    pub async fn create_status(&self, full_name: &str, sha: &str, status: &Value) -> Result<(), GithubError> {
+        let url = format!("{}/repos/{full_name}/statuses/{sha}", self.api_url);
+        let answer = self.request(&url, None, Some(status)).await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(refused(&url, answer.status, &answer.body))
+        }
+    }
+
     /// One GET, conditional when `etag` is given; waits out rate limits (bounded) and retries.
     async fn get(&self, url: &str, etag: Option<&str>) -> Result<Answer, GithubError> {
+        self.request(url, etag, None).await
+    }
+
+    /// A GET, or a POST of `body`; waits out rate limits (bounded) and retries.
+    async fn request(&self, url: &str, etag: Option<&str>, body: Option<&Value>) -> Result<Answer, GithubError> {
         let mut attempt = 0;
         loop {
             self.wait_for_budget().await?;
@@ -254,11 +271,11 @@ impl GithubClient {
                 headers.insert(http::header::IF_NONE_MATCH, value);
             }
             let unavailable = |reason: String| GithubError::Unavailable { url: url.to_owned(), reason };
-            let response = self
-                .octocrab
-                ._get_with_headers(self.on_api(url), Some(headers))
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
+            let sent = match body {
+                Some(body) => self.octocrab._post(self.on_api(url), Some(body)).await,
+                None => self.octocrab._get_with_headers(self.on_api(url), Some(headers)).await,
+            };
+            let response = sent.map_err(|e| unavailable(e.to_string()))?;
             let (status, headers) = (response.status(), response.headers().clone());
             let body = self.octocrab.body_to_string(response).await.map_err(|e| unavailable(e.to_string()))?;
             self.note_budget(&headers);

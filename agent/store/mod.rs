@@ -4,6 +4,7 @@
 
 mod claims;
 mod cluster;
+mod commit_statuses;
 pub mod diff;
 mod lease;
 mod pins;

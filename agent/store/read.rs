@@ -267,6 +267,38 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// How many entities a source declares.
+    pub async fn entity_count(&self, source: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM entities WHERE source = $1")
+            .bind(source)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("count a source's entities"))?;
+        Ok(row.get(0))
+    }
+
+    /// A source's catalog files in error, in location order.
+    pub async fn locations_in_error_of(&self, source: &str) -> Result<Vec<LocationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT location_key, source, path, state, errors, updated_at, held_by FROM locations \
+             WHERE source = $1 AND state = 'error' ORDER BY location_key",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list a source's locations in error"))?;
+        Ok(rows.iter().map(location_row).collect())
+    }
+
+    /// Entity counts per source.
+    pub async fn entity_counts_by_source(&self) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT source, COUNT(*) FROM entities GROUP BY source")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("count entities by source"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn locations(&self) -> Result<Vec<LocationRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT location_key, source, path, state, errors, updated_at, held_by FROM locations ORDER BY location_key",
@@ -274,18 +306,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list locations"))?;
-        Ok(rows
-            .iter()
-            .map(|r| LocationRow {
-                location_key: r.get(0),
-                source: r.get(1),
-                path: r.get(2),
-                state: r.get(3),
-                errors: r.get::<Option<String>, _>(4).and_then(|e| serde_json::from_str(&e).ok()),
-                updated_at: r.get(5),
-                held_by: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(location_row).collect())
     }
 
     /// How many catalog files of a source are in error.
@@ -400,5 +421,17 @@ impl Store {
             .await
             .map_err(query_err("location kinds"))?;
         Ok(row.get::<i64, _>(0) > 0)
+    }
+}
+
+fn location_row(r: &sqlx::any::AnyRow) -> LocationRow {
+    LocationRow {
+        location_key: r.get(0),
+        source: r.get(1),
+        path: r.get(2),
+        state: r.get(3),
+        errors: r.get::<Option<String>, _>(4).and_then(|e| serde_json::from_str(&e).ok()),
+        updated_at: r.get(5),
+        held_by: r.get(6),
     }
 }

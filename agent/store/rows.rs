@@ -414,7 +414,8 @@ fn location_update(
 ) -> Option<[Option<String>; 6]> {
     let state = if errors.is_empty() { "ok" } else { "error" };
     let errors_json = (!errors.is_empty()).then(|| {
-        Value::Array(errors.iter().map(|e| json!({"index": e.index, "message": e.message})).collect()).to_string()
+        let error = |e: &DocumentError| json!({"index": e.index, "line": e.line, "message": e.message});
+        Value::Array(errors.iter().map(error).collect()).to_string()
     });
     let mut parent = outcome.parent.clone();
     if let Some((s, e, stored, held)) = current {

@@ -51,6 +51,9 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// GitHub API requests left in the current rate-limit window, by source.
     pub github_rate_remaining: IntGaugeVec,
+    /// Commit statuses by context, state and outcome (`posted`, `duplicate`, `failed`,
+    /// `dropped`).
+    pub commit_statuses: IntCounterVec,
     /// Passes of local sources by scope: `changed_files` (only what the watcher named) or `full`.
     pub local_rescans: IntCounterVec,
     /// Kubernetes API calls by operation and outcome (`ok`, `unavailable`, `error`).
@@ -244,6 +247,11 @@ impl Metrics {
                 "Webhook deliveries by event and outcome.",
                 &["event", "outcome"],
             ),
+            commit_statuses: counter(
+                "rigger_commit_statuses_total",
+                "Commit statuses for GitHub by context, state and outcome.",
+                &["context", "state", "outcome"],
+            ),
             github_rate_remaining: gauge(
                 "rigger_github_rate_limit_remaining",
                 "GitHub API requests left in the current rate-limit window (X-RateLimit-Remaining).",
@@ -313,6 +321,17 @@ impl Metrics {
     }
 
     /// Webhook series at zero, so a signature-failure alert sees `0` before the first forgery.
+    /// Every commit-status series at zero, when statuses are configured.
+    pub fn init_commit_statuses(&self) {
+        for context in ["rigger/catalog", "rigger/cluster"] {
+            for state in ["pending", "success", "failure"] {
+                for outcome in ["posted", "duplicate", "failed", "dropped"] {
+                    self.commit_statuses.with_label_values(&[context, state, outcome]).inc_by(0);
+                }
+            }
+        }
+    }
+
     pub fn init_webhooks(&self) {
         for outcome in
             ["accepted", "duplicate", "ignored", "bad_signature", "too_large", "busy", "malformed", "store_down"]

@@ -3,7 +3,8 @@
 /// A remote's clone URL, understood well enough to name the repository and its web address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUrl {
-    /// `github.com`, `ghe.example.com`; empty for local paths.
+    /// `github.com`, `ghe.example.com`, with the port of an HTTP(S) URL that names one (the
+    /// web server is there too); empty for local paths.
     host: String,
     /// The repository path without leading `/` and without `.git`, e.g. `acme/platform`.
     path: String,
@@ -21,7 +22,11 @@ impl RemoteUrl {
                 "file" => "file",
                 _ => "https",
             };
-            let host = parsed.host_str().unwrap_or_default().to_owned();
+            let mut host = parsed.host_str().unwrap_or_default().to_owned();
+            // An ssh port says nothing of where the web pages are; an HTTP(S) port does.
+            if let (Some(port), "http" | "https") = (parsed.port(), parsed.scheme()) {
+                host = format!("{host}:{port}");
+            }
             let path = parsed.path().trim_matches('/').trim_end_matches(".git").to_owned();
             return Self { host, path, scheme };
         }
@@ -43,6 +48,11 @@ impl RemoteUrl {
     /// Whether `owner/name` (a webhook's `full_name`) names this repository.
     pub fn names(&self, full_name: &str) -> bool {
         !full_name.is_empty() && self.display_name().eq_ignore_ascii_case(full_name)
+    }
+
+    /// `github.com`, or `host:port` for an HTTP(S) remote on another port.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn is_github(&self) -> bool {
@@ -87,6 +97,18 @@ mod tests {
             assert!(remote.is_github(), "{url}");
             assert_eq!(remote.display_name(), "acme/platform");
         }
+    }
+
+    #[test]
+    fn an_http_port_is_part_of_the_web_address_and_an_ssh_port_is_not() {
+        assert_eq!(
+            web_url("https://git.example.com:8443/acme/platform.git"),
+            "https://git.example.com:8443/acme/platform"
+        );
+        assert_eq!(
+            web_url("ssh://git@git.example.com:2222/acme/platform.git"),
+            "https://git.example.com/acme/platform"
+        );
     }
 
     #[test]

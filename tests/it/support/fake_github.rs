@@ -43,6 +43,10 @@ pub struct World {
     pub token: Option<String>,
     /// `(path and query, status)` of every request, in order.
     pub log: Vec<(String, u16)>,
+    /// Commit statuses posted: `(owner/name, sha, body)`, in order.
+    pub commit_statuses: Vec<(String, String, Value)>,
+    /// Answer commit status posts with this status (an outage of that endpoint) while set.
+    pub statuses_outage: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -73,6 +77,7 @@ impl FakeGithub {
             .route("/orgs/{org}/repos", get(list))
             .route("/repos/{owner}/{name}", get(one))
             .route("/app/installations/{id}/access_tokens", axum::routing::post(access_token))
+            .route("/repos/{owner}/{name}/statuses/{sha}", axum::routing::post(create_status))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -197,6 +202,29 @@ async fn access_token(State(fake): State<FakeGithub>, Path(id): Path<u64>, heade
     world.issued.push(token.clone());
     world.log.push((path, 201));
     (StatusCode::CREATED, axum::Json(json!({"token": token, "expires_at": "2100-01-01T00:00:00Z", "permissions": {"contents": "read", "metadata": "read"}, "repository_selection": "all"}))).into_response()
+}
+
+/// `POST /repos/{owner}/{name}/statuses/{sha}`: recorded, `201` (or the injected outage).
+async fn create_status(
+    State(fake): State<FakeGithub>,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut world = fake.world.lock().unwrap();
+    let path = format!("/repos/{owner}/{name}/statuses/{sha}");
+    let status = if !authorized(&world, &headers) {
+        StatusCode::UNAUTHORIZED
+    } else if let Some(code) = world.statuses_outage {
+        StatusCode::from_u16(code).unwrap()
+    } else {
+        world.commit_statuses.push((format!("{owner}/{name}"), sha, body.clone()));
+        StatusCode::CREATED
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    limits(&mut world, true, &mut response);
+    world.log.push((path, status.as_u16()));
+    response
 }
 
 async fn one(State(fake): State<FakeGithub>, Path((owner, name)): Path<(String, String)>) -> Response {
