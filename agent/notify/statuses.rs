@@ -127,8 +127,25 @@ fn shorten(text: &str) -> String {
 
 async fn work(mut receiver: mpsc::Receiver<Update>, store: Store, metrics: Metrics, known: Arc<Mutex<HashSet<Key>>>) {
     let mut clients: HashMap<(String, String), Arc<GithubClient>> = HashMap::new();
+    // The last failure logged per repository: a repository that keeps refusing (a token without
+    // the permission, say) is logged when its reason changes, not on every pass.
+    let mut failing: HashMap<String, String> = HashMap::new();
     while let Some(update) = receiver.recv().await {
-        let outcome = deliver(&store, &mut clients, &update).await;
+        let outcome = match deliver(&store, &mut clients, &update).await {
+            Ok(outcome) => {
+                failing.remove(&update.target.full_name);
+                outcome
+            }
+            Err(reason) => {
+                let repository = update.target.full_name.clone();
+                if failing.get(&repository) != Some(&reason) {
+                    tracing::warn!(repository, sha = %update.sha, context = update.context, error = %reason,
+                        "cannot post a commit status; a later pass tries again");
+                    failing.insert(repository, reason);
+                }
+                "failed"
+            }
+        };
         metrics.commit_statuses.with_label_values(&[update.context, update.state.as_str(), outcome]).inc();
         if outcome != "failed" {
             let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
@@ -140,25 +157,22 @@ async fn work(mut receiver: mpsc::Receiver<Update>, store: Store, metrics: Metri
     }
 }
 
-/// Claims, posts and reports: `posted`, `duplicate` or `failed`.
+/// Claims, posts and reports `posted` or `duplicate`; or why it could not.
 async fn deliver(
     store: &Store,
     clients: &mut HashMap<(String, String), Arc<GithubClient>>,
     update: &Update,
-) -> &'static str {
+) -> Result<&'static str, String> {
     let repository = repository(&update.target);
     let (sha, context, state) = (update.sha.as_str(), update.context, update.state.as_str());
     match store.claim_commit_status(&repository, sha, context, state).await {
         Ok(true) => {}
-        Ok(false) => return "duplicate",
-        Err(err) => {
-            tracing::warn!(repository = %update.target.full_name, sha, error = %err, "cannot claim a commit status; not posted");
-            return "failed";
-        }
+        Ok(false) => return Ok("duplicate"),
+        Err(err) => return Err(format!("cannot claim it in the store: {err}")),
     }
     let client = match client(clients, &update.target) {
         Ok(client) => client,
-        Err(err) => return give_back(store, &repository, update, &err).await,
+        Err(err) => return Err(give_back(store, &repository, update, &err).await),
     };
     let body = json!({
         "state": state,
@@ -175,20 +189,18 @@ async fn deliver(
     match post.retry(backoff).when(GithubError::is_transient).await {
         Ok(()) => {
             tracing::debug!(repository = %update.target.full_name, sha, context, state, "commit status posted");
-            "posted"
+            Ok("posted")
         }
-        Err(err) => give_back(store, &repository, update, &err).await,
+        Err(err) => Err(give_back(store, &repository, update, &err).await),
     }
 }
 
-/// A status that could not be posted: logged, and its claim given back.
-async fn give_back(store: &Store, repository: &str, update: &Update, err: &GithubError) -> &'static str {
-    tracing::warn!(repository = %update.target.full_name, sha = %update.sha, context = update.context,
-        error = %crate::telemetry::error_chain(err), "cannot post a commit status");
+/// A status that could not be posted gives its claim back; returns why.
+async fn give_back(store: &Store, repository: &str, update: &Update, err: &GithubError) -> String {
     if let Err(e) = store.release_commit_status(repository, &update.sha, update.context, update.state.as_str()).await {
         tracing::warn!(error = %e, "cannot give back a commit status claim");
     }
-    "failed"
+    crate::telemetry::error_chain(err)
 }
 
 /// One client per API and credential (an App's installation token changes hourly).

@@ -28,14 +28,19 @@ metadata: { name: invoices }
 spec: { type: service, lifecycle: production }
 ";
 
-/// `(repository, sha, state, description, target_url)` of each status posted so far.
+/// `(repository, sha, state, description, target_url)` of each `rigger/catalog` status posted
+/// so far.
 fn posted(github: &FakeGithub) -> Vec<(String, String, String, String, String)> {
+    posted_in(github, "rigger/catalog")
+}
+
+fn posted_in(github: &FakeGithub, context: &str) -> Vec<(String, String, String, String, String)> {
     let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
     github.with(|w| {
         w.commit_statuses
             .iter()
+            .filter(|(_, _, body)| body["context"] == context)
             .map(|(repo, sha, body)| {
-                assert_eq!(body["context"], "rigger/catalog", "{body}");
                 (repo.clone(), sha.clone(), text(body, "state"), text(body, "description"), text(body, "target_url"))
             })
             .collect()
@@ -133,5 +138,67 @@ async fn each_commit_gets_its_verdict_once_linking_to_the_status_page() {
     until(&github, "the new commit's verdict", |p| p.iter().any(|s| s.1 == pay_v2 && s.2 == "success")).await;
     let states: Vec<String> = posted(&github).into_iter().filter(|s| s.1 == pay_v2).map(|s| s.2).collect();
     assert_eq!(states, ["pending", "success"]);
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+/// A git source on a GitHub Enterprise host (`commit_statuses.api_urls`) whose entities declare
+/// cluster objects: `rigger/cluster` names the tenancy refusal; the sibling entity still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_context_names_what_the_tenancy_guard_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGithub::start().await;
+    let fake = rigger::testkit::FakeApiServer::start().await.expect("fake API server");
+    let git = GitHttpServer::start(dir.path().to_owned(), None).await;
+    let entity = |name: &str| {
+        format!("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations:\n    rigger.dev/manifests: ./{name}.yaml\nspec: {{ type: service, lifecycle: production, owner: team-a }}\n")
+    };
+    let greedy =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: greedy, namespace: kube-system }\ndata: { k: v }\n";
+    let modest = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: modest }\ndata: { k: v }\n";
+    let repo = TestRepo::new(&dir.path().join("acme"), "tenants");
+    let sha = repo.commit(
+        "tenants",
+        &[
+            ("catalog-info.yaml", Some(&format!("{}---\n{}", entity("greedy"), entity("modest")))),
+            ("greedy.yaml", Some(greedy)),
+            ("modest.yaml", Some(modest)),
+        ],
+    );
+    github.with(|w| w.token = Some("ghp_test".into()));
+    std::fs::write(dir.path().join("token"), "ghp_test\n").unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    let url = git.url("acme/tenants.git");
+    let sources = format!(
+        "  - name: tenants\n    interval: 1h\n    git: {{ url: '{url}', token: {{ file: token }} }}\n    tenancy: {{ namespaces: [default] }}\n"
+    );
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let host = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "kubernetes:\n  kubeconfig: {}\n  timeout: 2s\ncommit_statuses:\n  page_url: https://status.example.com/\n  api_urls: {{ '{host}': '{}' }}\n",
+            kubeconfig.display(),
+            github.base
+        );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    let started = Instant::now();
+    while posted_in(&github, "rigger/cluster").is_empty() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no rigger/cluster status: {:#?}",
+            github.with(|w| w.commit_statuses.clone())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cluster = posted_in(&github, "rigger/cluster");
+    let (repository, commit, state, description, target) = &cluster[0];
+    assert_eq!((repository.as_str(), commit, state.as_str()), ("acme/tenants", &sha, "failure"), "{cluster:#?}");
+    assert!(description.contains("greedy") && description.contains("kube-system"), "the refusal: {description}");
+    assert_eq!(target, "https://status.example.com/sources/tenants");
+    assert!(fake.get("v1", "ConfigMap", Some("default"), "modest").is_some(), "the sibling still applies");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
