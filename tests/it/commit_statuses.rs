@@ -202,3 +202,43 @@ async fn the_cluster_context_names_what_the_tenancy_guard_refused() {
     assert!(fake.get("v1", "ConfigMap", Some("default"), "modest").is_some(), "the sibling still applies");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+/// GitHub down: the sync goes on regardless, the status is retried with backoff, counted as
+/// failed, and posted by a later pass once GitHub answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_being_down_delays_no_sync_and_the_status_lands_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let github = FakeGithub::start().await;
+    let git = GitHttpServer::start(dir.path().to_owned(), None).await;
+    let pay = TestRepo::new(dir.path(), "pay");
+    let sha = pay.commit("one", &[("catalog-info.yaml", Some(&component("pay", "v1")))]);
+    github.with(|w| {
+        w.repos.insert("pay".to_owned(), repo("pay", &git.url("pay.git")));
+        w.statuses_outage = Some(502);
+    });
+    let db = TestDb::sqlite(dir.path());
+    let port = free_port();
+    std::fs::write(dir.path().join("token"), "ghp_test\n").unwrap();
+    let sources = format!(
+        "  - name: acme\n    interval: 1s\n    github:\n      org: acme\n      api_url: {}\n      token: {{ file: token }}\n",
+        github.base
+    );
+    let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
+    let text =
+        std::fs::read_to_string(&config).unwrap() + "commit_statuses:\n  page_url: https://status.example.com/\n";
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, port);
+    daemon.wait_for("/readyz", 200).await;
+    let (status, _) = daemon.get_json("/api/catalog/entities/by-name/component/default/pay").await;
+    assert_eq!(status, 200, "the catalog synced while GitHub refused every status");
+    let started = Instant::now();
+    while !daemon.get_text("/metrics").await.contains("outcome=\"failed\",state=\"success\"} 1") {
+        assert!(started.elapsed() < DEADLINE, "{}", daemon.get_text("/metrics").await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let attempts = github.statuses("/repos/acme/pay/statuses").len();
+    assert!(attempts > 2, "retried with backoff before giving up: {attempts} attempts");
+    github.with(|w| w.statuses_outage = None);
+    until(&github, "the status once GitHub answers", |p| p.iter().any(|s| s.1 == sha && s.2 == "success")).await;
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
