@@ -152,7 +152,9 @@ async fn sources_show_their_progress_while_passes_run() {
     let config = write_config(dir.path(), &db.url, &format!("127.0.0.1:{port}"), &sources);
     std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("sync:\n", "sync:\n  concurrency: 1\n"))
         .unwrap();
-    let daemon = Daemon::start(&config, port);
+    let mut daemon = Daemon::start(&config, port);
+    // Listening (the status is polled from the first pass on).
+    daemon.wait_for("/healthz", 200).await;
 
     let progress = |body: &Value, name: &str| {
         body["items"]

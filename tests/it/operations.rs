@@ -87,7 +87,7 @@ async fn every_metric_an_alert_uses_is_exported_by_a_running_agent() {
     let config = write_config(dir.path(), &db, &format!("127.0.0.1:{port}"), &sources);
     let text = std::fs::read_to_string(&config).unwrap()
         + &format!(
-            "webhooks:\n  github:\n    secret: {{ env: HOOK_SECRET }}\nkubernetes:\n  kubeconfig: {}\n",
+            "webhooks:\n  github:\n    secret: {{ env: HOOK_SECRET }}\nkubernetes:\n  kubeconfig: {}\ncommit_statuses:\n  page_url: https://status.example.com/\n",
             kubeconfig.display()
         );
     std::fs::write(&config, text).unwrap();

@@ -199,7 +199,9 @@ async fn a_push_during_the_cold_start_goes_ahead_of_the_backlog() {
     std::fs::write(dir.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
     let text = std::fs::read_to_string(&config).unwrap().replace("sync:\n", "sync:\n  concurrency: 1\n");
     std::fs::write(&config, text + "webhooks:\n  github:\n    secret: { file: webhook-secret }\n").unwrap();
-    let daemon = Daemon::start(&config, port);
+    let mut daemon = Daemon::start(&config, port);
+    // Listening (the status is polled from the first pass on).
+    daemon.wait_for("/healthz", 200).await;
 
     let started = Instant::now();
     loop {
