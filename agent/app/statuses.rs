@@ -2,104 +2,86 @@
 //! them when Rigger can post there: a repository of a `github` source (its API and credential),
 //! or a `git` source with a token on github.com or on a host `commit_statuses.api_urls` names.
 
-use crate::config::{SourceConfig, SourceKind};
-use crate::notify::{StatusState, Target, Update, CATALOG_CONTEXT, CLUSTER_CONTEXT};
+use crate::config::{SecretRef, SourceConfig, SourceKind};
+use crate::notify::{Description, StatusState, Target, Update, CATALOG_CONTEXT, CLUSTER_CONTEXT};
 use crate::reconcile::health::Health;
 use crate::source::git::RemoteUrl;
 
 use super::reconcile::SourceReport;
 use super::sync::{Context, Pass};
 
-/// Where `source`'s statuses go, if anywhere.
-fn target(ctx: &Context, source: &SourceConfig) -> Option<Target> {
+/// Where `source`'s statuses go, with the credential still unresolved: `(api, owner/name, token)`.
+fn destination<'a>(ctx: &'a Context, source: &'a SourceConfig) -> Option<(String, String, &'a SecretRef)> {
     ctx.statuses.as_ref()?;
     let SourceKind::Git(git) = &source.kind else { return None };
-    let token = git.token.as_ref()?.resolve().ok()?;
+    let token = git.token.as_ref()?;
     // A repository an organisation source discovered: `<source>/<repository>`.
     for parent in &ctx.config.sources {
         if let (SourceKind::Github(gh), Some(repo)) =
             (&parent.kind, source.name.strip_prefix(&format!("{}/", parent.name)))
         {
-            return Some(Target { api_url: gh.api_url.clone(), full_name: format!("{}/{repo}", gh.org), token });
+            return Some((gh.api_url.clone(), format!("{}/{repo}", gh.org), token));
         }
     }
     let remote = RemoteUrl::parse(&git.url);
-    let configured = ctx.config.commit_statuses.as_ref()?.api_urls.get(&remote.host().to_lowercase()).cloned();
+    let api_urls = &ctx.config.commit_statuses.as_ref()?.api_urls;
+    // `host:port` for an HTTP(S) remote on its own port, else the host.
+    let host = remote.host().to_lowercase();
+    let bare = host.split(':').next().unwrap_or_default().to_owned();
+    let configured = api_urls.get(&host).or_else(|| api_urls.get(&bare)).cloned();
     let api_url = configured.or_else(|| remote.is_github().then(|| "https://api.github.com".to_owned()))?;
-    Some(Target { api_url, full_name: remote.display_name(), token })
+    Some((api_url, remote.display_name(), token))
 }
 
 /// The repository's page on the status page.
 fn page(ctx: &Context, source: &str) -> String {
-    let base = ctx.config.commit_statuses.as_ref().map(|c| c.page_url.to_string()).unwrap_or_default();
-    let segments: Vec<String> =
-        source.split('/').map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect()).collect();
-    format!("{base}sources/{}", segments.join("/"))
+    let Some(mut url) = ctx.config.commit_statuses.as_ref().map(|c| c.page_url.clone()) else { return String::new() };
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push("sources").extend(source.split('/'));
+    }
+    url.to_string()
 }
 
+/// Queues the status unless this process knows the commit shows it already.
 fn post(
     ctx: &Context,
-    target: Target,
-    source: &str,
+    source: &SourceConfig,
     sha: &str,
     context: &'static str,
     state: StatusState,
-    description: String,
+    description: Description,
 ) {
-    if let Some(statuses) = &ctx.statuses {
-        let target_url = page(ctx, source);
-        statuses.post(Update { target, sha: sha.to_owned(), context, state, description, target_url });
+    let (Some(statuses), Some((api_url, full_name, token))) = (&ctx.statuses, destination(ctx, source)) else { return };
+    if statuses.is_posted(&Target::repository(&api_url, &full_name), sha, context, state) {
+        return;
     }
+    let Ok(token) = token.resolve() else { return };
+    let target = Target { api_url, full_name, token };
+    let target_url = page(ctx, &source.name);
+    statuses.post(Update { target, sha: sha.to_owned(), context, state, description, target_url });
 }
 
-/// A new commit was picked up.
+/// A new commit was read and is being synced.
 pub fn picked_up(ctx: &Context, source: &SourceConfig, sha: &str) {
-    if let Some(target) = target(ctx, source) {
-        let description = "Rigger is syncing this commit into the catalog".to_owned();
-        post(ctx, target, &source.name, sha, CATALOG_CONTEXT, StatusState::Pending, description);
-    }
+    let description = Description::Text("Rigger is syncing this commit into the catalog".to_owned());
+    post(ctx, source, sha, CATALOG_CONTEXT, StatusState::Pending, description);
 }
 
 /// The catalog's verdict on the commit a pass synced (or found already synced): every entity
 /// synced, or the first file in error with its line and how many files failed.
-pub async fn catalog(ctx: &Context, source: &SourceConfig, pass: &Pass) {
+pub fn catalog(ctx: &Context, source: &SourceConfig, pass: &Pass) {
     let (sha, in_error) = match pass {
         Pass::Synced { revision: Some(sha), errors, .. } => (sha, !errors.is_empty()),
         Pass::Unchanged { revision, files_in_error } => (revision, *files_in_error > 0),
         _ => return,
     };
-    let Some(target) = target(ctx, source) else { return };
-    let state = if in_error { StatusState::Failure } else { StatusState::Success };
-    let Some(statuses) = &ctx.statuses else { return };
-    if statuses.is_known(&target, sha, CATALOG_CONTEXT, state) {
-        return;
-    }
-    let description = if in_error {
-        match ctx.store.locations_in_error_of(&source.name).await {
-            Ok(files) => failure(&files),
-            Err(_) => "Some catalog files are in error".to_owned(),
-        }
+    let name = source.name.clone();
+    let (state, description) = if in_error {
+        (StatusState::Failure, Description::InError { source: name })
     } else {
-        match ctx.store.entity_count(&source.name).await {
-            Ok(1) => "1 entity synced".to_owned(),
-            Ok(count) => format!("{count} entities synced"),
-            Err(_) => "Catalog synced".to_owned(),
-        }
+        (StatusState::Success, Description::Synced { source: name })
     };
-    post(ctx, target, &source.name, sha, CATALOG_CONTEXT, state, description);
-}
-
-/// `catalog-info.yaml:6: <problem> (2 files in error)`.
-fn failure(files: &[crate::store::LocationRow]) -> String {
-    let Some(first) = files.first() else { return "Some catalog files are in error".to_owned() };
-    let problem = first.errors.as_ref().and_then(|e| e.as_array()).and_then(|e| e.first());
-    let line = problem.and_then(|p| p["line"].as_u64()).map(|l| format!(":{l}")).unwrap_or_default();
-    let message = problem.and_then(|p| p["message"].as_str()).unwrap_or("in error");
-    let more = match files.len() {
-        1 => String::new(),
-        n => format!(" ({n} files in error)"),
-    };
-    format!("{}{line}: {message}{more}", first.path)
+    post(ctx, source, sha, CATALOG_CONTEXT, state, description);
 }
 
 /// The cluster's verdict, for a commit whose entities declare cluster objects: applied and
@@ -109,9 +91,8 @@ pub fn cluster(ctx: &Context, source: &SourceConfig, pass: &Pass, report: &Sourc
     if report.entities.iter().all(|e| e.steps.is_empty() && e.errors.is_empty()) {
         return;
     }
-    let Some(target) = target(ctx, source) else { return };
     let (state, description) = cluster_verdict(report);
-    post(ctx, target, &source.name, sha, CLUSTER_CONTEXT, state, description);
+    post(ctx, source, sha, CLUSTER_CONTEXT, state, Description::Text(description));
 }
 
 fn cluster_verdict(report: &SourceReport) -> (StatusState, String) {
@@ -129,6 +110,13 @@ fn cluster_verdict(report: &SourceReport) -> (StatusState, String) {
             _ => {}
         }
     }
-    let objects: usize = report.entities.iter().map(|e| e.steps.len()).sum();
-    (StatusState::Success, format!("{objects} cluster objects applied and healthy"))
+    let applied: usize = report
+        .entities
+        .iter()
+        .flat_map(|e| &e.steps)
+        .filter(|(action, _)| !matches!(action, crate::reconcile::plan::Action::Prune))
+        .count();
+    let healthy = report.entities.iter().all(|e| matches!(e.health, Some(Health::Healthy)));
+    let words = if healthy { "applied and healthy" } else { "applied" };
+    (StatusState::Success, format!("{applied} cluster objects {words}"))
 }

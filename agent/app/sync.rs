@@ -130,7 +130,7 @@ pub async fn sync_and_reconcile(
     let _idle = ctx.progress.pass(&source.name);
     let (result, lease) = sync_catalog(ctx, source).await;
     if let Ok(pass) = &result {
-        super::statuses::catalog(ctx, source, pass).await;
+        super::statuses::catalog(ctx, source, pass);
     }
     if matches!(result, Ok(Pass::Unchanged { .. } | Pass::Synced { .. })) {
         if let Err(err) = super::template_sources::sync(ctx, source).await {
@@ -490,10 +490,13 @@ async fn git_snapshot_or_unchanged(
         // source, a remote placeholder answering again), so the cached commit is read again;
         // unchanged entities cost no write.
     }
-    if last.as_deref() != Some(tip.commit.as_str()) {
-        super::statuses::picked_up(ctx, source, &tip.commit);
+    let new_commit = (last.as_deref() != Some(tip.commit.as_str())).then(|| tip.commit.clone());
+    let snapshot = git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?;
+    // Read, so its verdict follows: `pending` until then.
+    if let Some(commit) = new_commit {
+        super::statuses::picked_up(ctx, source, &commit);
     }
-    Ok(Ok(git_snapshot(remote, ctx.config.cache_dir.clone(), tip).await?))
+    Ok(Ok(snapshot))
 }
 
 /// The files of the source at the revision last synced (git: from the local cache, no fetch;

@@ -156,6 +156,12 @@ impl Config {
     /// logged by `run`.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        let permissions = self.server.backstage.as_ref().is_some_and(|b| b.permissions);
+        if permissions && self.commit_statuses.is_some() {
+            warnings.push(
+                "commit_statuses link developers to the status page, which server.backstage.permissions keeps to the platform's tokens: serve it to them through a proxy that adds one".to_owned(),
+            );
+        }
         for source in &self.sources {
             let grants = match &source.kind {
                 SourceKind::Github(gh) => gh.grants.iter().map(|g| &g.tenancy).collect(),

@@ -320,7 +320,8 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems) -> Config {
 
 fn build_commit_statuses(raw: super::raw::RawCommitStatuses, problems: &mut Problems) -> super::CommitStatusesConfig {
     let http = |u: &url::Url| matches!(u.scheme(), "http" | "https") && u.host().is_some();
-    let page_url = match url::Url::parse(&raw.page_url).ok().filter(http) {
+    let page = |u: &url::Url| http(u) && u.query().is_none() && u.fragment().is_none();
+    let page_url = match url::Url::parse(&raw.page_url).ok().filter(page) {
         // Links from it are relative to a folder.
         Some(mut url) if !url.path().ends_with('/') => {
             url.set_path(&format!("{}/", url.path()));
@@ -330,7 +331,10 @@ fn build_commit_statuses(raw: super::raw::RawCommitStatuses, problems: &mut Prob
         None => {
             problems.push(
                 "commit_statuses.page_url",
-                format!("expected the status page's URL such as https://rigger.example.com/, found {:?}", raw.page_url),
+                format!(
+                    "expected the status page's URL such as https://rigger.example.com/ (no query or fragment), found {:?}",
+                    raw.page_url
+                ),
             );
             url::Url::parse("http://localhost/").expect("a literal URL parses")
         }

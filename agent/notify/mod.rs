@@ -4,4 +4,4 @@
 
 mod statuses;
 
-pub use statuses::{StatusState, Statuses, Target, Update, CATALOG_CONTEXT, CLUSTER_CONTEXT};
+pub use statuses::{Description, StatusState, Statuses, Target, Update, CATALOG_CONTEXT, CLUSTER_CONTEXT};

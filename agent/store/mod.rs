@@ -25,6 +25,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use claims::Holder;
 pub use cluster::ManagedEntity;
+pub use commit_statuses::StatusClaim;
 pub use lease::{SecondWriter, SourceLease, WriterLock};
 pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};

@@ -320,7 +320,6 @@ impl Metrics {
         metrics
     }
 
-    /// Webhook series at zero, so a signature-failure alert sees `0` before the first forgery.
     /// Every commit-status series at zero, when statuses are configured.
     pub fn init_commit_statuses(&self) {
         for context in ["rigger/catalog", "rigger/cluster"] {
@@ -332,6 +331,7 @@ impl Metrics {
         }
     }
 
+    /// Webhook series at zero, so a signature-failure alert sees `0` before the first forgery.
     pub fn init_webhooks(&self) {
         for outcome in
             ["accepted", "duplicate", "ignored", "bad_signature", "too_large", "busy", "malformed", "store_down"]

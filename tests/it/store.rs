@@ -254,3 +254,35 @@ async fn a_batch_of_files_is_written_as_each_file_would_be_alone(db: &TestDb) {
     let unchanged: Vec<(u64, u64)> = again.iter().map(|(c, _)| (c.entity_writes(), c.unchanged)).collect();
     assert_eq!(unchanged, [(0, 2), (0, 1), (0, 1)]);
 }
+
+#[tokio::test]
+async fn sqlite_commit_status_claims_post_each_change_of_state_once() {
+    let dir = tempfile::tempdir().unwrap();
+    commit_status_claims(&TestDb::sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_commit_status_claims_post_each_change_of_state_once() {
+    commit_status_claims(&TestDb::postgres().await).await;
+}
+
+async fn commit_status_claims(db: &TestDb) {
+    use rigger::store::StatusClaim::{Claimed, Held, Posted};
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let claim = |state: &'static str| {
+        let store = store.clone();
+        async move { store.claim_commit_status("api/acme/pay", "abc", "rigger/catalog", state).await.unwrap() }
+    };
+    assert_eq!(claim("pending").await, Claimed);
+    assert_eq!(claim("pending").await, Held, "claimed by someone else, not posted yet");
+    store.mark_commit_status_posted("api/acme/pay", "abc", "rigger/catalog").await.unwrap();
+    assert_eq!(claim("pending").await, Posted);
+    assert_eq!(claim("failure").await, Claimed, "a change of state is posted");
+    store.release_commit_status("api/acme/pay", "abc", "rigger/catalog").await.unwrap();
+    assert_eq!(claim("failure").await, Claimed, "a claim given back is taken again");
+    store.mark_commit_status_posted("api/acme/pay", "abc", "rigger/catalog").await.unwrap();
+    assert_eq!(claim("failure").await, Posted);
+    assert_eq!(claim("pending").await, Held, "a final verdict is never followed by pending");
+    assert_eq!(claim("success").await, Claimed, "the errors cleared without a new commit");
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State as AxumState};
+use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::State;
 use crate::store::{LocationRow, SourceRow};
 
-/// How often the page reloads itself.
-const REFRESH_SECONDS: u64 = 10;
+/// How often the page reloads itself (unless asked not to: `?refresh=off`).
+const REFRESH_SECONDS: u64 = 30;
 
 fn templates() -> &'static minijinja::Environment<'static> {
     static ENVIRONMENT: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
@@ -99,8 +99,20 @@ async fn snapshot(state: &State) -> Result<Snapshot, Response> {
     })
 }
 
+/// `?refresh=off` stops the page reloading itself (a screen reader's place is kept).
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    refresh: Option<String>,
+}
+
+impl PageQuery {
+    fn refreshes(&self) -> bool {
+        self.refresh.as_deref() != Some("off")
+    }
+}
+
 /// `GET /`
-pub async fn overview(AxumState(state): AxumState<State>) -> Response {
+pub async fn overview(AxumState(state): AxumState<State>, Query(query): Query<PageQuery>) -> Response {
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
         Err(response) => return response,
@@ -124,11 +136,15 @@ pub async fn overview(AxumState(state): AxumState<State>) -> Response {
     }
     let entities: i64 = snapshot.counts.values().sum();
     let (sources, errors) = (serialized(&sources), serialized(&errors));
-    render("overview.html", minijinja::context! { root, sources, errors, entities })
+    render("overview.html", query.refreshes(), minijinja::context! { root, sources, errors, entities })
 }
 
 /// `GET /sources/{name}`: one source (an organisation's repository is `org/name`).
-pub async fn source(AxumState(state): AxumState<State>, Path(name): Path<String>) -> Response {
+pub async fn source(
+    AxumState(state): AxumState<State>,
+    Path(name): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Response {
     let snapshot = match snapshot(&state).await {
         Ok(snapshot) => snapshot,
         Err(response) => return response,
@@ -151,18 +167,30 @@ pub async fn source(AxumState(state): AxumState<State>, Path(name): Path<String>
         })
         .collect();
     let (source, files) = (serialized(&source), serialized(&files));
-    render("source.html", minijinja::context! { root, source, files })
+    render("source.html", query.refreshes(), minijinja::context! { root, source, files })
 }
 
 fn serialized<T: Serialize>(value: &T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(value))
 }
 
-fn render(template: &str, context: minijinja::Value) -> Response {
+fn render(template: &str, refreshes: bool, context: minijinja::Value) -> Response {
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let context = minijinja::context! { now, refresh_seconds => REFRESH_SECONDS, ..context };
+    let refresh_seconds = refreshes.then_some(REFRESH_SECONDS);
+    let context = minijinja::context! { now, refresh_seconds, ..context };
     match templates().get_template(template).and_then(|t| t.render(context)) {
-        Ok(page) => Html(page).into_response(),
+        // Nothing but this page's own markup and inline style may run or load.
+        Ok(page) => (
+            [
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                ),
+            ],
+            Html(page),
+        )
+            .into_response(),
         Err(err) => {
             tracing::warn!(error = %err, template, "the status page could not be rendered");
             (StatusCode::INTERNAL_SERVER_ERROR, "The status page could not be rendered; the agent's log has the cause")
@@ -235,16 +263,23 @@ fn state_web_url(state: &State, source: &str) -> Option<String> {
 }
 
 fn href(root: &str, source: &str) -> String {
-    let encoded: Vec<String> =
-        source.split('/').map(|s| url::form_urlencoded::byte_serialize(s.as_bytes()).collect()).collect();
-    format!("{root}sources/{}", encoded.join("/"))
+    format!("{root}sources/{}", encoded_path(source))
 }
 
-/// A file at the synced revision, at its line on hosts that take `#L<line>`.
+/// A `/`-separated path with each segment percent-encoded as a URL path segment.
+fn encoded_path(path: &str) -> String {
+    let mut url = url::Url::parse("http://x/").expect("a literal URL parses");
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().extend(path.split('/'));
+    }
+    url.path().trim_start_matches('/').to_owned()
+}
+
+/// A file at the synced revision (GitHub's and GitLab's `/blob/` form), at its line.
 fn file_url(source: &SourceView, path: &str, line: Option<u64>) -> Option<String> {
     let (web, revision) = (source.web_url.as_deref()?, source.revision.as_deref()?);
     let anchor = line.map(|l| format!("#L{l}")).unwrap_or_default();
-    Some(format!("{web}/blob/{revision}/{path}{anchor}"))
+    Some(format!("{web}/blob/{revision}/{}{anchor}", encoded_path(path)))
 }
 
 /// A file's stored problems: `[{index, line, message}]`.
@@ -289,7 +324,7 @@ mod tests {
         }];
         let context = minijinja::context! {
             root => "./", sources => serialized(&Vec::<SourceView>::new()), errors => serialized(&errors), entities => 0,
-            now => "2026-12-06T00:00:00Z", refresh_seconds => REFRESH_SECONDS,
+            now => "2026-12-06T00:00:00Z", refresh_seconds => Some(REFRESH_SECONDS),
         };
         let page = templates().get_template("overview.html").unwrap().render(context).unwrap();
         // minijinja's HTML escaping also writes `/` as `&#x2f;`.
@@ -313,7 +348,7 @@ mod tests {
         };
         let context = minijinja::context! {
             root => "../../", source => serialized(&source), files => serialized(&files),
-            now => "2026-12-06T00:00:00Z", refresh_seconds => REFRESH_SECONDS,
+            now => "2026-12-06T00:00:00Z", refresh_seconds => Some(REFRESH_SECONDS),
         };
         let page = templates().get_template("source.html").unwrap().render(context).unwrap();
         assert!(page.contains("<h1>acme&#x2f;pay</h1>") && page.contains("href=\"..&#x2f;..&#x2f;\""), "{page}");
@@ -322,6 +357,7 @@ mod tests {
     #[test]
     fn links_are_relative_and_names_are_encoded() {
         assert_eq!(href("./", "acme/pay"), "./sources/acme/pay");
-        assert_eq!(href("../", "a b"), "../sources/a+b");
+        assert_eq!(href("../", "a b"), "../sources/a%20b");
+        assert_eq!(encoded_path("dir/a#b?.yaml"), "dir/a%23b%3F.yaml");
     }
 }
