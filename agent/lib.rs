@@ -29,6 +29,8 @@ pub mod reconcile;
 pub mod serve;
 pub mod source;
 pub mod store;
+pub mod suggest;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod yaml;

@@ -33,7 +33,8 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         metrics.init_webhooks();
     }
     if config.kubernetes.is_some() {
-        metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()));
+        let health = crate::reconcile::health::Health::NAMES;
+        metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()), &health);
     }
     let changed = config
         .sources

@@ -29,7 +29,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // 10 hops is far beyond real trees; 8 MiB holds a 20,000-entity organisation file twice.
-        Self { max_depth: 10, max_file_bytes: 8 * 1024 * 1024, max_documents: super::yaml::DEFAULT_MAX_DOCUMENTS }
+        Self { max_depth: 10, max_file_bytes: 8 * 1024 * 1024, max_documents: crate::yaml::DEFAULT_MAX_DOCUMENTS }
     }
 }
 
@@ -380,7 +380,7 @@ fn read_location(
     outcome.read = true;
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
-    let read_limits = super::yaml::ReadLimits { max_documents: limits.max_documents };
+    let read_limits = crate::yaml::ReadLimits { max_documents: limits.max_documents };
     for doc in parse::documents_with(&text, read_limits) {
         let named = doc.parsed.as_ref().ok().and_then(validate::attributable);
         match doc.parsed.and_then(|value| entity_and_targets(value, file)) {

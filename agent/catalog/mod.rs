@@ -11,11 +11,9 @@ pub mod placeholders;
 pub mod predicate;
 pub mod relations;
 pub mod search;
-pub mod suggest;
 pub mod template;
 pub mod template_sources;
 pub mod validate;
-pub mod yaml;
 
 pub use entity_ref::EntityRef;
 pub use ingest::{
@@ -23,12 +21,8 @@ pub use ingest::{
     LocationOutcome,
 };
 
-/// What happens to an entity no location declares any more (Backstage's `catalog.orphanStrategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OrphanStrategy {
-    /// Delete it (Backstage's default since catalog-backend 3.0.0).
-    #[default]
-    Delete,
-    /// Keep it, annotated `backstage.io/orphan: "true"`, until someone declares it again.
-    Keep,
-}
+/// Set in the configuration, applied by the store: the catalog's word for it.
+pub use crate::config::OrphanStrategy;
+
+#[cfg(test)]
+mod fuzz;

@@ -1,11 +1,11 @@
 //! Multi-document YAML → one JSON value per document, with Backstage's rules (`parseEntityYaml`):
 //! empty documents are skipped, a non-mapping root or a YAML error (including duplicate keys) is
 //! an error for that document only, merge keys stay literal, unknown tags are ignored. The YAML
-//! itself is read by [`super::yaml`], as Backstage's `yaml` package reads it.
+//! itself is read by [`crate::yaml`], as Backstage's `yaml` package reads it.
 
 use serde_json::Value;
 
-use super::yaml::{self, ReadLimits};
+use crate::yaml::{self, ReadLimits};
 
 /// One YAML document of a file, by its position in the file (0-based, counting empty documents).
 #[derive(Debug)]

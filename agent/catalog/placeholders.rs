@@ -43,11 +43,9 @@ impl Budget {
     }
 }
 
-/// Reads a remote placeholder target. Implemented outside the catalog (it is I/O); the catalog
-/// only decides whether a URL may be read at all.
-pub trait RemoteReader: Send + Sync {
-    fn read(&self, url: &url::Url, max_bytes: usize) -> Result<Vec<u8>, String>;
-}
+/// Reads a remote placeholder target: I/O, so it lives with the sources; the catalog only
+/// decides whether a URL may be read at all.
+pub use crate::source::remote::RemoteReader;
 
 /// What placeholders may do with `http(s)` URLs (without one, URLs are refused).
 #[derive(Clone, Copy)]

@@ -39,9 +39,19 @@ pub struct CommitStatusesConfig {
     pub api_urls: std::collections::BTreeMap<String, String>,
 }
 
+/// What happens to an entity no location declares any more (Backstage's `catalog.orphanStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrphanStrategy {
+    /// Delete it (Backstage's default since catalog-backend 3.0.0).
+    #[default]
+    Delete,
+    /// Keep it, annotated `backstage.io/orphan: "true"`, until someone declares it again.
+    Keep,
+}
+
 #[derive(Debug, Clone)]
 pub struct CatalogConfig {
-    pub orphan_strategy: crate::catalog::OrphanStrategy,
+    pub orphan_strategy: OrphanStrategy,
     /// Largest catalog file or placeholder target read, in bytes.
     pub max_file_bytes: usize,
     /// Documents read from one catalog file; past it the rest of the file is refused.
@@ -188,24 +198,6 @@ impl Config {
             }
         }
         warnings
-    }
-}
-
-impl TenancyConfig {
-    /// The guard for entities of one catalog namespace.
-    pub fn for_catalog_namespace(&self, namespace: &str) -> crate::reconcile::guard::Tenancy {
-        let mut tenancy = crate::reconcile::guard::Tenancy::for_namespace(namespace);
-        tenancy.namespaces = match &self.namespaces {
-            Namespaces::None => Vec::new(),
-            Namespaces::All(granted) => granted.clone(),
-            Namespaces::ByCatalogNamespace(map) => map.get(namespace).cloned().unwrap_or_default(),
-            Namespaces::FromCatalog => tenancy.namespaces,
-        };
-        tenancy.kinds.clone_from(&self.kinds);
-        tenancy.allow_cluster_scoped = self.allow_cluster_scoped;
-        tenancy.allow_rbac = self.allow_rbac;
-        tenancy.rule.clone_from(&self.rule);
-        tenancy
     }
 }
 
@@ -373,7 +365,7 @@ impl Config {
     /// the config file, read again for the positions).
     pub fn unresolved_secrets(&self, file: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        let fields = crate::catalog::yaml::field_positions(&text).into_iter().next().unwrap_or_default();
+        let fields = crate::yaml::field_positions(&text).into_iter().next().unwrap_or_default();
         self.secret_refs()
             .into_iter()
             .filter_map(|(at, secret)| {

@@ -53,7 +53,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut problems = Problems::default();
     let raw = deserialize(text, &mut problems);
     let config = raw.map(|raw| build(raw, base, &mut problems));
-    let positions = crate::catalog::yaml::field_positions(text).into_iter().next().unwrap_or_default();
+    let positions = crate::yaml::field_positions(text).into_iter().next().unwrap_or_default();
     for problem in &mut problems.found[..] {
         if problem.at.is_none() {
             problem.at = positions.locate(&problem.path);
@@ -100,7 +100,7 @@ fn deserialize(text: &str, problems: &mut Problems) -> Option<RawConfig> {
                 let repeated = match required_key(&message) {
                     // A required key missing only because its value was taken out (`url: 42`).
                     Some(key) => {
-                        let field = crate::catalog::yaml::join_field(&written, key);
+                        let field = crate::yaml::join_field(&written, key);
                         problems.taken.iter().any(|taken| is_within(&field, taken))
                     }
                     None => problems.taken.iter().any(|taken| related(&written, taken)),
@@ -213,7 +213,7 @@ fn in_words(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        return match crate::catalog::suggest::nearest(key, &allowed) {
+        return match crate::suggest::nearest(key, &allowed) {
             Some(near) => format!("unknown key; did you mean `{near}`?"),
             None if allowed.is_empty() => "unknown key; nothing goes here".to_owned(),
             None => format!("unknown key; the keys here are {}", allowed.join(", ")),
@@ -501,7 +501,7 @@ fn build_grants(raw: Vec<super::raw::RawGrant>, at: &str, problems: &mut Problem
 const DEFAULT_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 
 fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super::CatalogConfig {
-    use crate::catalog::OrphanStrategy;
+    use super::OrphanStrategy;
     let orphan_strategy = match raw.orphan_strategy.as_deref() {
         None | Some("delete") => OrphanStrategy::Delete,
         Some("keep") => OrphanStrategy::Keep,
@@ -514,7 +514,7 @@ fn build_catalog(raw: &super::raw::RawCatalog, problems: &mut Problems) -> super
     if bytes == 0 {
         problems.push("catalog.max_file_bytes", "must be at least 1");
     }
-    let documents = raw.max_documents_per_file.unwrap_or(crate::catalog::yaml::DEFAULT_MAX_DOCUMENTS as u64);
+    let documents = raw.max_documents_per_file.unwrap_or(crate::yaml::DEFAULT_MAX_DOCUMENTS as u64);
     if documents == 0 {
         problems.push("catalog.max_documents_per_file", "must be at least 1");
     }
@@ -967,12 +967,17 @@ mod tests {
         assert_eq!((kubernetes.cluster_name.as_str(), kubernetes.ingest_interval), ("prod-eu", None));
         let tenancy = &config.sources[0].tenancy;
         assert_eq!(tenancy.impersonate.as_deref(), Some("system:serviceaccount:tenants:payments"));
-        let guard = tenancy.for_catalog_namespace("default");
+        let guard = crate::reconcile::guard::Tenancy::granted(tenancy, "default");
         assert_eq!(guard.namespaces, ["payments", "payments-stage"]);
         assert_eq!(guard.kinds, ["ConfigMap"]);
-        assert!(tenancy.for_catalog_namespace("ops").namespaces.is_empty(), "with a map, unlisted writes nowhere");
         assert!(
-            crate::config::TenancyConfig::default().for_catalog_namespace("ops").namespaces.is_empty(),
+            crate::reconcile::guard::Tenancy::granted(tenancy, "ops").namespaces.is_empty(),
+            "with a map, unlisted writes nowhere"
+        );
+        assert!(
+            crate::reconcile::guard::Tenancy::granted(&crate::config::TenancyConfig::default(), "ops")
+                .namespaces
+                .is_empty(),
             "nothing configured: nothing granted, whatever the file's metadata.namespace says"
         );
         let listed = parse(
@@ -980,12 +985,12 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        let guard = listed.sources[0].tenancy.for_catalog_namespace("anything");
+        let guard = crate::reconcile::guard::Tenancy::granted(&listed.sources[0].tenancy, "anything");
         assert_eq!((guard.namespaces, guard.rule.as_str()), (vec!["payments".to_owned()], "sources[0].tenancy"));
         let implicit = "kubernetes: {}\nsources:\n  - name: a\n    local: { path: x }\n    tenancy: { namespace_from_catalog: true }\n";
         let implicit = parse(implicit, Path::new("/")).unwrap();
         assert_eq!(
-            implicit.sources[0].tenancy.for_catalog_namespace("ops").namespaces,
+            crate::reconcile::guard::Tenancy::granted(&implicit.sources[0].tenancy, "ops").namespaces,
             ["ops"],
             "the old mapping, opted in"
         );

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::plan::{Action, Plan};
+use crate::config::{Namespaces, TenancyConfig};
 
 /// The RBAC kinds: refused unless a source allows them, since they grant what the entity's
 /// owners might not hold themselves.
@@ -51,6 +52,22 @@ impl Tenancy {
     pub fn for_namespace(namespace: &str) -> Self {
         let namespaces = if RESERVED_NAMESPACES.contains(&namespace) { Vec::new() } else { vec![namespace.to_owned()] };
         Self { namespaces, kinds: Vec::new(), allow_cluster_scoped: false, allow_rbac: false, rule: String::new() }
+    }
+
+    /// What the platform team's configuration grants entities of one catalog namespace.
+    pub fn granted(config: &TenancyConfig, namespace: &str) -> Self {
+        let mut tenancy = Self::for_namespace(namespace);
+        tenancy.namespaces = match &config.namespaces {
+            Namespaces::None => Vec::new(),
+            Namespaces::All(granted) => granted.clone(),
+            Namespaces::ByCatalogNamespace(map) => map.get(namespace).cloned().unwrap_or_default(),
+            Namespaces::FromCatalog => tenancy.namespaces,
+        };
+        tenancy.kinds.clone_from(&config.kinds);
+        tenancy.allow_cluster_scoped = config.allow_cluster_scoped;
+        tenancy.allow_rbac = config.allow_rbac;
+        tenancy.rule.clone_from(&config.rule);
+        tenancy
     }
 
     /// Admits an object (as it will be applied, namespace filled in), or says why not, naming

@@ -21,6 +21,6 @@ pub const ENTITY_ANNOTATION: &str = "rigger.dev/entity-ref";
 /// Annotation: the hash of the object as Rigger last applied it.
 pub const APPLIED_HASH: &str = "rigger.dev/applied-hash";
 /// Entity annotation: path or glob of the manifest files, relative to the entity's catalog file.
-pub const MANIFESTS_ANNOTATION: &str = "rigger.dev/manifests";
+pub use crate::store::MANIFESTS_ANNOTATION;
 /// Entity annotation: `"true"` lets a plan delete everything the entity owns.
 pub const ALLOW_MASS_PRUNE: &str = "rigger.dev/allow-mass-prune";

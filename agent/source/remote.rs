@@ -5,7 +5,11 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::catalog::placeholders::RemoteReader;
+/// Reads a remote placeholder target (for the catalog, which decides whether a URL may be read
+/// at all).
+pub trait RemoteReader: Send + Sync {
+    fn read(&self, url: &url::Url, max_bytes: usize) -> Result<Vec<u8>, String>;
+}
 
 /// A slow documentation server must not stall a sync pass.
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,8 +6,8 @@
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::Identity;
 use super::{now_millis, query_err, Store, StoreError};
-use crate::reconcile::plan::Identity;
 
 /// The entity holding a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{now_millis, query_err, Store, StoreError};
-use crate::reconcile::plan::ObjectKey;
-use crate::reconcile::MANIFESTS_ANNOTATION;
+use super::{ObjectKey, MANIFESTS_ANNOTATION};
 
 /// An entity that declares cluster objects, with the catalog file it came from.
 #[derive(Debug, Clone)]

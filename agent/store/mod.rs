@@ -7,6 +7,7 @@ mod cluster;
 mod commit_statuses;
 pub mod diff;
 mod lease;
+mod objects;
 mod pins;
 mod query;
 mod read;
@@ -27,6 +28,7 @@ pub use claims::Holder;
 pub use cluster::ManagedEntity;
 pub use commit_statuses::StatusClaim;
 pub use lease::{SecondWriter, SourceLease, WriterLock};
+pub use objects::{Identity, ObjectKey, MANIFESTS_ANNOTATION};
 pub use query::EntityQuery;
 pub use read::{LocationRow, SourceRow, StoredEntity, SyncRunRow, UnresolvedRelation};
 pub use templates::{TemplateChange, TemplateEntity, TemplateFileRow, TemplateRecord, TemplateVersion};
@@ -280,7 +282,4 @@ impl Store {
 /// whose writers do not wait on one lock). Other processes still wait through `busy_timeout`.
 pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
-pub fn now_millis() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
+pub use crate::telemetry::now_millis;

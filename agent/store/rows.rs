@@ -448,7 +448,7 @@ pub(super) fn parent_lines(stored: &str) -> Vec<String> {
 }
 
 /// An entity body as stored. Bodies were written by the catalog, whose YAML reader bounds their
-/// nesting (`catalog::yaml::MAX_DEPTH`) above `serde_json`'s default limit of 128 levels.
+/// nesting (`yaml::MAX_DEPTH`) above `serde_json`'s default limit of 128 levels.
 pub(super) fn parse_body(text: &str) -> serde_json::Result<Value> {
     use serde::Deserialize;
     let mut deserializer = serde_json::Deserializer::from_str(text);

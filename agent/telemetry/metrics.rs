@@ -341,8 +341,9 @@ impl Metrics {
     }
 
     /// Reconcile series at zero for each source, and the cluster gauge, when a cluster is
-    /// configured (once per process).
-    pub fn init_reconcile<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+    /// configured (once per process); `health` names every health an entity may report (the
+    /// reconcile's own list).
+    pub fn init_reconcile<'a>(&self, names: impl IntoIterator<Item = &'a str>, health: &[&str]) {
         if self.registry.register(Box::new(self.cluster_up.clone())).is_err() {
             tracing::debug!("rigger_cluster_up was registered already");
         }
@@ -363,7 +364,7 @@ impl Metrics {
             self.drift_corrections.with_label_values(&[name]).inc_by(0);
             self.prune_blocked.with_label_values(&[name]).inc_by(0);
             self.claims_refused.with_label_values(&[name]).set(0);
-            for health in crate::reconcile::health::Health::NAMES {
+            for health in health {
                 self.entity_health.with_label_values(&[name, health]).set(0);
             }
         }

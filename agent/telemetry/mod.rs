@@ -64,6 +64,12 @@ impl std::fmt::Display for Rounded {
     }
 }
 
+/// Milliseconds since the Unix epoch: the clock progress, the store and the logs share.
+pub fn now_millis() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// An error and its causes on one line, each in its own words (`a: b: c`), never the debug
 /// shapes some libraries print in alternate mode. A cause its parent already quotes is left out.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

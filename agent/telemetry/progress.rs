@@ -57,14 +57,8 @@ impl Progress {
     pub fn enter(&self, source: &str, state: &'static str) {
         let now = Instant::now();
         let mut sources = self.sources();
-        let mut entry = SourceProgress {
-            state,
-            since: crate::store::now_millis(),
-            files: 0,
-            entities: 0,
-            started: now,
-            logged: now,
-        };
+        let mut entry =
+            SourceProgress { state, since: super::now_millis(), files: 0, entities: 0, started: now, logged: now };
         if let Some(previous) = sources.get(source).filter(|_| state != "queued") {
             (entry.files, entry.entities, entry.started, entry.logged) =
                 (previous.files, previous.entities, previous.started, previous.logged);

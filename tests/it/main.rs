@@ -16,6 +16,7 @@ mod fake_apiserver;
 mod first_day;
 mod git_transports;
 mod isolation;
+mod layout;
 mod operations;
 mod outage;
 mod permissions;

@@ -209,7 +209,7 @@ pub async fn reconcile(
     view.held.extend(entities.iter().filter(|e| e.orphan).map(|e| e.entity_ref.clone()));
     let mut declared = Vec::new();
     for entity in entities.iter().filter(|e| !e.orphan) {
-        let tenancy = source.tenancy.for_catalog_namespace(&entity.namespace);
+        let tenancy = crate::reconcile::guard::Tenancy::granted(&source.tenancy, &entity.namespace);
         match desired::declare(&cluster, tree, entity, &tenancy, max_bytes).await {
             Ok(found) => declared.push(found),
             Err(failure) if failure.reason == "cluster" && failure.retry => return Err(down(reconciler, &failure)),

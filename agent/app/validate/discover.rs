@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::catalog::parse;
-use crate::catalog::suggest::nearest;
 use crate::catalog::validate::{KNOWN_API_VERSIONS, KNOWN_KINDS};
+use crate::suggest::nearest;
 
 /// The catalog file a repository's root holds, as Backstage's discovery and Rigger's sources
 /// read by default.

@@ -11,9 +11,9 @@ mod discover;
 mod pinpoint;
 
 use crate::catalog::placeholders::Remote;
-use crate::catalog::yaml::{field_positions, FieldPositions, Position};
 use crate::catalog::{self, ingest, parse, template_sources, EntityRef, Limits, LocationOutcome};
 use crate::source::local::LocalDir;
+use crate::yaml::{field_positions, FieldPositions, Position};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
-use crate::catalog::suggest::nearest as near;
 use crate::catalog::validate::{KNOWN_API_VERSIONS, KNOWN_KINDS};
-use crate::catalog::yaml::join_field;
+use crate::suggest::nearest as near;
+use crate::yaml::join_field;
 
 /// Root fields of an entity document.
 const ROOT_FIELDS: [&str; 4] = ["apiVersion", "kind", "metadata", "spec"];

@@ -268,6 +268,3 @@ fn starts_document(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod fuzz;
