@@ -17,9 +17,14 @@
 //!                    health + inventory ──▶ store ◀── drift watch, cluster ingest ─────────────┘
 //! ```
 //!
-//! Data flows one way. `catalog` is pure and knows nothing of git, SQL or Kubernetes; `serve`
-//! only reads the store; `reconcile` is pure but for `reconcile::cluster`, the one API-server
-//! client; `app` wires the stages, supervises them and owns shutdown.
+//! Data flows one way: no module imports a later one in the order `suggest`, `yaml`, `config`,
+//! `telemetry`, `source`, `catalog`, `store`, `reconcile`, `notify`, `serve`, `app`
+//! (`tests/it/layout.rs` keeps it so). `catalog` is pure and knows nothing of git, SQL or
+//! Kubernetes; `serve` reads the store and writes only what its requests are about (recorded
+//! webhook deliveries, an orphan deleted on request, its signing keys), handing sync requests to
+//! the app's queue over channels; `reconcile` is pure but for `reconcile::cluster`, the one
+//! API-server client; `notify` posts commit statuses; `app` wires the stages, supervises them and
+//! owns shutdown.
 
 pub mod app;
 pub mod catalog;

@@ -116,11 +116,13 @@ async fn shut_down(
 ) -> anyhow::Result<()> {
     super::systemd::stopping();
     tracker.close();
+    // One deadline for everything, so the whole shutdown is bounded by the grace period.
     let grace = ctx.config.sync.shutdown_grace;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, tracker.wait()).await.is_err() {
         warn!(grace = %crate::telemetry::Rounded(grace), "sync tasks did not finish within the grace period; abandoning them");
     }
-    if let Ok(joined) = tokio::time::timeout(grace, server).await {
+    if let Ok(joined) = tokio::time::timeout_at(deadline, server).await {
         joined.context("HTTP server task")??;
     } else {
         warn!("HTTP server did not drain within the grace period");
