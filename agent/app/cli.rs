@@ -11,10 +11,7 @@ use super::{daemon, one_shot, template, validate};
 use crate::config::{Config, CONFIG_ENV};
 use crate::telemetry::{self, LogFormat};
 
-/// Exit code for bad configuration or usage (BSD `EX_USAGE`; systemd's
-/// `RestartPreventExitStatus=64` keeps a broken config from restart-looping).
-pub const EXIT_USAGE: u8 = 64;
-pub const EXIT_FAILED: u8 = 1;
+pub use super::exit::{EXIT_FAILED, EXIT_USAGE};
 
 /// How long blocking tasks get after the async side is done, before the process exits anyway.
 const SHUTDOWN_STRAGGLERS: std::time::Duration = std::time::Duration::from_secs(2);

@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
+use super::pass::{Context, Pass};
 use super::queue::{Outcome, WorkQueue};
-use super::sync::{discover_source, refresh_entity_gauge, sync_source, Context, Pass};
+use super::sync::{discover_source, refresh_entity_gauge, sync_source};
 use crate::config::{SourceConfig, SourceKind};
 use crate::serve::{self, GithubWebhook, Readiness};
 use crate::source::watch;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tracing::{info, warn};
 
-use super::sync::{Context, SyncError};
+use super::pass::{Context, SyncError};
 use crate::config::{
     GitSourceConfig, GithubSourceConfig, RepoFilters, SecretRef, SourceConfig, SourceKind, TenancyConfig,
 };

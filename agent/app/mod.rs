@@ -4,7 +4,9 @@
 pub mod cli;
 mod daemon;
 mod discovery;
+mod exit;
 mod one_shot;
+pub mod pass;
 mod plan;
 mod queue;
 pub mod reconcile;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tracing::Instrument;
 
-use super::cli::{EXIT_FAILED, EXIT_USAGE};
-use super::sync::{refresh_entity_gauge, sync_and_reconcile, Context, Pass};
+use super::exit::{EXIT_FAILED, EXIT_USAGE};
+use super::pass::{Context, Pass};
+use super::sync::{refresh_entity_gauge, sync_and_reconcile};
 use crate::config::{Config, DatabaseConfig, SourceKind};
 use crate::store::Store;
 use crate::telemetry::Metrics;

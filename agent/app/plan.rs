@@ -5,9 +5,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::cli::{EXIT_FAILED, EXIT_USAGE};
+use super::exit::{EXIT_FAILED, EXIT_USAGE};
+use super::pass::Context;
 use super::reconcile::{reconcile, Mode, SourceReport};
-use super::sync::Context;
 use crate::catalog;
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::reconcile::plan::Action;
@@ -59,7 +59,7 @@ async fn plan_source(
     source: &SourceConfig,
 ) -> anyhow::Result<Option<SourceReport>> {
     let Some(snapshot) = snapshot(ctx, source).await? else { return Ok(None) };
-    let limits = super::sync::limits(&ctx.config);
+    let limits = super::pass::limits(&ctx.config);
     let walked = {
         let snapshot = snapshot.clone();
         tokio::task::spawn_blocking(move || catalog::ingest(&snapshot, limits)).await?
@@ -95,7 +95,7 @@ async fn snapshot(ctx: &Context, source: &SourceConfig) -> anyhow::Result<Option
     match &source.kind {
         SourceKind::Git(git) => {
             let token = git.token.as_ref().map(crate::config::SecretRef::resolve).transpose()?;
-            let remote = super::sync::git_remote(&source.name, git, token);
+            let remote = super::pass::git_remote(&source.name, git, token);
             let (cache, interrupt) = (ctx.config.cache_dir.clone(), ctx.interrupt.clone());
             let snapshot = tokio::task::spawn_blocking(move || {
                 let tip = remote.fetch(&cache, None, &interrupt)?;
@@ -104,7 +104,7 @@ async fn snapshot(ctx: &Context, source: &SourceConfig) -> anyhow::Result<Option
             .await??;
             Ok(Some(snapshot))
         }
-        SourceKind::Local(local) => Ok(Some(super::sync::local_dir(&source.name, local).snapshot()?)),
+        SourceKind::Local(local) => Ok(Some(super::pass::local_dir(&source.name, local).snapshot()?)),
         SourceKind::Github(_) => Ok(None),
     }
 }

@@ -1,118 +1,25 @@
 //! One sync pass for one source: snapshot → catalog → store, with retries, metrics and history.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use super::retry::{retry, Transient};
+use super::pass::{git_remote, limits, local_dir, Context, Pass, SyncError};
+use super::retry::retry;
 use crate::catalog::placeholders::Remote;
 use crate::catalog::{self, DocumentError, Limits, LocationOutcome};
-use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
-use crate::source::git::{GitError, GitRemote, Tip};
+use crate::config::{GitSourceConfig, SourceConfig, SourceKind};
+use crate::source::git::{GitRemote, Tip};
 use crate::source::local::LocalDir;
 use crate::source::remote::HttpReader;
-use crate::source::watch::ChangedFiles;
-use crate::source::{Snapshot, TreeError};
+use crate::source::Snapshot;
 use crate::store::diff::{Declared, Walk};
-use crate::store::{Backend, Changes, Deferred, SourceLease, Store, StoreError, SyncRun};
-use crate::telemetry::{LogMemory, Metrics, Problem, Scope};
+use crate::store::{Backend, Changes, Deferred, SourceLease, StoreError, SyncRun};
+use crate::telemetry::{Problem, Scope};
 
 /// A pass that wrote this many entities has changed the tables enough that query plans made
 /// for the old statistics (say, an empty catalog) can be badly wrong.
 const ANALYZE_AFTER_WRITES: u64 = 5_000;
-
-/// What a sync needs, shared by every pass.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub metrics: Metrics,
-    /// Set on shutdown; long blocking git work polls it.
-    pub interrupt: Arc<AtomicBool>,
-    /// GitHub sources' clients and discovered repositories.
-    pub discovery: Arc<super::discovery::Discovery>,
-    /// Files the watcher saw change, per local source.
-    pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
-    /// Set when `kubernetes` is configured: each pass also reconciles the source's objects.
-    pub reconciler: Option<Arc<super::reconcile::Reconciler>>,
-    /// Source → the commit whose template sources were last checked by this process, so a
-    /// pass at the same commit skips the check (kept in memory: remembering it must not be a
-    /// write).
-    pub templates_checked: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    /// Source → a commit whose catalog errors only a new commit can change (no contested
-    /// entities, no remote placeholder reads), so a pass at that commit reads nothing again: a
-    /// refused or hostile file costs its reading once per commit, not once per poll.
-    pub settled: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    /// What each source is doing now, for the status API, a gauge and progress logs.
-    pub progress: crate::telemetry::Progress,
-    /// What was last logged per source: passes log what changed, not what they found again.
-    pub log_memory: Arc<LogMemory>,
-    /// Set when `commit_statuses` is configured: each pass tells GitHub about its commit.
-    pub statuses: Option<crate::notify::Statuses>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Git(#[from] GitError),
-    #[error("cannot read the source directory: {0}")]
-    ReadDirectory(#[from] TreeError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("secret for source {source_name}: {error}")]
-    Secret { source_name: String, error: SecretError },
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("a blocking task failed: {0}")]
-    Join(String),
-    #[error(transparent)]
-    Github(#[from] crate::source::github::GithubError),
-    /// The catalog synced; reconciling its cluster objects failed for the whole source.
-    #[error("catalog synced, cluster reconcile failed: {0}")]
-    Reconcile(#[from] super::reconcile::ReconcileError),
-}
-
-impl Transient for SyncError {
-    fn is_transient(&self) -> bool {
-        match self {
-            Self::Git(e) => e.is_transient(),
-            Self::Store(e) => e.is_transient(),
-            Self::Github(e) => e.is_transient(),
-            Self::Reconcile(e) => e.is_transient(),
-            Self::ReadDirectory(_) | Self::Secret { .. } | Self::Unsupported(_) | Self::Join(_) => false,
-        }
-    }
-}
-
-impl Transient for StoreError {
-    fn is_transient(&self) -> bool {
-        StoreError::is_transient(self)
-    }
-}
-
-/// How a pass ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pass {
-    /// The remote still pointed at the synced commit: no fetch, no writes. `files_in_error`
-    /// counts the catalog files still in error from that commit.
-    Unchanged { revision: String, files_in_error: u64 },
-    /// The snapshot was read and written. `errors` lists `path[#index]: message` per problem.
-    Synced { revision: Option<String>, changes: Changes, errors: Vec<String> },
-    /// Another replica holds the source right now (PostgreSQL work sharing).
-    Skipped,
-}
-
-impl Pass {
-    /// True when some file or document of the source is in error.
-    pub fn has_errors(&self) -> bool {
-        match self {
-            Self::Unchanged { files_in_error, .. } => *files_in_error > 0,
-            Self::Synced { errors, .. } => !errors.is_empty(),
-            Self::Skipped => false,
-        }
-    }
-}
 
 /// Syncs one source and records the outcome in metrics and the sync history; then, with a
 /// cluster configured, reconciles its objects (see [`sync_and_reconcile`]).
@@ -499,50 +406,6 @@ async fn git_snapshot_or_unchanged(
     Ok(Ok(snapshot))
 }
 
-/// The files of the source at the revision last synced (git: from the local cache, no fetch;
-/// a directory: as it is now). For the work that follows a catalog pass.
-pub async fn synced_tree(ctx: &Context, source: &SourceConfig) -> Result<Arc<dyn crate::source::FileTree>, String> {
-    match &source.kind {
-        SourceKind::Git(git) => {
-            let revision = ctx
-                .store
-                .source_revision(&source.name)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "the source has not been synced yet".to_owned())?;
-            let remote = git_remote(&source.name, git, None);
-            let branch = git.branch.clone().unwrap_or_else(|| "HEAD".into());
-            let tip = Tip { commit: revision, branch, fetched: false, rebuilt: false };
-            let cache = ctx.config.cache_dir.clone();
-            tokio::task::spawn_blocking(move || remote.snapshot(&cache, &tip))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|s| s.files)
-                .map_err(|e| e.to_string())
-        }
-        SourceKind::Local(local) => {
-            local_dir(&source.name, local).snapshot().map(|s| s.files).map_err(|e| e.to_string())
-        }
-        SourceKind::Github(_) => Err("an organisation has no tree of its own".into()),
-    }
-}
-
-/// The git remote a configured (or discovered) git source reads.
-pub fn git_remote(source: &str, git: &GitSourceConfig, token: Option<crate::config::Secret>) -> GitRemote {
-    GitRemote {
-        source: source.to_owned(),
-        url: git.url.clone(),
-        branch: git.branch.clone(),
-        catalog_path: git.catalog_path.clone(),
-        token,
-    }
-}
-
-/// The directory a `local` source reads.
-pub fn local_dir(source: &str, local: &crate::config::LocalSourceConfig) -> LocalDir {
-    LocalDir { source: source.to_owned(), root: local.path.clone(), catalog_path: local.catalog_path.clone() }
-}
-
 async fn fetch_git(ctx: &Context, remote: &GitRemote, last: Option<String>) -> Result<Tip, SyncError> {
     let cache = ctx.config.cache_dir.clone();
     let tip = retry(ctx.config.sync.retry, &ctx.metrics, "git_fetch", || {
@@ -569,15 +432,6 @@ async fn git_snapshot(remote: GitRemote, cache: std::path::PathBuf, tip: Tip) ->
         .await
         .map_err(|e| SyncError::Join(e.to_string()))?
         .map_err(SyncError::from)
-}
-
-/// The walk's bounds, as configured.
-pub fn limits(config: &Config) -> Limits {
-    Limits {
-        max_depth: config.sync.location_depth,
-        max_file_bytes: config.catalog.max_file_bytes,
-        max_documents: config.catalog.max_documents_per_file,
-    }
 }
 
 /// Files in flight between the walk and the writer: enough for small files to share a

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use super::cli::{EXIT_FAILED, EXIT_USAGE};
+use super::exit::{EXIT_FAILED, EXIT_USAGE};
 use crate::catalog::template::{self, Rendered};
 use crate::source::local::LocalDir;
 
@@ -108,7 +108,7 @@ async fn catalog_tree(
     let paths = ctx.store.location_keys_by_path(&source.name).await.map_err(|e| failed(&e))?;
     let path = paths.into_iter().find(|(_, key)| *key == entity.location_key).map(|(path, _)| path);
     let path = path.ok_or_else(|| Failure::Failed(format!("the catalog file of {entity_ref} is not known")))?;
-    let tree = super::sync::synced_tree(&ctx, source).await.map_err(|e| failed(&e))?;
+    let tree = super::pass::synced_tree(&ctx, source).await.map_err(|e| failed(&e))?;
     ctx.store.close().await;
     Ok((tree, path))
 }

@@ -5,7 +5,7 @@
 
 use tracing::{info, warn};
 
-use super::sync::Context;
+use super::pass::Context;
 use crate::catalog::template_sources::{collect, diff, skeleton_refs, SourceFile};
 use crate::config::SourceConfig;
 use crate::source::FileTree;
@@ -23,7 +23,7 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
     if checked_at(ctx, &source.name).is_some_and(|checked| revision.as_deref() == Some(checked.as_str())) {
         return Ok(());
     }
-    let tree = match super::sync::synced_tree(ctx, source).await {
+    let tree = match super::pass::synced_tree(ctx, source).await {
         Ok(tree) => tree,
         Err(err) => {
             if ctx.log_memory.is_news(&format!("synced tree of {}", source.name), &err) {

@@ -65,8 +65,8 @@ impl ApiError {
     }
 
     /// A permission policy's denial.
-    pub fn denied(permission: super::auth::Permission) -> Self {
-        Self::not_allowed(format!("Not allowed: {}", permission.name()))
+    pub fn denied(permission: &str) -> Self {
+        Self::not_allowed(format!("Not allowed: {permission}"))
     }
 
     pub fn into_response(self, method: &Method, uri: &Uri) -> Response {

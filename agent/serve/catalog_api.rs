@@ -47,9 +47,7 @@ impl Params {
     }
 }
 
-/// The largest `limit` or `offset` taken: far beyond any catalog, and safe in every database's
-/// integer arithmetic.
-pub const MAX_NUMBER: usize = 1_000_000_000;
+pub use super::query::MAX_NUMBER;
 
 /// One page of a query, as API entities, and the number of matches in all.
 async fn page(

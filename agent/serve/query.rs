@@ -27,6 +27,10 @@ impl Order {
     }
 }
 
+/// The largest `limit` or `offset` taken: far beyond any catalog, and safe in every database's
+/// integer arithmetic.
+pub const MAX_NUMBER: usize = 1_000_000_000;
+
 /// What a `by-query` cursor carries: the whole query, so a page can be resumed from it alone.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueryState {
@@ -57,11 +61,8 @@ impl QueryState {
     /// of the cursor: a cursor is the client's to change).
     pub fn to_store(&self, limit: Option<usize>, visible: &Filter) -> Result<EntityQuery, String> {
         // A cursor is client input too.
-        if self.offset > super::catalog_api::MAX_NUMBER {
-            return Err(format!(
-                "offset must be a non-negative integer no larger than {}",
-                super::catalog_api::MAX_NUMBER
-            ));
+        if self.offset > MAX_NUMBER {
+            return Err(format!("offset must be a non-negative integer no larger than {MAX_NUMBER}"));
         }
         let mut filter = Filter::parse(&self.filters)?;
         if let Some(predicate) = &self.predicate {

@@ -129,6 +129,6 @@ async fn permitted(
     match state.auth.decide(caller, permission).await? {
         Decision::Allow => Ok(()),
         Decision::Conditional(filter) if filter.matches(&entity.filter_rows()) => Ok(()),
-        Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission)),
+        Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission.name())),
     }
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::desired::EntityPlan;
 use super::{status, EntityReport, ReconcileError};
-use crate::app::sync::Context;
+use crate::app::pass::Context;
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::plan::{owned_by, Action, ObjectKey, Step};
 use crate::reconcile::APPLIED_HASH;

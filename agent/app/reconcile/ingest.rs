@@ -11,7 +11,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{ReconcileError, Reconciler};
-use crate::app::sync::Context;
+use crate::app::pass::Context;
 use crate::catalog::{DocumentError, LocationOutcome, OrphanStrategy};
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::ingest::{resource_entity, PREFIX};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use self::desired::{EntityPlan, Failure, SourceView};
-use super::sync::Context;
+use super::pass::Context;
 use crate::config::{KubernetesConfig, RetryConfig, SourceConfig, SourceKind};
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::guard::source_prune_fraction;
@@ -180,7 +180,7 @@ pub async fn reconcile_stored(
     if entities.is_empty() && inventory.is_empty() {
         return Ok(SourceReport::default());
     }
-    let tree = super::sync::synced_tree(ctx, source).await.map_err(ReconcileError::Tree)?;
+    let tree = super::pass::synced_tree(ctx, source).await.map_err(ReconcileError::Tree)?;
     reconcile(ctx, reconciler, source, &entities, &inventory, &[], tree.as_ref(), Mode::Apply).await
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::apply::Outcome;
 use super::desired::{EntityPlan, Failure};
 use super::SourceReport;
-use crate::app::sync::Context;
+use crate::app::pass::Context;
 use crate::reconcile::cluster::Cluster;
 use crate::reconcile::health::{assess as judge, Health};
 use crate::reconcile::plan::ObjectKey;

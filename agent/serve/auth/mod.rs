@@ -201,7 +201,7 @@ pub(super) async fn require(state: &super::State, headers: &HeaderMap, permissio
     let caller = state.auth.caller(headers).await?;
     match state.auth.decide(&caller, permission).await? {
         Decision::Allow => Ok(()),
-        Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission)),
+        Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission.name())),
     }
 }
 
