@@ -55,7 +55,7 @@ pub async fn run(mut ctx: Context) -> anyhow::Result<()> {
         writes: api_writes(&ctx, &queue),
         auth: api_auth(&ctx)?,
         repositories: Arc::new(serve::Repositories {
-            configured: ctx.config.sources.iter().filter_map(super::discovery::tracked).collect(),
+            configured: ctx.config.sources.iter().filter_map(super::discovered::tracked).collect(),
             discovered: ctx.discovery.tracked.clone(),
         }),
     };
@@ -403,7 +403,7 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
         return Ok(None);
     };
     let secret = secret.resolve().context("webhooks.github.secret")?;
-    let tracked = ctx.config.sources.iter().filter_map(super::discovery::tracked).collect();
+    let tracked = ctx.config.sources.iter().filter_map(super::discovered::tracked).collect();
     let requests = forward_to_queue(queue, "webhook");
     let discovered = ctx.discovery.tracked.clone();
     let orgs = ctx

@@ -4,77 +4,39 @@
 //! of a timeout or a 5xx.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError};
 
 use tracing::{info, warn};
 
+use super::discovered::Discovery;
 use super::pass::{Context, SyncError};
 use crate::config::{
     GitSourceConfig, GithubSourceConfig, RepoFilters, SecretRef, SourceConfig, SourceKind, TenancyConfig,
 };
-use crate::serve::Tracked;
-use crate::source::git::RemoteUrl;
 use crate::source::github::{Auth, GithubClient, Repo, RepoCheck};
 use crate::store::Changes;
 
-/// What discovery knows across passes: a client per source (its ETag cache lives there) and the
-/// repositories each source found, for the queue and the webhook.
-#[derive(Default)]
-pub struct Discovery {
-    clients: Mutex<HashMap<String, Arc<GithubClient>>>,
-    /// Discovered repository name (`<source>/<repository>`) → its organisation source and config;
-    /// looked up by name for every queue entry, so a map rather than a scan.
-    repos: RwLock<HashMap<String, (String, SourceConfig)>>,
-    /// Discovered repositories as the webhook matches pushes; shared with the HTTP side.
-    pub tracked: Arc<RwLock<Vec<Tracked>>>,
-}
-
-impl Discovery {
-    /// A discovered repository's git source, by its `<source>/<repository>` name.
-    pub fn repository(&self, name: &str) -> Option<SourceConfig> {
-        let repos = self.repos.read().unwrap_or_else(PoisonError::into_inner);
-        repos.get(name).map(|(_, source)| source.clone())
+/// The source's client, made once (its ETag cache lives there).
+fn client(discovery: &Discovery, source: &str, gh: &GithubSourceConfig) -> Result<Arc<GithubClient>, SyncError> {
+    let mut clients = discovery.clients.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(client) = clients.get(source) {
+        return Ok(client.clone());
     }
-
-    fn client(&self, source: &str, gh: &GithubSourceConfig) -> Result<Arc<GithubClient>, SyncError> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = clients.get(source) {
-            return Ok(client.clone());
-        }
-        let resolve = |secret: &SecretRef| {
-            secret.resolve().map_err(|error| SyncError::Secret { source_name: source.to_owned(), error })
-        };
-        let auth = match (&gh.token, &gh.app) {
-            (Some(token), _) => Auth::Token(resolve(token)?),
-            (None, Some(app)) => Auth::App {
-                app_id: app.app_id,
-                installation_id: app.installation_id,
-                private_key: resolve(&app.private_key)?,
-            },
-            (None, None) => Auth::Anonymous,
-        };
-        let client = Arc::new(GithubClient::new(&gh.api_url, auth)?);
-        clients.insert(source.to_owned(), client.clone());
-        Ok(client)
-    }
-
-    fn remember(&self, source: &str, found: Vec<SourceConfig>) {
-        let mut repos = self.repos.write().unwrap_or_else(PoisonError::into_inner);
-        repos.retain(|_, (org, _)| org != source);
-        repos.extend(found.into_iter().map(|repo| (repo.name.clone(), (source.to_owned(), repo))));
-        let tracked: Vec<Tracked> = repos.values().filter_map(|(_, repo)| tracked(repo)).collect();
-        *self.tracked.write().unwrap_or_else(PoisonError::into_inner) = tracked;
-    }
-}
-
-/// A git source as the webhook matches pushes against it; `None` for other kinds.
-pub fn tracked(source: &SourceConfig) -> Option<Tracked> {
-    match &source.kind {
-        SourceKind::Git(git) => {
-            Some(Tracked { source: source.name.clone(), url: RemoteUrl::parse(&git.url), branch: git.branch.clone() })
-        }
-        _ => None,
-    }
+    let resolve = |secret: &SecretRef| {
+        secret.resolve().map_err(|error| SyncError::Secret { source_name: source.to_owned(), error })
+    };
+    let auth = match (&gh.token, &gh.app) {
+        (Some(token), _) => Auth::Token(resolve(token)?),
+        (None, Some(app)) => Auth::App {
+            app_id: app.app_id,
+            installation_id: app.installation_id,
+            private_key: resolve(&app.private_key)?,
+        },
+        (None, None) => Auth::Anonymous,
+    };
+    let client = Arc::new(GithubClient::new(&gh.api_url, auth)?);
+    clients.insert(source.to_owned(), client.clone());
+    Ok(client)
 }
 
 /// Whether the filters keep a repository.
@@ -161,7 +123,7 @@ pub async fn discover(
     source: &SourceConfig,
     gh: &GithubSourceConfig,
 ) -> Result<(Vec<SourceConfig>, Changes), SyncError> {
-    let client = ctx.discovery.client(&source.name, gh)?;
+    let client = client(&ctx.discovery, &source.name, gh)?;
     let listed = client.org_repos(&gh.org).await;
     if let Some(remaining) = client.budget().remaining {
         ctx.metrics.github_rate_remaining.with_label_values(&[source.name.as_str()]).set(remaining);

@@ -3,6 +3,7 @@
 
 pub mod cli;
 mod daemon;
+mod discovered;
 mod discovery;
 mod exit;
 mod one_shot;

@@ -24,11 +24,11 @@ pub struct Context {
     /// Set on shutdown; long blocking git work polls it.
     pub interrupt: Arc<AtomicBool>,
     /// GitHub sources' clients and discovered repositories.
-    pub discovery: Arc<super::discovery::Discovery>,
+    pub discovery: Arc<super::discovered::Discovery>,
     /// Files the watcher saw change, per local source.
     pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
     /// Set when `kubernetes` is configured: each pass also reconciles the source's objects.
-    pub reconciler: Option<Arc<super::reconcile::Reconciler>>,
+    pub reconciler: Option<Arc<super::reconcile::reconciler::Reconciler>>,
     /// Source → the commit whose template sources were last checked by this process, so a
     /// pass at the same commit skips the check (kept in memory: remembering it must not be a
     /// write).
@@ -63,7 +63,7 @@ pub enum SyncError {
     Github(#[from] crate::source::github::GithubError),
     /// The catalog synced; reconciling its cluster objects failed for the whole source.
     #[error("catalog synced, cluster reconcile failed: {0}")]
-    Reconcile(#[from] super::reconcile::ReconcileError),
+    Reconcile(#[from] super::reconcile::reconciler::ReconcileError),
 }
 
 impl Transient for SyncError {

@@ -3,9 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use serde_json::Value;
+use sha1::{Digest, Sha1};
+
 use crate::catalog::{Ingest, LocationOutcome};
 
-use super::write::content_hash;
+/// The content hash of an entity body; doubles as its etag. `serde_json`'s map is ordered by key,
+/// so the serialisation (and the hash) does not depend on the key order in the YAML file.
+pub fn content_hash(body: &Value) -> String {
+    hex::encode(Sha1::digest(body.to_string().as_bytes()))
+}
 
 /// What the store holds for one entity ref.
 #[derive(Debug, Clone, PartialEq, Eq)]

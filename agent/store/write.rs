@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-use sha1::{Digest, Sha1};
 use sqlx::Row;
 
-use super::diff::{self, Declared, Walk};
+use super::diff::{self, content_hash, Declared, Walk};
 use super::rows::{
     insert_entities, load_stored, mark_errors, move_failing, record_locations, remove_entity, replace_derived,
     write_body, NewEntity,
@@ -82,12 +80,6 @@ pub struct SyncRun {
     pub errors: u64,
     /// Why the whole pass failed, if it did.
     pub error: Option<String>,
-}
-
-/// The content hash of an entity body; doubles as its etag. `serde_json`'s map is ordered by key,
-/// so the serialisation (and the hash) does not depend on the key order in the YAML file.
-pub fn content_hash(body: &Value) -> String {
-    hex::encode(Sha1::digest(body.to_string().as_bytes()))
 }
 
 impl Store {

@@ -89,3 +89,132 @@ fn the_check_sees_what_it_looks_for() {
         "references found, tests left out"
     );
 }
+
+/// The module a file is: `store/diff.rs` → `["store", "diff"]`, `serve/auth/mod.rs` →
+/// `["serve", "auth"]`.
+fn module_of(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> =
+        relative.iter().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned()).collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// Every module a piece of code names through `crate::…` or `super::…`, resolved to the longest
+/// path that is a file among `modules`.
+fn module_references(
+    code: &str,
+    own: &[String],
+    modules: &std::collections::BTreeSet<Vec<String>>,
+) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("::") {
+        let start = code[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let head = &code[start..at];
+        if head != "crate" && head != "super" {
+            continue;
+        }
+        // Only the start of a path: `crate::a::b`, `super::super::c`.
+        if code[..start].ends_with("::") {
+            continue;
+        }
+        let path: Vec<&str> = code[start..]
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or_default()
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut base: Vec<String> =
+            if head == "crate" { Vec::new() } else { own[..own.len().saturating_sub(1)].to_vec() };
+        let mut rest = &path[1..];
+        if head == "super" {
+            while rest.first() == Some(&"super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+        }
+        let full: Vec<String> = base.into_iter().chain(rest.iter().map(|s| (*s).to_owned())).collect();
+        if let Some(n) = (1..=full.len()).rev().find(|n| modules.contains(&full[..*n])) {
+            found.push(full[..n].to_vec());
+        }
+    }
+    found
+}
+
+#[test]
+fn no_files_import_each_other_in_a_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("agent");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut code = std::collections::BTreeMap::new();
+    for file in &files {
+        let module = module_of(file.strip_prefix(&root).unwrap());
+        // The crate root, the binaries and the test kit aside.
+        if matches!(module[0].as_str(), "lib" | "main" | "bin" | "testkit") {
+            continue;
+        }
+        code.insert(module, std::fs::read_to_string(file).unwrap());
+    }
+    let modules: std::collections::BTreeSet<Vec<String>> = code.keys().cloned().collect();
+    let mut edges: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>> =
+        std::collections::BTreeMap::new();
+    for (module, text) in &code {
+        for target in module_references(production_code(text), module, &modules) {
+            // A module and its own parent or child (re-exports, `super::` items) are one unit.
+            let related = target.starts_with(module) || module.starts_with(&target);
+            if !related {
+                edges.entry(module.clone()).or_default().insert(target);
+            }
+        }
+    }
+    let mut circles = Vec::new();
+    for start in edges.keys() {
+        // A path from `start` back to itself, found breadth first.
+        let mut previous: std::collections::BTreeMap<Vec<String>, Vec<String>> = std::collections::BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.clone()]);
+        while let Some(at) = queue.pop_front() {
+            for next in edges.get(&at).into_iter().flatten() {
+                if next == start {
+                    let mut circle = vec![at.join("/")];
+                    let mut back = &at;
+                    while let Some(p) = previous.get(back) {
+                        circle.push(p.join("/"));
+                        back = p;
+                    }
+                    circles.push(circle.join(" ← "));
+                    queue.clear();
+                    break;
+                }
+                if !previous.contains_key(next) && next != start {
+                    previous.insert(next.clone(), at.clone());
+                    queue.push_back(next.clone());
+                }
+            }
+        }
+    }
+    assert!(modules.len() > 100, "the walk found the modules ({})", modules.len());
+    assert!(circles.is_empty(), "files import each other in a circle:\n{}", circles.join("\n"));
+}
+
+#[test]
+fn the_circle_check_resolves_paths_to_files() {
+    let modules: std::collections::BTreeSet<Vec<String>> = [
+        vec!["app".to_owned(), "sync".to_owned()],
+        vec!["app".to_owned(), "pass".to_owned()],
+        vec!["store".to_owned()],
+    ]
+    .into_iter()
+    .collect();
+    let own = vec!["app".to_owned(), "sync".to_owned()];
+    let code = "use super::pass::{Context, Pass};\nuse crate::store::Store;\nfn f() { crate::serve::x(); }\n";
+    assert_eq!(
+        module_references(code, &own, &modules),
+        [vec!["app".to_owned(), "pass".to_owned()], vec!["store".to_owned()]]
+    );
+}

@@ -6,41 +6,17 @@
 //! writes nothing, so Rigger's own applies do not loop.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Reconciler;
-use crate::reconcile::plan::ObjectKey;
+use super::reconciler::Reconciler;
 use crate::reconcile::{ENTITY_ANNOTATION, MANAGED_BY, MANAGED_BY_VALUE};
-
-/// `(apiVersion, kind)` pairs Rigger has applied; the watch starts one watcher per pair.
-#[derive(Default)]
-pub struct AppliedKinds {
-    kinds: Mutex<BTreeSet<(String, String)>>,
-    added: Notify,
-}
-
-impl AppliedKinds {
-    pub fn extend<'a>(&self, keys: impl Iterator<Item = &'a ObjectKey>) {
-        let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = kinds.len();
-        kinds.extend(keys.map(|k| (k.api_version.clone(), k.kind.clone())));
-        if kinds.len() > before {
-            self.added.notify_one();
-        }
-    }
-
-    fn current(&self) -> BTreeSet<(String, String)> {
-        self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
 
 /// Runs until cancelled: starts a watcher for each kind as it is first applied, and calls
 /// `request(source)` for every reported change to an object Rigger owns.

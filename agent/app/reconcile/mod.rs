@@ -8,24 +8,23 @@ mod desired;
 pub mod drift;
 pub mod ingest;
 mod ownership;
+pub mod reconciler;
 mod status;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashSet};
 
 use tracing::{debug, info, warn};
 
 use self::desired::{EntityPlan, Failure, SourceView};
 use super::pass::Context;
-use crate::config::{KubernetesConfig, RetryConfig, SourceConfig, SourceKind};
-use crate::reconcile::cluster::{Cluster, ClusterError};
+use crate::config::{SourceConfig, SourceKind};
+use crate::reconcile::cluster::ClusterError;
 use crate::reconcile::guard::source_prune_fraction;
 use crate::reconcile::health::Health;
 use crate::reconcile::plan::{Action, ObjectKey};
 use crate::source::FileTree;
-use crate::store::{ManagedEntity, StoreError};
-use crate::telemetry::Metrics;
+use crate::store::ManagedEntity;
+pub use reconciler::{ReconcileError, Reconciler};
 
 /// Sources with fewer objects than this are not held to `max_prune_fraction`: removing one of
 /// a handful of objects is an ordinary change, not the sign of a broken checkout.
@@ -36,106 +35,6 @@ pub const PRUNE_GUARD_MIN_OBJECTS: usize = 10;
 pub enum Mode {
     Apply,
     Plan,
-}
-
-/// The cluster connections (one per impersonated user) and what the drift watch needs to know.
-pub struct Reconciler {
-    config: KubernetesConfig,
-    retry: RetryConfig,
-    metrics: Metrics,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, Arc<Cluster>>>,
-    /// Entity ref -> source, for routing a drift event to the source that owns the object.
-    owners: Mutex<HashMap<String, String>>,
-    /// Kinds Rigger has applied, which the drift watch follows.
-    pub applied_kinds: drift::AppliedKinds,
-    /// Until when the API server counts as down: passes skip the cluster at once instead of
-    /// each waiting out its own timeouts.
-    down_until: Mutex<Option<Instant>>,
-}
-
-/// How long an API server that did not answer is left alone before passes try it again (the
-/// daemon's health check may clear it sooner).
-const DOWN_HOLD: Duration = Duration::from_secs(10);
-
-impl Reconciler {
-    pub fn new(config: KubernetesConfig, retry: RetryConfig, metrics: Metrics) -> Self {
-        Self {
-            config,
-            retry,
-            metrics,
-            clients: tokio::sync::Mutex::default(),
-            owners: Mutex::default(),
-            applied_kinds: drift::AppliedKinds::default(),
-            down_until: Mutex::default(),
-        }
-    }
-
-    /// Records whether the API server answered (a check, or a pass that met it unavailable).
-    pub fn set_reachable(&self, reachable: bool) {
-        let until = (!reachable).then(|| Instant::now() + DOWN_HOLD);
-        *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
-        self.metrics.cluster_up.set(i64::from(reachable));
-    }
-
-    /// Fails at once while the API server is known to be down.
-    fn check_reachable(&self) -> Result<(), ClusterError> {
-        let until = *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match until {
-            Some(until) if Instant::now() < until => Err(ClusterError::Unavailable {
-                message: "it did not answer a moment ago; trying again shortly".into(),
-                retry_after: None,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    pub fn config(&self) -> &KubernetesConfig {
-        &self.config
-    }
-
-    /// The client acting as `impersonate` (or as Rigger itself), connected on first use.
-    pub async fn cluster(&self, impersonate: Option<&str>) -> Result<Arc<Cluster>, ClusterError> {
-        let mut clients = self.clients.lock().await;
-        let key = impersonate.map(str::to_owned);
-        if let Some(found) = clients.get(&key) {
-            return Ok(found.clone());
-        }
-        let cluster = Arc::new(Cluster::connect(&self.config, impersonate, self.retry, self.metrics.clone()).await?);
-        clients.insert(key, cluster.clone());
-        Ok(cluster)
-    }
-
-    /// The source owning an entity's objects, as of the last pass that planned it.
-    pub fn owner(&self, entity_ref: &str) -> Option<String> {
-        self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(entity_ref).cloned()
-    }
-
-    fn remember_owners(&self, source: &str, entities: impl Iterator<Item = String>) {
-        let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for entity in entities {
-            owners.insert(entity, source.to_owned());
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot read the synced tree: {0}")]
-    Tree(String),
-    #[error("cluster: {0}")]
-    Cluster(#[from] ClusterError),
-}
-
-impl ReconcileError {
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Store(e) => e.is_transient(),
-            Self::Cluster(e) => e.is_transient(),
-            Self::Tree(_) => false,
-        }
-    }
 }
 
 /// What a run did (or would do) for one entity.
