@@ -275,9 +275,9 @@ fn fingerprint(token: &Secret) -> String {
 /// `catalog-info.yaml:6: <problem> (2 files in error)`: the line its document starts on.
 fn in_error(files: &[crate::store::LocationRow]) -> String {
     let Some(first) = files.first() else { return "Some catalog files are in error".to_owned() };
-    let problem = first.errors.as_ref().and_then(|e| e.as_array()).and_then(|e| e.first());
-    let line = problem.and_then(|p| p["line"].as_u64()).map(|l| format!(":{l}")).unwrap_or_default();
-    let message = problem.and_then(|p| p["message"].as_str()).unwrap_or("in error");
+    let problem = first.problems().into_iter().next();
+    let line = problem.as_ref().and_then(|(line, _)| *line).map(|l| format!(":{l}")).unwrap_or_default();
+    let message = problem.map_or_else(|| "in error".to_owned(), |(_, message)| message);
     let more = match files.len() {
         1 => String::new(),
         n => format!(" ({n} files in error)"),

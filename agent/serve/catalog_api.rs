@@ -99,11 +99,7 @@ async fn list(state: &State, uri: &Uri, params: &Params, visible: &Filter) -> Re
     // Visibility again at load: an entity whose owner changed since the page's query is not shown.
     let visible = visible.clone();
     let render: super::stream::Render = Box::new(move |_, entities| {
-        entities
-            .into_iter()
-            .filter(|e| visible.is_empty() || visible.matches(&e.filter_rows()))
-            .map(|e| fields::select(e.to_api(), &fields))
-            .collect()
+        entities.into_iter().filter(|e| e.meets(&visible)).map(|e| fields::select(e.to_api(), &fields)).collect()
     });
     let body = super::stream::array(state.store.clone(), &refs, "[", "]", render);
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -290,7 +286,7 @@ pub async fn entity_by_uid(
 
 /// An entity as the API shows it, if the caller may read it.
 fn readable(entity: Option<StoredEntity>, visible: &Filter) -> Option<Value> {
-    entity.filter(|e| visible.is_empty() || visible.matches(&e.filter_rows())).map(|e| e.to_api())
+    entity.filter(|e| e.meets(visible)).map(|e| e.to_api())
 }
 
 #[derive(Deserialize)]
@@ -327,7 +323,7 @@ pub async fn entities_by_refs(
             slice
                 .iter()
                 .map(|r| match by_ref.get(r.as_str()) {
-                    Some(entity) if filter.matches(&entity.filter_rows()) => fields::select(entity.to_api(), &fields),
+                    Some(entity) if entity.meets(&filter) => fields::select(entity.to_api(), &fields),
                     _ => Value::Null,
                 })
                 .collect()

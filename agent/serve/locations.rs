@@ -168,7 +168,7 @@ fn targets(location: &StoredEntity) -> Vec<String> {
 
 /// Whether the caller may read `entity` (`visible` from [`Readable`]).
 fn may_read(entity: &StoredEntity, visible: &Filter) -> bool {
-    visible.is_empty() || visible.matches(&entity.filter_rows())
+    entity.meets(visible)
 }
 
 fn not_found(kind: &str, namespace: &str, name: &str, uri: &Uri) -> Response {

@@ -97,7 +97,7 @@ pub async fn apply_conditions(
 async fn verdict(state: &State, entity_ref: &str, filter: &search::Filter) -> Result<&'static str, ApiError> {
     let Ok(entity_ref) = EntityRef::parse(entity_ref, None, "default") else { return Ok("DENY") };
     let entity = state.store.entity(&entity_ref.to_string()).await.map_err(ApiError::unavailable)?;
-    let met = entity.is_some_and(|e| filter.matches(&e.filter_rows()));
+    let met = entity.is_some_and(|e| e.meets(filter));
     Ok(if met { "ALLOW" } else { "DENY" })
 }
 

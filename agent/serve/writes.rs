@@ -115,7 +115,7 @@ pub async fn delete_entity(
 /// Whether the caller may read `entity` at all.
 async fn readable(state: &State, caller: &Caller, entity: &StoredEntity) -> Result<bool, ApiError> {
     let visible = state.auth.decide(caller, Permission::EntityRead).await?.filter();
-    Ok(visible.is_empty() || visible.matches(&entity.filter_rows()))
+    Ok(entity.meets(&visible))
 }
 
 /// Whether the permission policy lets `caller` do `permission` to `entity`: a conditional
@@ -128,7 +128,7 @@ async fn permitted(
 ) -> Result<(), ApiError> {
     match state.auth.decide(caller, permission).await? {
         Decision::Allow => Ok(()),
-        Decision::Conditional(filter) if filter.matches(&entity.filter_rows()) => Ok(()),
+        Decision::Conditional(filter) if entity.meets(&filter) => Ok(()),
         Decision::Deny | Decision::Conditional(_) => Err(ApiError::denied(permission.name())),
     }
 }

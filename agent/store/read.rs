@@ -47,6 +47,12 @@ impl StoredEntity {
         entity
     }
 
+    /// Whether `filter` holds for this entity as it would in the store's query; an empty filter
+    /// (no condition) holds without building anything.
+    pub fn meets(&self, filter: &crate::catalog::search::Filter) -> bool {
+        filter.is_empty() || filter.matches(&self.filter_rows())
+    }
+
     /// What a filter sees of this entity, exactly as the store's queries see it: the index rows
     /// of its stored body (not the served orphan annotation or etag; keys too long left out,
     /// values too long kept only for "exists"), its relations and its uid. Filters checked in
@@ -126,6 +132,14 @@ pub struct LocationRow {
     /// Set while the file is no longer reached but its deletion is held back: the location in
     /// error that leads to it.
     pub held_by: Option<String>,
+}
+
+impl LocationRow {
+    /// The file's problems as stored: `(line its document starts on, message)`.
+    pub fn problems(&self) -> Vec<(Option<u64>, String)> {
+        let items = self.errors.as_ref().and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        items.iter().map(|e| (e["line"].as_u64(), e["message"].as_str().unwrap_or_default().to_owned())).collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

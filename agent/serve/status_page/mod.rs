@@ -13,7 +13,6 @@ use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::State;
 use crate::store::{LocationRow, SourceRow};
@@ -282,16 +281,9 @@ fn file_url(source: &SourceView, path: &str, line: Option<u64>) -> Option<String
     Some(format!("{web}/blob/{revision}/{}{anchor}", encoded_path(path)))
 }
 
-/// A file's stored problems: `[{index, line, message}]`.
+/// A file's stored problems.
 fn problems(location: &LocationRow) -> Vec<Problem> {
-    let Some(Value::Array(items)) = &location.errors else { return Vec::new() };
-    items
-        .iter()
-        .map(|item| Problem {
-            line: item["line"].as_u64(),
-            message: item["message"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect()
+    location.problems().into_iter().map(|(line, message)| Problem { line, message }).collect()
 }
 
 /// "3 min ago (2026-12-06T03:52:41Z)", from the last-success metric; `None` when the source has
