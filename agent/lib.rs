@@ -17,14 +17,17 @@
 //!                    health + inventory ──▶ store ◀── drift watch, cluster ingest ─────────────┘
 //! ```
 //!
-//! Data flows one way: no module imports a later one in the order `suggest`, `yaml`, `config`,
-//! `telemetry`, `source`, `catalog`, `store`, `reconcile`, `notify`, `serve`, `app`
-//! (`tests/it/layout.rs` keeps it so). `catalog` is pure and knows nothing of git, SQL or
-//! Kubernetes; `serve` reads the store and writes only what its requests are about (recorded
-//! webhook deliveries, an orphan deleted on request, its signing keys), handing sync requests to
-//! the app's queue over channels; `reconcile` is pure but for `reconcile::cluster`, the one
-//! API-server client; `notify` posts commit statuses; `app` wires the stages, supervises them and
-//! owns shutdown.
+//! Imports run one way, in the pipeline's order: no module imports a later one in the order `suggest`, `yaml`, `config`,
+//! `telemetry`, `source`, `catalog`, `template`, `store`, `reconcile`, `notify`, `serve`, `app`,
+//! and no files import each other in a circle (`tests/it/layout.rs` keeps both so). `catalog`
+//! and `template` are pure and know nothing of git, SQL or Kubernetes; `source::github` holds
+//! discovery's policy beside its client; `reconcile` holds its pure plan and guards and, beside
+//! them, the run that executes them against the API server and writes back to the store;
+//! `serve` reads the store and writes only what its requests are about (recorded webhook
+//! deliveries, an orphan deleted on request, its signing keys), handing sync requests to the
+//! app's queue over channels; `notify` posts commit statuses; `app` wires the stages — what a
+//! pass reads (`app::context::Context`) apart from what passes remember (`State`) —,
+//! supervises them and owns shutdown.
 
 pub mod app;
 pub mod catalog;
@@ -36,6 +39,7 @@ pub mod source;
 pub mod store;
 pub mod suggest;
 pub mod telemetry;
+pub mod template;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod yaml;

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn, Instrument};
 
-use super::pass::{Context, Pass};
+use super::context::Context;
+use super::pass::Pass;
 use super::queue::{Outcome, WorkQueue};
 use super::sync::{discover_source, refresh_entity_gauge, sync_source};
 use crate::config::{SourceConfig, SourceKind};
@@ -43,20 +44,20 @@ pub async fn run(mut ctx: Context) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let readiness = Arc::new(Readiness::default());
     readiness.set_sources(ctx.config.sources.iter().map(|s| s.name.clone()).collect());
-    let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry, ctx.progress.clone());
+    let queue = WorkQueue::new(ctx.metrics.clone(), ctx.config.sync.retry, ctx.state.progress.clone());
     let webhook = github_webhook(&ctx, &queue)?;
     let state = serve::State {
         store: ctx.store.clone(),
         metrics: ctx.metrics.clone(),
         readiness: readiness.clone(),
         facets: Arc::default(),
-        progress: ctx.progress.clone(),
+        progress: ctx.state.progress.clone(),
         webhook,
         writes: api_writes(&ctx, &queue),
         auth: api_auth(&ctx)?,
         repositories: Arc::new(serve::Repositories {
             configured: ctx.config.sources.iter().filter_map(super::discovered::tracked).collect(),
-            discovered: ctx.discovery.tracked.clone(),
+            discovered: ctx.state.discovery.tracked.clone(),
         }),
     };
     let (addr, server) = serve::bind(&ctx.config.server, state, cancel.clone()).await?;
@@ -78,7 +79,7 @@ pub async fn run(mut ctx: Context) -> anyhow::Result<()> {
         tracker.spawn(cluster_checks(reconciler.clone(), cancel.clone()));
         let drift_queue = queue.clone();
         let request: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |source| drift_queue.request(source, "drift"));
-        tracker.spawn(super::reconcile::drift::watch(reconciler.clone(), request, cancel.clone()));
+        tracker.spawn(crate::reconcile::drift::watch(reconciler.clone(), request, cancel.clone()));
         if let Some(every) = reconciler.config().ingest_interval {
             tracker.spawn(cluster_ingest(ctx.clone(), reconciler.clone(), every, cancel.clone()));
         }
@@ -184,7 +185,7 @@ const CLUSTER_CHECK: Duration = Duration::from_secs(15);
 
 /// Keeps `rigger_cluster_up` current (every API call also updates it), so `/readyz` can report
 /// the cluster without calling it, and tells passes whether to try the cluster at all.
-async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: CancellationToken) {
+async fn cluster_checks(reconciler: Arc<crate::reconcile::Reconciler>, cancel: CancellationToken) {
     // A cluster that stays away is logged when it goes, hourly while away, and when it is back.
     let memory = crate::telemetry::LogMemory::default();
     loop {
@@ -217,19 +218,19 @@ async fn cluster_checks(reconciler: Arc<super::reconcile::Reconciler>, cancel: C
 /// Claims, XRs and labelled workloads into the catalog, every `kubernetes.ingest_interval`.
 async fn cluster_ingest(
     ctx: Context,
-    reconciler: Arc<super::reconcile::Reconciler>,
+    reconciler: Arc<crate::reconcile::Reconciler>,
     every: Duration,
     cancel: CancellationToken,
 ) {
     loop {
-        match super::reconcile::ingest::ingest(&ctx, &reconciler).await {
-            Err(err) if ctx.log_memory.is_news("cluster ingest", &err.to_string()) => {
+        match crate::reconcile::ingest::ingest(&reconciler).await {
+            Err(err) if ctx.state.log_memory.is_news("cluster ingest", &err.to_string()) => {
                 warn!(error = %err, "cannot ingest cluster resources; the catalog keeps the last ones");
             }
             Err(_) | Ok(None) => {}
             // Ingested (not skipped for another replica): a standing failure is over.
             Ok(Some(_)) => {
-                if ctx.log_memory.clear("cluster ingest") {
+                if ctx.state.log_memory.clear("cluster ingest") {
                     info!("cluster resources ingested again");
                 }
             }
@@ -290,9 +291,9 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken, first
             () = cancel.cancelled() => return,
             name = queue.next() => name,
         };
-        let _idle = ctx.progress.pass(&source_name);
+        let _idle = ctx.state.progress.pass(&source_name);
         let configured = ctx.config.sources.iter().find(|s| s.name == source_name).cloned();
-        let Some(source) = configured.or_else(|| ctx.discovery.repository(&source_name)) else {
+        let Some(source) = configured.or_else(|| ctx.state.discovery.repository(&source_name)) else {
             queue.finish(&source_name, Outcome::Done);
             continue;
         };
@@ -302,7 +303,7 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken, first
         let result = match &source.kind {
             // An organisation's repositories become queue entries of their own.
             SourceKind::Github(gh) => {
-                ctx.progress.enter(&source.name, "fetching");
+                ctx.state.progress.enter(&source.name, "fetching");
                 match discover_source(&ctx, source, gh).instrument(span).await {
                     Ok(Some(repositories)) => {
                         first.expect(&repositories);
@@ -369,7 +370,7 @@ async fn recorded_requests(ctx: Context, queue: WorkQueue, cancel: CancellationT
             Ok(pending) => {
                 for request in pending {
                     if ctx.config.sources.iter().any(|s| s.name == request.source)
-                        || ctx.discovery.repository(&request.source).is_some()
+                        || ctx.state.discovery.repository(&request.source).is_some()
                     {
                         queue.request(&request.source, "recorded");
                     } else if !is_discoverable(&ctx, &request.source) {
@@ -405,7 +406,7 @@ fn github_webhook(ctx: &Context, queue: &WorkQueue) -> anyhow::Result<Option<Arc
     let secret = secret.resolve().context("webhooks.github.secret")?;
     let tracked = ctx.config.sources.iter().filter_map(super::discovered::tracked).collect();
     let requests = forward_to_queue(queue, "webhook");
-    let discovered = ctx.discovery.tracked.clone();
+    let discovered = ctx.state.discovery.tracked.clone();
     let orgs = ctx
         .config
         .sources
@@ -440,7 +441,7 @@ fn api_auth(ctx: &Context) -> anyhow::Result<Arc<serve::Auth>> {
 fn api_writes(ctx: &Context, queue: &WorkQueue) -> Arc<serve::Writes> {
     let requests = forward_to_queue(queue, "refresh");
     let configured = ctx.config.sources.iter().map(|s| s.name.clone()).collect();
-    Arc::new(serve::Writes { requests, configured, discovered: ctx.discovery.tracked.clone() })
+    Arc::new(serve::Writes { requests, configured, discovered: ctx.state.discovery.tracked.clone() })
 }
 
 /// A channel whose source names become queue requests with `reason`: how the HTTP side asks
@@ -479,7 +480,7 @@ fn start_watchers(ctx: &Context, triggers: &[Arc<Notify>]) -> Vec<watch::Watcher
     let mut watchers = Vec::new();
     for (source, trigger) in ctx.config.sources.iter().zip(triggers) {
         if let SourceKind::Local(local) = &source.kind {
-            let changed = ctx.changed.get(&source.name).cloned().unwrap_or_default();
+            let changed = ctx.state.changed.get(&source.name).cloned().unwrap_or_default();
             match watch::watch(&local.path, trigger.clone(), changed) {
                 Ok(watcher) => watchers.push(watcher),
                 Err(err) => {

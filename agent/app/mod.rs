@@ -2,6 +2,7 @@
 //! connects source → catalog → store. The only place that knows every stage.
 
 pub mod cli;
+pub mod context;
 mod daemon;
 mod discovered;
 mod discovery;
@@ -10,7 +11,6 @@ mod one_shot;
 pub mod pass;
 mod plan;
 mod queue;
-pub mod reconcile;
 pub mod retry;
 mod statuses;
 pub mod sync;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tracing::Instrument;
 
+use super::context::{Context, State};
 use super::exit::{EXIT_FAILED, EXIT_USAGE};
-use super::pass::{Context, Pass};
+use super::pass::Pass;
 use super::sync::{refresh_entity_gauge, sync_and_reconcile};
 use crate::config::{Config, DatabaseConfig, SourceKind};
+use crate::reconcile::Reconciler;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -37,25 +39,14 @@ pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
         let health = crate::reconcile::health::Health::NAMES;
         metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()), &health);
     }
-    let changed = config
-        .sources
-        .iter()
-        .filter(|s| matches!(s.kind, crate::config::SourceKind::Local(_)))
-        .map(|s| (s.name.clone(), Arc::default()))
-        .collect();
+    let locals = config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str());
+    let state = Arc::new(State::new(locals, metrics.clone()));
+    let reconciler = Reconciler::new(&config, store.clone(), metrics.clone(), Arc::clone(&state.log_memory));
     Ok(Context {
         interrupt: Arc::new(AtomicBool::new(false)),
-        discovery: Arc::default(),
-        changed: Arc::new(changed),
-        templates_checked: Arc::default(),
-        settled: Arc::default(),
-        log_memory: Arc::default(),
         statuses: None,
-        progress: crate::telemetry::Progress::new(metrics.clone()),
-        reconciler: config
-            .kubernetes
-            .clone()
-            .map(|k| Arc::new(super::reconcile::Reconciler::new(k, config.sync.retry, metrics.clone()))),
+        reconciler: reconciler.map(Arc::new),
+        state,
         config,
         store,
         metrics,
@@ -123,10 +114,10 @@ pub async fn sync_once(config: Arc<Config>) -> ExitCode {
         }
     }
     if let Some(reconciler) = ctx.reconciler.as_ref().filter(|r| r.config().ingest_interval.is_some()) {
-        match super::reconcile::ingest::ingest(ctx, reconciler).await {
+        match crate::reconcile::ingest::ingest(reconciler).await {
             Ok(Some(changes)) => println!(
                 "{}: ingested: {} added, {} updated, {} deleted",
-                super::reconcile::ingest::source_name(&reconciler.config().cluster_name),
+                crate::reconcile::ingest::source_name(&reconciler.config().cluster_name),
                 changes.added,
                 changes.updated,
                 changes.deleted

@@ -1,49 +1,17 @@
-//! What a sync pass needs and how it ends, shared by the pass and the work that follows it
-//! (reconcile, discovery, template sources, commit statuses, plan and render): the context,
-//! the pass's outcome and error, and the source's files as last synced.
+//! How a sync pass ends, shared by the pass and the work that follows it (reconcile, discovery,
+//! template sources, commit statuses, plan and render): the pass's outcome and error, the
+//! source's files as last synced, and the git remote or directory a source reads.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use super::context::Context;
 use super::retry::Transient;
 use crate::catalog::Limits;
 use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
 use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
-use crate::source::watch::ChangedFiles;
 use crate::source::TreeError;
-use crate::store::{Changes, Store, StoreError};
-use crate::telemetry::{LogMemory, Metrics};
-
-/// What a sync needs, shared by every pass.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub metrics: Metrics,
-    /// Set on shutdown; long blocking git work polls it.
-    pub interrupt: Arc<AtomicBool>,
-    /// GitHub sources' clients and discovered repositories.
-    pub discovery: Arc<super::discovered::Discovery>,
-    /// Files the watcher saw change, per local source.
-    pub changed: Arc<std::collections::HashMap<String, Arc<ChangedFiles>>>,
-    /// Set when `kubernetes` is configured: each pass also reconciles the source's objects.
-    pub reconciler: Option<Arc<super::reconcile::reconciler::Reconciler>>,
-    /// Source → the commit whose template sources were last checked by this process, so a
-    /// pass at the same commit skips the check (kept in memory: remembering it must not be a
-    /// write).
-    pub templates_checked: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    /// Source → a commit whose catalog errors only a new commit can change (no contested
-    /// entities, no remote placeholder reads), so a pass at that commit reads nothing again: a
-    /// refused or hostile file costs its reading once per commit, not once per poll.
-    pub settled: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    /// What each source is doing now, for the status API, a gauge and progress logs.
-    pub progress: crate::telemetry::Progress,
-    /// What was last logged per source: passes log what changed, not what they found again.
-    pub log_memory: Arc<LogMemory>,
-    /// Set when `commit_statuses` is configured: each pass tells GitHub about its commit.
-    pub statuses: Option<crate::notify::Statuses>,
-}
+use crate::store::{Changes, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -63,7 +31,7 @@ pub enum SyncError {
     Github(#[from] crate::source::github::GithubError),
     /// The catalog synced; reconciling its cluster objects failed for the whole source.
     #[error("catalog synced, cluster reconcile failed: {0}")]
-    Reconcile(#[from] super::reconcile::reconciler::ReconcileError),
+    Reconcile(#[from] crate::reconcile::ReconcileError),
 }
 
 impl Transient for SyncError {

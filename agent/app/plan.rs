@@ -5,13 +5,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::context::Context;
 use super::exit::{EXIT_FAILED, EXIT_USAGE};
-use super::pass::Context;
-use super::reconcile::{reconcile, Mode, SourceReport};
 use crate::catalog;
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::reconcile::plan::Action;
 use crate::reconcile::MANIFESTS_ANNOTATION;
+use crate::reconcile::{reconcile, Mode, SourceReport};
 use crate::source::Snapshot;
 use crate::store::ManagedEntity;
 
@@ -55,7 +55,7 @@ pub async fn run(config: Arc<Config>) -> ExitCode {
 
 async fn plan_source(
     ctx: &Context,
-    reconciler: &super::reconcile::Reconciler,
+    reconciler: &crate::reconcile::Reconciler,
     source: &SourceConfig,
 ) -> anyhow::Result<Option<SourceReport>> {
     let Some(snapshot) = snapshot(ctx, source).await? else { return Ok(None) };
@@ -86,8 +86,7 @@ async fn plan_source(
         failing.extend(inventory.keys().cloned());
     }
     let report =
-        reconcile(ctx, reconciler, source, &entities, &inventory, &failing, snapshot.files.as_ref(), Mode::Plan)
-            .await?;
+        reconcile(reconciler, source, &entities, &inventory, &failing, snapshot.files.as_ref(), Mode::Plan).await?;
     Ok(Some(report))
 }
 

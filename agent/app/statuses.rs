@@ -7,8 +7,9 @@ use crate::notify::{Description, StatusState, Target, Update, CATALOG_CONTEXT, C
 use crate::reconcile::health::Health;
 use crate::source::git::RemoteUrl;
 
-use super::pass::{Context, Pass};
-use super::reconcile::SourceReport;
+use super::context::Context;
+use super::pass::Pass;
+use crate::reconcile::SourceReport;
 
 /// Where `source`'s statuses go, with the credential still unresolved: `(api, owner/name, token)`.
 fn destination<'a>(ctx: &'a Context, source: &'a SourceConfig) -> Option<(String, String, &'a SecretRef)> {

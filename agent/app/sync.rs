@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
-use super::pass::{git_remote, limits, local_dir, Context, Pass, SyncError};
+use super::context::Context;
+use super::pass::{git_remote, limits, local_dir, Pass, SyncError};
 use super::retry::retry;
 use crate::catalog::placeholders::Remote;
 use crate::catalog::{self, DocumentError, Limits, LocationOutcome};
@@ -33,8 +34,8 @@ pub async fn sync_source(ctx: &Context, source: &SourceConfig) -> Result<Pass, S
 pub async fn sync_and_reconcile(
     ctx: &Context,
     source: &SourceConfig,
-) -> (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>) {
-    let _idle = ctx.progress.pass(&source.name);
+) -> (Result<Pass, SyncError>, Option<crate::reconcile::SourceReport>) {
+    let _idle = ctx.state.progress.pass(&source.name);
     let (result, lease) = sync_catalog(ctx, source).await;
     if let Ok(pass) = &result {
         super::statuses::catalog(ctx, source, pass);
@@ -49,8 +50,8 @@ pub async fn sync_and_reconcile(
     else {
         return (result, None);
     };
-    ctx.progress.enter(&source.name, "reconciling");
-    let outcome = super::reconcile::reconcile_stored(ctx, reconciler, source).await;
+    ctx.state.progress.enter(&source.name, "reconciling");
+    let outcome = crate::reconcile::reconcile_stored(reconciler, source, super::pass::synced_tree(ctx, source)).await;
     drop(lease);
     match outcome {
         Ok(report) if report.unavailable => {
@@ -61,14 +62,14 @@ pub async fn sync_and_reconcile(
             (Err(SyncError::Reconcile(error.into())), Some(report))
         }
         Ok(report) => {
-            ctx.log_memory.clear(&cluster_subject(&source.name));
+            ctx.state.log_memory.clear(&cluster_subject(&source.name));
             if let Ok(pass) = &result {
                 super::statuses::cluster(ctx, source, pass, &report);
             }
             (result, Some(report))
         }
         Err(err) => {
-            if ctx.log_memory.is_news(&cluster_subject(&source.name), &err.to_string()) {
+            if ctx.state.log_memory.is_news(&cluster_subject(&source.name), &err.to_string()) {
                 warn!(source = %source.name, error = %err, "cluster reconcile failed; the cluster keeps its objects");
             }
             (Err(err.into()), None)
@@ -106,7 +107,7 @@ async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, Syn
         Ok(pass) => {
             // Another replica's pass says nothing of whether this source still fails.
             if !matches!(pass, Pass::Skipped) {
-                ctx.log_memory.succeeded(&source.name);
+                ctx.state.log_memory.succeeded(&source.name);
             }
             let now = started / 1000;
             ctx.metrics.sync_last_success.with_label_values(&[source.name.as_str()]).set(now);
@@ -123,7 +124,7 @@ async fn sync_catalog(ctx: &Context, source: &SourceConfig) -> (Result<Pass, Syn
 /// A failed pass is remembered (error on the source, a history row) when the error is new.
 async fn record_failure(ctx: &Context, source: &SourceConfig, started: i64, err: &SyncError) {
     let message = err.to_string();
-    ctx.log_memory.failure(&source.name, &message);
+    ctx.state.log_memory.failure(&source.name, &message);
     let revision = ctx.store.source_revision(&source.name).await.ok().flatten();
     if let Ok(true) = ctx.store.record_source(&source.name, revision.as_deref(), Some(&message)).await {
         let run = SyncRun {
@@ -144,7 +145,7 @@ async fn record_failure(ctx: &Context, source: &SourceConfig, started: i64, err:
 async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<Pass, SyncError> {
     let policy = ctx.config.sync.retry;
     let last = retry(policy, &ctx.metrics, "store", || ctx.store.source_revision(&source.name)).await?;
-    ctx.progress.enter(&source.name, "fetching");
+    ctx.state.progress.enter(&source.name, "fetching");
     let snapshot = match &source.kind {
         SourceKind::Git(git) => match git_snapshot_or_unchanged(ctx, source, git, last.clone()).await? {
             Ok(snapshot) => snapshot,
@@ -163,7 +164,7 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
     let revision = snapshot.revision.clone();
     let limits = limits(&ctx.config);
     let (changes, problems) = stream(ctx, &source.name, snapshot, limits).await?;
-    let problems_changed = ctx.log_memory.catalog_problems(&source.name, &Scope::Whole, &problems);
+    let problems_changed = ctx.state.log_memory.catalog_problems(&source.name, &Scope::Whole, &problems);
     let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
     remember_settled(ctx, &source.name, revision.as_deref(), changes);
     // The source's own error is for failed passes; document errors live on their locations.
@@ -201,11 +202,11 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
 }
 
 fn is_settled(ctx: &Context, source: &str, commit: &str) -> bool {
-    ctx.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).is_some_and(|c| c == commit)
+    ctx.state.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).is_some_and(|c| c == commit)
 }
 
 fn remember_settled(ctx: &Context, source: &str, revision: Option<&str>, changes: Changes) {
-    let mut settled = ctx.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut settled = ctx.state.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match revision {
         Some(commit)
             if changes.conflicts == 0 && changes.refused == 0 && ctx.config.catalog.placeholder_hosts.is_empty() =>
@@ -223,7 +224,7 @@ fn remember_settled(ctx: &Context, source: &str, revision: Option<&str>, changes
 /// last walk reached, is still there, and neither declares nor declared a `Location` (whose
 /// targets shape the tree). Nothing is pruned: the walk is partial.
 async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir) -> Result<Option<Pass>, SyncError> {
-    let Some(paths) = ctx.changed.get(&source.name).and_then(|c| c.take()) else { return Ok(None) };
+    let Some(paths) = ctx.state.changed.get(&source.name).and_then(|c| c.take()) else { return Ok(None) };
     if !ctx.config.catalog.placeholder_hosts.is_empty() {
         return Ok(None);
     }
@@ -258,7 +259,7 @@ async fn changed_files_pass(ctx: &Context, source: &SourceConfig, dir: &LocalDir
         }
     }
     settle(ctx, &walk, &deferred, &mut total, &mut problems).await?;
-    ctx.log_memory.catalog_problems(&source.name, &Scope::Files(&read), &problems);
+    ctx.state.log_memory.catalog_problems(&source.name, &Scope::Files(&read), &problems);
     let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
     // Not the conflicts gauge: a partial pass sees only the files it re-read.
     count_entity_writes(ctx, total);
@@ -365,7 +366,7 @@ async fn sync_all(ctx: &Context, sources: &[SourceConfig]) -> Result<Vec<Synced>
 }
 
 /// A source's pass and, with a cluster, its reconcile report.
-type Synced = (Result<Pass, SyncError>, Option<super::reconcile::SourceReport>);
+type Synced = (Result<Pass, SyncError>, Option<crate::reconcile::SourceReport>);
 
 /// Fetches (when the remote moved) and snapshots a git source; `Err(pass)` when nothing is to
 /// be done: the remote did not move and nothing of the source is in error.
@@ -459,7 +460,7 @@ async fn stream(
     limits: Limits,
 ) -> Result<(Changes, Vec<Problem>), SyncError> {
     let hosts = ctx.config.catalog.placeholder_hosts.clone();
-    ctx.progress.enter(source, "writing");
+    ctx.state.progress.enter(source, "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Parsed>(LOCATIONS_IN_FLIGHT);
     let writers = concurrent_writers(ctx.store.backend());
     let entities_in_flight = ENTITIES_IN_FLIGHT_PER_WRITER * writers;
@@ -500,7 +501,7 @@ async fn stream(
                 ctx.metrics.catalog_panics.with_label_values(&[source]).inc();
             }
             total.absorb(changes);
-            ctx.progress.advance(source, changes.entity_writes());
+            ctx.state.progress.advance(source, changes.entity_writes());
             report(&location.path, &location.errors, &mut errors);
             walk.complete &= location.leads_are_known();
             walk.reached.insert(location.key.clone(), declared);
@@ -514,7 +515,7 @@ async fn stream(
         let add = || ctx.store.add_parents(&further_parents);
         retry(ctx.config.sync.retry, &ctx.metrics, "store", add).await?;
     }
-    ctx.progress.enter(source, "settling");
+    ctx.state.progress.enter(source, "settling");
     work_out_unreached(ctx, &mut walk).await?;
     settle(ctx, &walk, &deferred, &mut total, &mut errors).await?;
     record_write_metrics(ctx, source, total);

@@ -1,15 +1,15 @@
 //! `rigger template render`: a Software Template's fetch steps rendered into a directory from a
 //! values file, so template authors see what the scaffolder would produce without a Backstage
 //! backend. From a file (no config needed), or by entity ref from the catalog, at the commit
-//! last synced (needs `--config`). The renderer itself is `catalog::template`.
+//! last synced (needs `--config`). The renderer itself is `template`.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use super::exit::{EXIT_FAILED, EXIT_USAGE};
-use crate::catalog::template::{self, Rendered};
 use crate::source::local::LocalDir;
+use crate::template::{self, Rendered};
 
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {

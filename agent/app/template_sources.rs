@@ -5,7 +5,7 @@
 
 use tracing::{info, warn};
 
-use super::pass::Context;
+use super::context::Context;
 use crate::catalog::template_sources::{collect, diff, skeleton_refs, SourceFile};
 use crate::config::SourceConfig;
 use crate::source::FileTree;
@@ -26,7 +26,7 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
     let tree = match super::pass::synced_tree(ctx, source).await {
         Ok(tree) => tree,
         Err(err) => {
-            if ctx.log_memory.is_news(&format!("synced tree of {}", source.name), &err) {
+            if ctx.state.log_memory.is_news(&format!("synced tree of {}", source.name), &err) {
                 warn!(source = %source.name, error = %err, "cannot read the synced tree for template sources");
             }
             return Ok(());
@@ -40,7 +40,8 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
     // A commit whose templates all read cleanly need not be checked again; a directory has no
     // commit, and templates in error are tried again every pass.
     if let (Some(revision), true) = (revision, clean) {
-        ctx.templates_checked
+        ctx.state
+            .templates_checked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(source.name.clone(), revision);
@@ -49,7 +50,7 @@ pub async fn sync(ctx: &Context, source: &SourceConfig) -> Result<(), StoreError
 }
 
 fn checked_at(ctx: &Context, source: &str) -> Option<String> {
-    ctx.templates_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).cloned()
+    ctx.state.templates_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).cloned()
 }
 
 async fn record(
@@ -65,14 +66,14 @@ async fn record(
         Ok(files) => files,
         Err(errors) => {
             let message = errors.join("; ");
-            if ctx.log_memory.is_news(&template_subject(&template.entity_ref), &message) {
+            if ctx.state.log_memory.is_news(&template_subject(&template.entity_ref), &message) {
                 warn!(source = %source.name, template = %template.entity_ref, error = %message, "template sources not readable; the last good set stays");
             }
             ctx.store.record_template_error(&source.name, &template.entity_ref, &message).await?;
             return Ok(false);
         }
     };
-    if ctx.log_memory.clear(&template_subject(&template.entity_ref)) {
+    if ctx.state.log_memory.clear(&template_subject(&template.entity_ref)) {
         info!(source = %source.name, template = %template.entity_ref, "template sources readable again");
     }
     // One read of the recorded state: its error, and the file set to diff against.

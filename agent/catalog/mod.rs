@@ -11,7 +11,6 @@ pub mod placeholders;
 pub mod predicate;
 pub mod relations;
 pub mod search;
-pub mod template;
 pub mod template_sources;
 pub mod validate;
 

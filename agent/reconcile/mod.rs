@@ -1,15 +1,25 @@
-//! The GitOps half, pure parts first: which cluster objects an entity declares, who
-//! owns a live object, what a sync would change (create / update / unchanged / prune), and the
-//! guards that refuse objects outside an entity's tenancy or a plan that would delete too much.
-//! All of it is pure except `cluster`, the one client of the API server; `app::reconcile`
-//! wires them into a pass.
+//! The GitOps half. Pure parts first: which cluster objects an entity declares (`manifests`),
+//! what a sync would change (`plan`: create / update / unchanged / prune), the guards that
+//! refuse objects outside an entity's tenancy or a plan that would delete too much (`guard`),
+//! how healthy an applied object is (`health`), and the `Resource` entity a live object makes
+//! (`ingest`). Then the effects: `cluster`, the one client of the API server; `reconciler`, the
+//! state a run holds on to (connections, reachability, owners); `run`, which plans, guards,
+//! applies and prunes one source's objects and writes their state back to the store; `drift`,
+//! which watches what was applied; and `ingest::ingest`, which reads cluster objects back into
+//! the catalog.
 
 pub mod cluster;
+pub mod drift;
 pub mod guard;
 pub mod health;
 pub mod ingest;
 pub mod manifests;
 pub mod plan;
+pub mod reconciler;
+pub mod run;
+
+pub use reconciler::{ReconcileError, Reconciler};
+pub use run::{reconcile, reconcile_stored, EntityReport, Mode, SourceReport};
 
 /// The label every object Rigger applies carries, with [`MANAGED_BY_VALUE`].
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 /// Lowest first: each may use those before it, never those after.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "suggest",
     "yaml",
     "config",
     "telemetry",
     "source",
     "catalog",
+    "template",
     "store",
     "reconcile",
     "notify",

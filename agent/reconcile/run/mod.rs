@@ -1,30 +1,28 @@
-//! The cluster half of a pass: for one source, every entity that declares objects with
+//! The cluster half of a pass, with its effects: for one source, every entity that declares objects with
 //! `rigger.dev/manifests` is planned against the live cluster (desired vs. live vs. inventory),
 //! guarded (tenancy, mass deletion), dry-run, applied in stages, pruned, judged for health, and
 //! its state written back to the catalog. Entities that left git have their objects pruned.
 
 mod apply;
 mod desired;
-pub mod drift;
-pub mod ingest;
 mod ownership;
-pub mod reconciler;
 mod status;
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
 use self::desired::{EntityPlan, Failure, SourceView};
-use super::pass::Context;
 use crate::config::{SourceConfig, SourceKind};
 use crate::reconcile::cluster::ClusterError;
 use crate::reconcile::guard::source_prune_fraction;
 use crate::reconcile::health::Health;
 use crate::reconcile::plan::{Action, ObjectKey};
+use crate::reconcile::reconciler::{ReconcileError, Reconciler};
 use crate::source::FileTree;
 use crate::store::ManagedEntity;
-pub use reconciler::{ReconcileError, Reconciler};
 
 /// Sources with fewer objects than this are not held to `max_prune_fraction`: removing one of
 /// a handful of objects is an ordinary change, not the sign of a broken checkout.
@@ -64,23 +62,25 @@ impl SourceReport {
     }
 }
 
-/// Reconciles one source whose catalog is in the store, at the revision last synced.
+/// Reconciles one source whose catalog is in the store, at the revision last synced. `tree`
+/// reads the source's files at that revision; it is awaited only when the source has entities
+/// that declare objects, or objects left to prune.
 pub async fn reconcile_stored(
-    ctx: &Context,
     reconciler: &Reconciler,
     source: &SourceConfig,
+    tree: impl Future<Output = Result<Arc<dyn FileTree>, String>>,
 ) -> Result<SourceReport, ReconcileError> {
     if matches!(source.kind, SourceKind::Github(_)) {
         // Each repository of an organisation is a source of its own.
         return Ok(SourceReport::default());
     }
-    let entities = ctx.store.managed_entities(&source.name).await?;
-    let inventory = ctx.store.inventory(&source.name).await?;
+    let entities = reconciler.store.managed_entities(&source.name).await?;
+    let inventory = reconciler.store.inventory(&source.name).await?;
     if entities.is_empty() && inventory.is_empty() {
         return Ok(SourceReport::default());
     }
-    let tree = super::pass::synced_tree(ctx, source).await.map_err(ReconcileError::Tree)?;
-    reconcile(ctx, reconciler, source, &entities, &inventory, &[], tree.as_ref(), Mode::Apply).await
+    let tree = tree.await.map_err(ReconcileError::Tree)?;
+    reconcile(reconciler, source, &entities, &inventory, &[], tree.as_ref(), Mode::Apply).await
 }
 
 /// Plans every entity of the source, applies the guards across it, then (in apply mode)
@@ -88,7 +88,6 @@ pub async fn reconcile_stored(
 /// entities whose documents are in error: they are neither applied nor treated as gone.
 #[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
-    ctx: &Context,
     reconciler: &Reconciler,
     source: &SourceConfig,
     entities: &[ManagedEntity],
@@ -101,7 +100,7 @@ pub async fn reconcile(
     let cluster = reconciler.cluster(source.tenancy.impersonate.as_deref()).await?;
     let reader = reconciler.cluster(None).await?;
     reconciler.remember_owners(&source.name, entities.iter().map(|e| e.entity_ref.clone()));
-    let max_bytes = ctx.config.catalog.max_file_bytes;
+    let max_bytes = reconciler.max_file_bytes;
     let mut plans: Vec<Result<EntityPlan, (String, Failure)>> = Vec::new();
     let mut view = SourceView::default();
     view.held.extend(failing.iter().cloned());
@@ -125,18 +124,18 @@ pub async fn reconcile(
     }
     view.kept.extend(view.declared_by.keys().cloned());
     // What an entity elsewhere waits for is handed over as it stands when its holder lets go.
-    view.kept.extend(ctx.store.wanted_elsewhere(&source.name).await?);
+    view.kept.extend(reconciler.store.wanted_elsewhere(&source.name).await?);
     for held in &view.held {
         view.kept.extend(inventory.get(held).into_iter().flatten().map(ObjectKey::identity));
     }
-    let claims = ownership::Claims { store: &ctx.store, source: &source.name, take: mode == Mode::Apply };
-    let mut refusals = Refusals::read(ctx, source, mode).await?;
+    let claims = ownership::Claims { store: &reconciler.store, source: &source.name, take: mode == Mode::Apply };
+    let mut refusals = Refusals::read(reconciler, source, mode).await?;
     for found in declared {
         let before = inventory.get(&found.entity_ref).cloned().unwrap_or_default();
         let entity_ref = found.entity_ref.clone();
         let keys: Vec<ObjectKey> = found.objects.iter().filter_map(ObjectKey::of).collect();
         let claimed = claims.ask(&entity_ref, &keys, &view).await?;
-        refusals.record(ctx, source, &entity_ref, &claimed.refused).await?;
+        refusals.record(reconciler, source, &entity_ref, &claimed.refused).await?;
         if !claimed.refusals.is_empty() {
             plans.push(Err((entity_ref, Failure::new("claimed", claimed.refusals))));
             continue;
@@ -149,7 +148,7 @@ pub async fn reconcile(
     let present: HashSet<&str> =
         entities.iter().map(|e| e.entity_ref.as_str()).chain(view.held.iter().map(String::as_str)).collect();
     for (entity_ref, before) in inventory.iter().filter(|(r, _)| !present.contains(r.as_str())) {
-        if moved_away(ctx, source, entity_ref, mode).await? {
+        if moved_away(reconciler, source, entity_ref, mode).await? {
             continue;
         }
         match desired::plan_gone(&cluster, entity_ref, before.clone(), &view).await {
@@ -158,16 +157,16 @@ pub async fn reconcile(
         }
     }
     let planned: HashSet<&str> = entities.iter().filter(|e| !e.orphan).map(|e| e.entity_ref.as_str()).collect();
-    refusals.finish(ctx, source, &planned, &view.held).await?;
-    spare_claimed(ctx, &mut plans).await?;
-    guard_source(ctx, source, inventory, &mut plans);
+    refusals.finish(reconciler, source, &planned, &view.held).await?;
+    spare_claimed(reconciler, &mut plans).await?;
+    guard_source(reconciler, source, inventory, &mut plans);
     let mut report = SourceReport::default();
     for planned in plans {
         let entity_report = match planned {
             Ok(plan) if mode == Mode::Plan => apply::dry_run(&cluster, plan).await,
-            Ok(plan) => apply::execute(ctx, &cluster, &reader, &source.name, plan).await?,
+            Ok(plan) => apply::execute(reconciler, &cluster, &reader, &source.name, plan).await?,
             Err((entity_ref, failure)) => {
-                failed(ctx, &source.name, &entity_ref, &failure, mode).await?;
+                failed(reconciler, &source.name, &entity_ref, &failure, mode).await?;
                 EntityReport {
                     entity_ref,
                     steps: Vec::new(),
@@ -182,7 +181,7 @@ pub async fn reconcile(
     }
 
     if mode == Mode::Apply {
-        status::export_health(ctx, &source.name, &report);
+        status::export_health(reconciler, &source.name, &report);
         reconciler.applied_kinds.extend(report.entities.iter().flat_map(|e| e.steps.iter().map(|(_, k)| k)));
         let changed = report.entities.iter().flat_map(|e| &e.steps).filter(|(a, _)| *a != Action::Unchanged).count();
         if changed > 0 {
@@ -205,10 +204,10 @@ struct Refusals {
 }
 
 impl Refusals {
-    async fn read(ctx: &Context, source: &SourceConfig, mode: Mode) -> Result<Self, ReconcileError> {
+    async fn read(reconciler: &Reconciler, source: &SourceConfig, mode: Mode) -> Result<Self, ReconcileError> {
         let record = mode == Mode::Apply;
         let before = if record {
-            ctx.store.refused_claimants(&source.name).await?.into_iter().collect()
+            reconciler.store.refused_claimants(&source.name).await?.into_iter().collect()
         } else {
             HashSet::new()
         };
@@ -218,7 +217,7 @@ impl Refusals {
     /// What one entity was refused now (nothing: its earlier refusals are cleared).
     async fn record(
         &mut self,
-        ctx: &Context,
+        reconciler: &Reconciler,
         source: &SourceConfig,
         entity_ref: &str,
         refused: &[crate::reconcile::plan::Identity],
@@ -228,7 +227,7 @@ impl Refusals {
             return Ok(());
         }
         let claimant = crate::store::Holder { entity_ref: entity_ref.to_owned(), source: source.name.clone() };
-        ctx.store.record_refusals(&claimant, refused).await?;
+        reconciler.store.record_refusals(&claimant, refused).await?;
         Ok(())
     }
 
@@ -236,7 +235,7 @@ impl Refusals {
     /// declaring objects), and exports the count.
     async fn finish(
         &mut self,
-        ctx: &Context,
+        reconciler: &Reconciler,
         source: &SourceConfig,
         planned: &HashSet<&str>,
         held: &HashSet<String>,
@@ -247,10 +246,10 @@ impl Refusals {
         let gone: Vec<String> =
             self.before.iter().filter(|e| !planned.contains(e.as_str()) && !held.contains(*e)).cloned().collect();
         for entity_ref in gone {
-            self.record(ctx, source, &entity_ref, &[]).await?;
+            self.record(reconciler, source, &entity_ref, &[]).await?;
         }
         #[allow(clippy::cast_possible_wrap)] // object counts are far below 2^63
-        ctx.metrics.claims_refused.with_label_values(&[source.name.as_str()]).set(self.refused as i64);
+        reconciler.metrics.claims_refused.with_label_values(&[source.name.as_str()]).set(self.refused as i64);
         Ok(())
     }
 }
@@ -258,7 +257,7 @@ impl Refusals {
 /// An object another entity has claimed since (a source that waited for it, in a pass running
 /// beside this one) is handed over, not pruned.
 async fn spare_claimed(
-    ctx: &Context,
+    reconciler: &Reconciler,
     plans: &mut [Result<EntityPlan, (String, Failure)>],
 ) -> Result<(), ReconcileError> {
     for plan in plans.iter_mut().flatten() {
@@ -267,7 +266,7 @@ async fn spare_claimed(
         if pruned.is_empty() {
             continue;
         }
-        let holders = ctx.store.claim_holders(&pruned).await?;
+        let holders = reconciler.store.claim_holders(&pruned).await?;
         let taken: HashSet<_> = pruned
             .into_iter()
             .zip(holders)
@@ -282,12 +281,12 @@ async fn spare_claimed(
 /// Across the source: a pass that would prune more than `max_prune_fraction` of its objects
 /// prunes nothing, and says so on every entity it would have pruned from.
 fn guard_source(
-    ctx: &Context,
+    reconciler: &Reconciler,
     source: &SourceConfig,
     inventory: &BTreeMap<String, Vec<ObjectKey>>,
     plans: &mut [Result<EntityPlan, (String, Failure)>],
 ) {
-    let Some(kubernetes) = &ctx.config.kubernetes else { return };
+    let kubernetes = reconciler.config();
     let total: usize = inventory.values().map(Vec::len).sum();
     // Entities that allow mass pruning (`rigger.dev/allow-mass-prune`) are not counted or held.
     let guarded = |p: &&mut EntityPlan| !p.policy.allow_mass_prune;
@@ -297,7 +296,7 @@ fn guard_source(
     }
     let Some(message) = source_prune_fraction(pruned, total, kubernetes.max_prune_fraction) else { return };
     warn!(source = %source.name, pruned, total, "prune blocked by the mass-deletion guard");
-    ctx.metrics.prune_blocked.with_label_values(&[source.name.as_str()]).inc();
+    reconciler.metrics.prune_blocked.with_label_values(&[source.name.as_str()]).inc();
     for plan in plans.iter_mut().flatten().filter(guarded) {
         if plan.plan.count(Action::Prune) > 0 {
             plan.plan.steps.retain(|s| s.action != Action::Prune);
@@ -317,18 +316,18 @@ fn down(reconciler: &Reconciler, failure: &Failure) -> ReconcileError {
 /// An entity in this source's inventory that the catalog now has from another source: its
 /// objects went with it, so this source forgets them instead of pruning them.
 async fn moved_away(
-    ctx: &Context,
+    reconciler: &Reconciler,
     source: &SourceConfig,
     entity_ref: &str,
     mode: Mode,
 ) -> Result<bool, ReconcileError> {
-    let Some(now) = ctx.store.entity(entity_ref).await? else { return Ok(false) };
+    let Some(now) = reconciler.store.entity(entity_ref).await? else { return Ok(false) };
     if now.source == source.name {
         return Ok(false);
     }
     if mode == Mode::Apply {
         info!(source = %source.name, entity = entity_ref, now = %now.source, "entity moved to another source; its objects go with it");
-        ctx.store.forget_inventory(&source.name, entity_ref).await?;
+        reconciler.store.forget_inventory(&source.name, entity_ref).await?;
     }
     Ok(true)
 }
@@ -336,22 +335,22 @@ async fn moved_away(
 /// An entity that could not be planned: its objects are left as they are, the error goes on
 /// the entity and into the metrics.
 async fn failed(
-    ctx: &Context,
+    reconciler: &Reconciler,
     source: &str,
     entity_ref: &str,
     failure: &Failure,
     mode: Mode,
 ) -> Result<(), ReconcileError> {
     let errors = failure.errors.join("; ");
-    if ctx.log_memory.is_news(&reconcile_subject(entity_ref), &errors) {
+    if reconciler.log_memory.is_news(&reconcile_subject(entity_ref), &errors) {
         warn!(source = %source, entity = entity_ref, reason = failure.reason, errors = %errors, "cluster reconcile failed");
     } else {
         debug!(source = %source, entity = entity_ref, reason = failure.reason, "cluster reconcile failed again");
     }
     if mode == Mode::Apply {
-        ctx.metrics.reconcile_errors.with_label_values(&[source, failure.reason]).inc();
+        reconciler.metrics.reconcile_errors.with_label_values(&[source, failure.reason]).inc();
         let item = status::failure_item(failure);
-        ctx.store.set_cluster_status(entity_ref, Some(&item)).await?;
+        reconciler.store.set_cluster_status(entity_ref, Some(&item)).await?;
     }
     Ok(())
 }

@@ -184,7 +184,7 @@ pub fn is_truthy(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::template::filters::{environment, Syntax};
+    use crate::template::filters::{environment, Syntax};
 
     fn yaml(text: &str) -> Yaml {
         serde_yaml::from_str(text).unwrap()

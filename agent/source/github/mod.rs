@@ -3,6 +3,8 @@
 //! almost no rate limit, and with GitHub's primary and secondary rate limits honoured.
 //! Knows nothing of the catalog: it answers "which repositories are there".
 
+pub mod discovery;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use super::apply::Outcome;
 use super::desired::{EntityPlan, Failure};
 use super::SourceReport;
-use crate::app::pass::Context;
 use crate::reconcile::cluster::Cluster;
 use crate::reconcile::health::{assess as judge, Health};
 use crate::reconcile::plan::ObjectKey;
+use crate::reconcile::reconciler::Reconciler;
 
 /// The status item type Rigger writes.
 pub const STATUS_TYPE: &str = "rigger.dev/cluster";
@@ -139,9 +139,13 @@ fn references(object: &Value) -> Vec<Value> {
 }
 
 /// Per source: how many entities are in each health, after the pass.
-pub fn export_health(ctx: &Context, source: &str, report: &SourceReport) {
+pub fn export_health(reconciler: &Reconciler, source: &str, report: &SourceReport) {
     for name in Health::NAMES {
         let count = report.entities.iter().filter(|e| e.health.as_ref().is_some_and(|h| h.name() == name)).count();
-        ctx.metrics.entity_health.with_label_values(&[source, name]).set(i64::try_from(count).unwrap_or(i64::MAX));
+        reconciler
+            .metrics
+            .entity_health
+            .with_label_values(&[source, name])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }

@@ -10,11 +10,10 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::{ReconcileError, Reconciler};
-use crate::app::pass::Context;
+use super::{resource_entity, PREFIX};
 use crate::catalog::{DocumentError, LocationOutcome, OrphanStrategy};
 use crate::reconcile::cluster::{Cluster, ClusterError};
-use crate::reconcile::ingest::{resource_entity, PREFIX};
+use crate::reconcile::reconciler::{ReconcileError, Reconciler};
 use crate::store::diff::{Declared, Walk};
 use crate::store::Changes;
 
@@ -30,25 +29,25 @@ pub fn source_name(cluster: &str) -> String {
 
 /// One ingest pass, under the cluster's lease (one replica at a time). `None`: another replica
 /// holds it.
-pub async fn ingest(ctx: &Context, reconciler: &Reconciler) -> Result<Option<Changes>, ReconcileError> {
+pub async fn ingest(reconciler: &Reconciler) -> Result<Option<Changes>, ReconcileError> {
     let config = reconciler.config();
     let source = source_name(&config.cluster_name);
-    let Some(_lease) = ctx.store.try_lease(&source).await? else { return Ok(None) };
+    let Some(_lease) = reconciler.store.try_lease(&source).await? else { return Ok(None) };
     let cluster = reconciler.cluster(None).await?;
     let objects = cluster_objects(&cluster).await?;
     // TeraSky's location key for what a cluster provides.
     let key = format!("cluster origin: {}", config.cluster_name);
     let outcome = outcome(&key, &objects, &config.cluster_name, &config.default_owner);
     for error in &outcome.errors {
-        if ctx.log_memory.is_news(&format!("cluster object: {}", error.message), &error.message) {
+        if reconciler.log_memory.is_news(&format!("cluster object: {}", error.message), &error.message) {
             warn!(cluster = %config.cluster_name, error = %error.message, "cluster object not ingested");
         }
     }
     let declared = Declared::of(&outcome);
     let walk = Walk { source: source.clone(), complete: true, reached: HashMap::from([(key, declared)]), gone: None };
-    let (changes, _) = ctx.store.apply_location(&source, &outcome, &walk, OrphanStrategy::Delete).await?;
+    let (changes, _) = reconciler.store.apply_location(&source, &outcome, &walk, OrphanStrategy::Delete).await?;
     if changes.entity_writes() > 0 {
-        ctx.store.bump_generation().await?;
+        reconciler.store.bump_generation().await?;
         info!(cluster = %config.cluster_name, added = changes.added, updated = changes.updated,
             deleted = changes.deleted, "cluster resources ingested");
     }

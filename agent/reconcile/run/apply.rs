@@ -11,9 +11,9 @@ use tracing::{info, warn};
 
 use super::desired::EntityPlan;
 use super::{status, EntityReport, ReconcileError};
-use crate::app::pass::Context;
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::plan::{owned_by, Action, ObjectKey, Step};
+use crate::reconcile::reconciler::Reconciler;
 use crate::reconcile::APPLIED_HASH;
 
 /// Field managers that are people editing by hand (`kubectl edit`, `patch`, `scale`, `label`,
@@ -61,7 +61,7 @@ pub async fn dry_run(cluster: &Cluster, plan: EntityPlan) -> EntityReport {
 /// Applies, prunes, records the inventory and the entity's status (health read as `reader`,
 /// Rigger itself: a tenant's account may not see the managed resources behind its claims).
 pub async fn execute(
-    ctx: &Context,
+    reconciler: &Reconciler,
     cluster: &Cluster,
     reader: &Cluster,
     source: &str,
@@ -81,27 +81,27 @@ pub async fn execute(
         run_stage(cluster, &plan, &stage, &mut outcome).await;
     }
     let pruned = if outcome.errors.is_empty() { prune(cluster, &plan, &mut outcome).await } else { Vec::new() };
-    count(ctx, source, &plan, &outcome, &pruned);
-    ctx.store.record_inventory(source, &plan.entity_ref, &plan.before, &inventory_after(&plan, &pruned)).await?;
-    ctx.store.settle_claims(&plan.entity_ref, &claims_after(&plan)).await?;
+    count(reconciler, source, &plan, &outcome, &pruned);
+    reconciler.store.record_inventory(source, &plan.entity_ref, &plan.before, &inventory_after(&plan, &pruned)).await?;
+    reconciler.store.settle_claims(&plan.entity_ref, &claims_after(&plan)).await?;
     outcome.errors.extend(plan.blocked.clone());
     let health = if plan.exists {
         let (health, item) = status::assess(reader, &plan, &outcome).await;
-        ctx.store.set_cluster_status(&plan.entity_ref, Some(&item)).await?;
+        reconciler.store.set_cluster_status(&plan.entity_ref, Some(&item)).await?;
         Some(health)
     } else {
         // It stopped declaring manifests (or left git): no cluster status to show any more.
-        ctx.store.set_cluster_status(&plan.entity_ref, None).await?;
+        reconciler.store.set_cluster_status(&plan.entity_ref, None).await?;
         None
     };
     let subject = super::reconcile_subject(&plan.entity_ref);
     if outcome.errors.is_empty() {
-        if ctx.log_memory.clear(&subject) {
+        if reconciler.log_memory.clear(&subject) {
             info!(source = %source, entity = %plan.entity_ref, "cluster reconcile succeeded again");
         }
     } else {
         let errors = outcome.errors.join("; ");
-        if ctx.log_memory.is_news(&subject, &errors) {
+        if reconciler.log_memory.is_news(&subject, &errors) {
             warn!(source = %source, entity = %plan.entity_ref, errors = %errors, "cluster reconcile incomplete");
         }
     }
@@ -287,19 +287,19 @@ fn claims_after(plan: &EntityPlan) -> Vec<crate::reconcile::plan::Identity> {
     declared.chain(held).collect()
 }
 
-fn count(ctx: &Context, source: &str, plan: &EntityPlan, outcome: &Outcome, pruned: &[ObjectKey]) {
+fn count(reconciler: &Reconciler, source: &str, plan: &EntityPlan, outcome: &Outcome, pruned: &[ObjectKey]) {
     for key in outcome.applied.keys() {
         let existed = plan.live.contains_key(key);
         let action = if existed { "update" } else { "create" };
-        ctx.metrics.reconcile_objects.with_label_values(&[source, action]).inc();
+        reconciler.metrics.reconcile_objects.with_label_values(&[source, action]).inc();
     }
-    ctx.metrics.reconcile_objects.with_label_values(&[source, "prune"]).inc_by(pruned.len() as u64);
-    ctx.metrics.drift_corrections.with_label_values(&[source]).inc_by(outcome.drift_corrected);
+    reconciler.metrics.reconcile_objects.with_label_values(&[source, "prune"]).inc_by(pruned.len() as u64);
+    reconciler.metrics.drift_corrections.with_label_values(&[source]).inc_by(outcome.drift_corrected);
     if !outcome.errors.is_empty() {
         let reason = if outcome.errors.iter().any(|e| e.contains("conflict")) { "conflict" } else { "apply" };
-        ctx.metrics.reconcile_errors.with_label_values(&[source, reason]).inc();
+        reconciler.metrics.reconcile_errors.with_label_values(&[source, reason]).inc();
     }
     if plan.blocked.is_some() {
-        ctx.metrics.reconcile_errors.with_label_values(&[source, "prune_blocked"]).inc();
+        reconciler.metrics.reconcile_errors.with_label_values(&[source, "prune_blocked"]).inc();
     }
 }

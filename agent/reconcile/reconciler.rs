@@ -1,6 +1,6 @@
 //! The cluster half's shared state and error: the connections (one per impersonated user), the
-//! API server's reachability and the entities' owners the drift watch reports to. What a pass
-//! holds on to, without the pass.
+//! API server's reachability and the entities' owners the drift watch reports to, with the
+//! store, metrics and log memory its runs write to. What a pass holds on to, without the pass.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -8,17 +8,21 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::config::{KubernetesConfig, RetryConfig};
+use crate::config::{Config, KubernetesConfig, RetryConfig};
 use crate::reconcile::cluster::{Cluster, ClusterError};
-use crate::store::ObjectKey;
-use crate::store::StoreError;
-use crate::telemetry::Metrics;
+use crate::store::{ObjectKey, Store, StoreError};
+use crate::telemetry::{LogMemory, Metrics};
 
 /// The cluster connections (one per impersonated user) and what the drift watch needs to know.
 pub struct Reconciler {
     config: KubernetesConfig,
     retry: RetryConfig,
-    metrics: Metrics,
+    /// The largest manifest file read (`catalog.max_file_bytes`).
+    pub(super) max_file_bytes: usize,
+    pub(super) store: Store,
+    pub(super) metrics: Metrics,
+    /// Shared with the rest of the agent: a failure is logged when it is news.
+    pub(super) log_memory: Arc<LogMemory>,
     clients: tokio::sync::Mutex<HashMap<Option<String>, Arc<Cluster>>>,
     /// Entity ref -> source, for routing a drift event to the source that owns the object.
     owners: Mutex<HashMap<String, String>>,
@@ -34,16 +38,20 @@ pub struct Reconciler {
 const DOWN_HOLD: Duration = Duration::from_secs(10);
 
 impl Reconciler {
-    pub fn new(config: KubernetesConfig, retry: RetryConfig, metrics: Metrics) -> Self {
-        Self {
-            config,
-            retry,
+    /// `None` when `kubernetes` is not configured.
+    pub fn new(config: &Config, store: Store, metrics: Metrics, log_memory: Arc<LogMemory>) -> Option<Self> {
+        Some(Self {
+            config: config.kubernetes.clone()?,
+            retry: config.sync.retry,
+            max_file_bytes: config.catalog.max_file_bytes,
+            store,
             metrics,
+            log_memory,
             clients: tokio::sync::Mutex::default(),
             owners: Mutex::default(),
             applied_kinds: AppliedKinds::default(),
             down_until: Mutex::default(),
-        }
+        })
     }
 
     /// Records whether the API server answered (a check, or a pass that met it unavailable).

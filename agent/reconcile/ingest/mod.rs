@@ -4,7 +4,11 @@
 //! plugins work on them unchanged. Claims are keyed by the claim (an XR's name has a random
 //! suffix).
 
+mod pass;
+
 use serde_json::{json, Map, Value};
+
+pub use pass::{ingest, source_name};
 
 /// TeraSky's default annotation prefix.
 pub const PREFIX: &str = "terasky.backstage.io";
