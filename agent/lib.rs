@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Imports run one way, in the pipeline's order: no module imports a later one in the order `suggest`, `yaml`, `config`,
-//! `telemetry`, `source`, `catalog`, `template`, `store`, `reconcile`, `notify`, `serve`, `app`,
+//! `telemetry`, `retry`, `source`, `catalog`, `template`, `store`, `reconcile`, `notify`, `serve`, `app`,
 //! and no files import each other in a circle (`tests/it/layout.rs` keeps both so). `catalog`
 //! and `template` are pure and know nothing of git, SQL or Kubernetes; `source::github` holds
 //! discovery's policy beside its client; `reconcile` holds its pure plan and guards and, beside
@@ -34,6 +34,7 @@ pub mod catalog;
 pub mod config;
 pub mod notify;
 pub mod reconcile;
+pub mod retry;
 pub mod serve;
 pub mod source;
 pub mod store;

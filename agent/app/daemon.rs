@@ -324,7 +324,7 @@ async fn worker(ctx: Context, queue: WorkQueue, cancel: CancellationToken, first
         };
         let outcome = match &result {
             Ok(_) => Outcome::Done,
-            Err(err) if super::retry::Transient::is_transient(err) => Outcome::Transient,
+            Err(err) if crate::retry::Transient::is_transient(err) => Outcome::Transient,
             Err(_) => Outcome::Permanent,
         };
         // A request is served by a pass that started after it arrived; a transient failure keeps

@@ -11,7 +11,6 @@ mod one_shot;
 pub mod pass;
 mod plan;
 mod queue;
-pub mod retry;
 mod statuses;
 pub mod sync;
 mod systemd;

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use super::context::Context;
-use super::retry::Transient;
 use crate::catalog::Limits;
 use crate::config::{Config, GitSourceConfig, SecretError, SourceConfig, SourceKind};
+use crate::retry::Transient;
 use crate::source::git::{GitError, GitRemote, Tip};
 use crate::source::local::LocalDir;
 use crate::source::TreeError;
+use crate::store::stream::StreamError;
 use crate::store::{Changes, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +47,12 @@ impl Transient for SyncError {
     }
 }
 
-impl Transient for StoreError {
-    fn is_transient(&self) -> bool {
-        StoreError::is_transient(self)
+impl From<StreamError> for SyncError {
+    fn from(err: StreamError) -> Self {
+        match err {
+            StreamError::Store(err) => Self::Store(err),
+            StreamError::Join(message) => Self::Join(message),
+        }
     }
 }
 

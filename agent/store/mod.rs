@@ -13,6 +13,7 @@ mod query;
 mod read;
 mod rows;
 mod signing_keys;
+pub mod stream;
 mod templates;
 mod triggers;
 mod write;
@@ -90,6 +91,12 @@ impl StoreError {
             }
             Self::Migrate(_) | Self::Corrupt { .. } => false,
         }
+    }
+}
+
+impl crate::retry::Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        StoreError::is_transient(self)
     }
 }
 

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 /// Lowest first: each may use those before it, never those after.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "suggest",
     "yaml",
     "config",
     "telemetry",
+    "retry",
     "source",
     "catalog",
     "template",
