@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Imports run one way, in the pipeline's order: no module imports a later one in the order `suggest`, `yaml`, `config`,
-//! `telemetry`, `retry`, `source`, `catalog`, `template`, `store`, `reconcile`, `notify`, `serve`, `app`,
+//! `telemetry`, `retry`, `source`, `catalog`, `template`, `lint`, `store`, `reconcile`, `notify`, `serve`, `app`,
 //! and no files import each other in a circle (`tests/it/layout.rs` keeps both so). `catalog`
 //! and `template` are pure and know nothing of git, SQL or Kubernetes; `source::github` holds
 //! discovery's policy beside its client; `reconcile` holds its pure plan and guards and, beside
@@ -32,6 +32,7 @@
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod lint;
 pub mod notify;
 pub mod reconcile;
 pub mod retry;

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::{daemon, one_shot, template, validate};
+use super::{daemon, one_shot, template};
 use crate::config::{Config, CONFIG_ENV};
+use crate::lint;
 use crate::telemetry::{self, LogFormat};
 
 pub use super::exit::{EXIT_FAILED, EXIT_USAGE};
@@ -45,7 +46,7 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
-        format: validate::Format,
+        format: lint::Format,
         /// Check only the documents of the files named: Location targets are not opened and
         /// placeholders are checked for form but not read (for editors and pre-commit hooks).
         #[arg(long)]
@@ -99,9 +100,8 @@ pub fn main() -> ExitCode {
             }
             return ExitCode::from(EXIT_USAGE);
         }
-        let follow = if *no_follow { validate::Follow::No } else { validate::Follow::Yes };
-        return match validate::run(paths, *format, follow, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
-        {
+        let follow = if *no_follow { lint::Follow::No } else { lint::Follow::Yes };
+        return match lint::run(paths, *format, follow, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(EXIT_FAILED),
             Err(err) => {

@@ -16,4 +16,3 @@ pub mod sync;
 mod systemd;
 mod template;
 mod template_sources;
-pub mod validate;

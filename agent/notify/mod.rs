@@ -3,5 +3,6 @@
 //! slow or down never delays or fails a pass.
 
 mod statuses;
+pub mod verdict;
 
 pub use statuses::{Description, StatusState, Statuses, Target, Update, CATALOG_CONTEXT, CLUSTER_CONTEXT};

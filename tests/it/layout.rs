@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// Lowest first: each may use those before it, never those after.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "suggest",
     "yaml",
     "config",
@@ -14,6 +14,7 @@ const LAYERS: [&str; 14] = [
     "source",
     "catalog",
     "template",
+    "lint",
     "store",
     "reconcile",
     "notify",

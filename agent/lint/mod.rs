@@ -1,6 +1,6 @@
-//! `rigger validate PATH...`: the catalog's verdict on each YAML document, for developers' CI:
-//! each error at the line and column of the field it concerns, with a suggestion for near
-//! misses.
+//! The lint behind `rigger validate PATH...`: the catalog's verdict on each YAML document, for
+//! developers' CI: which files of a directory are catalog files (`discover`), each error at the
+//! line and column of the field it concerns (`pinpoint`), with a suggestion for near misses.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
