@@ -150,7 +150,7 @@ async fn dispatch(command: Command, config: Arc<Config>, config_path: &std::path
                 }
                 return ExitCode::from(EXIT_USAGE);
             }
-            match one_shot::context(config) {
+            match super::context::Context::open(config) {
                 Ok(ctx) => report(daemon::run(ctx).await),
                 Err(code) => code,
             }

@@ -4,11 +4,13 @@
 //! was checked or logged, progress), each part behind its own lock.
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use super::discovered::Discovery;
-use crate::config::Config;
+use super::exit::EXIT_USAGE;
+use crate::config::{Config, SourceKind};
 use crate::reconcile::Reconciler;
 use crate::source::watch::ChangedFiles;
 use crate::store::Store;
@@ -49,6 +51,47 @@ pub struct State {
     /// What was last logged per source: passes log what changed, not what they found again.
     /// Shared with the reconciler.
     pub log_memory: Arc<LogMemory>,
+}
+
+impl Context {
+    /// Builds the shared context: resolves the database secret and opens the store lazily, so the
+    /// daemon can start (and report not-ready) while the database is still down.
+    pub fn open(config: Arc<Config>) -> Result<Self, ExitCode> {
+        let url = config.database.resolve().map_err(|err| {
+            eprintln!("rigger: database.url: {err}");
+            ExitCode::from(EXIT_USAGE)
+        })?;
+        let store = Store::open_lazy_for(url.expose(), config.sync.concurrency).map_err(|err| {
+            eprintln!("rigger: {err}");
+            ExitCode::from(EXIT_USAGE)
+        })?;
+        let metrics = Metrics::new();
+        metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
+        metrics
+            .init_git(config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Git(_))).map(|s| s.name.as_str()));
+        metrics.init_local(
+            config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str()),
+        );
+        if config.webhooks.as_ref().is_some_and(|w| w.github_secret.is_some()) {
+            metrics.init_webhooks();
+        }
+        if config.kubernetes.is_some() {
+            let health = crate::reconcile::health::Health::NAMES;
+            metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()), &health);
+        }
+        let locals = config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str());
+        let state = Arc::new(State::new(locals, metrics.clone()));
+        let reconciler = Reconciler::new(&config, store.clone(), metrics.clone(), Arc::clone(&state.log_memory));
+        Ok(Self {
+            interrupt: Arc::new(AtomicBool::new(false)),
+            statuses: None,
+            reconciler: reconciler.map(Arc::new),
+            state,
+            config,
+            store,
+            metrics,
+        })
+    }
 }
 
 impl State {

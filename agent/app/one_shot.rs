@@ -1,60 +1,19 @@
 //! The commands that do one thing and exit: `sync`, `migrate`, `config check`.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tracing::Instrument;
 
-use super::context::{Context, State};
+use super::context::Context;
 use super::exit::{EXIT_FAILED, EXIT_USAGE};
 use super::pass::Pass;
 use super::sync::{refresh_entity_gauge, sync_and_reconcile};
 use crate::config::{Config, DatabaseConfig, SourceKind};
-use crate::reconcile::Reconciler;
-use crate::store::Store;
-use crate::telemetry::Metrics;
-
-/// Builds the shared context: resolves the database secret and opens the store lazily, so the
-/// daemon can start (and report not-ready) while the database is still down.
-pub fn context(config: Arc<Config>) -> Result<Context, ExitCode> {
-    let url = config.database.resolve().map_err(|err| {
-        eprintln!("rigger: database.url: {err}");
-        ExitCode::from(EXIT_USAGE)
-    })?;
-    let store = Store::open_lazy_for(url.expose(), config.sync.concurrency).map_err(|err| {
-        eprintln!("rigger: {err}");
-        ExitCode::from(EXIT_USAGE)
-    })?;
-    let metrics = Metrics::new();
-    metrics.init_sources(config.sources.iter().map(|s| s.name.as_str()));
-    metrics.init_git(config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Git(_))).map(|s| s.name.as_str()));
-    metrics
-        .init_local(config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str()));
-    if config.webhooks.as_ref().is_some_and(|w| w.github_secret.is_some()) {
-        metrics.init_webhooks();
-    }
-    if config.kubernetes.is_some() {
-        let health = crate::reconcile::health::Health::NAMES;
-        metrics.init_reconcile(config.sources.iter().map(|s| s.name.as_str()), &health);
-    }
-    let locals = config.sources.iter().filter(|s| matches!(s.kind, SourceKind::Local(_))).map(|s| s.name.as_str());
-    let state = Arc::new(State::new(locals, metrics.clone()));
-    let reconciler = Reconciler::new(&config, store.clone(), metrics.clone(), Arc::clone(&state.log_memory));
-    Ok(Context {
-        interrupt: Arc::new(AtomicBool::new(false)),
-        statuses: None,
-        reconciler: reconciler.map(Arc::new),
-        state,
-        config,
-        store,
-        metrics,
-    })
-}
 
 pub async fn migrate(config: Arc<Config>) -> ExitCode {
-    let ctx = match context(config) {
+    let ctx = match Context::open(config) {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };
@@ -72,7 +31,7 @@ pub async fn migrate(config: Arc<Config>) -> ExitCode {
 
 /// One pass over every source. Exit 1 when any source failed or any document is in error.
 pub async fn sync_once(config: Arc<Config>) -> ExitCode {
-    let ctx = match context(config) {
+    let ctx = match Context::open(config) {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };

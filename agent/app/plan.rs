@@ -16,7 +16,7 @@ use crate::source::Snapshot;
 use crate::store::ManagedEntity;
 
 pub async fn run(config: Arc<Config>) -> ExitCode {
-    let ctx = match super::one_shot::context(config) {
+    let ctx = match Context::open(config) {
         Ok(ctx) => ctx,
         Err(code) => return code,
     };

@@ -95,7 +95,7 @@ async fn catalog_tree(
     config: std::sync::Arc<crate::config::Config>,
     entity_ref: &str,
 ) -> Result<(std::sync::Arc<dyn crate::source::FileTree>, String), Failure> {
-    let ctx = super::one_shot::context(config).map_err(|_| Failure::Usage("cannot open the store".into()))?;
+    let ctx = super::context::Context::open(config).map_err(|_| Failure::Usage("cannot open the store".into()))?;
     let failed = |e: &dyn std::fmt::Display| Failure::Failed(e.to_string());
     let entity = ctx.store.entity(entity_ref).await.map_err(|e| failed(&e))?;
     let entity = entity.ok_or_else(|| Failure::Failed(format!("{entity_ref} is not in the catalog")))?;
