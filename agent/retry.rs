@@ -1,5 +1,7 @@
-//! The one retry policy: capped, jittered exponential backoff, driven by each error's
-//! `is_transient()`, every retry counted in `rigger_retries_total{operation}`.
+//! The retry policy of a pass's store writes and git fetches: capped, jittered exponential
+//! backoff, driven by each error's `is_transient()`, every retry counted in
+//! `rigger_retries_total{operation}`. (The work queue, the commit status worker and the API
+//! server client back off on their own terms.)
 
 use std::future::Future;
 

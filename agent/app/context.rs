@@ -1,7 +1,8 @@
 //! What a pass reads and what passes remember, kept apart: [`Context`] holds the configuration
-//! and the clients every stage talks through, and does not change once the agent runs;
-//! [`State`] holds what passes learn as they go (discovered repositories, changed files, what
-//! was checked or logged, progress), each part behind its own lock.
+//! and the clients every stage talks through, set up before the first pass and not changed
+//! after (but for the shutdown flag); [`State`] holds what passes learn as they go (discovered
+//! repositories, changed files, what was checked or logged, progress), each part behind its
+//! own lock.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use crate::source::watch::ChangedFiles;
 use crate::store::Store;
 use crate::telemetry::{LogMemory, Metrics, Progress};
 
-/// What a sync needs, shared by every pass: read-only, cloned into every task.
+/// What a sync needs, shared by every pass and cloned into every task; passes only read it.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,

@@ -18,6 +18,7 @@ use super::queue::{Outcome, WorkQueue};
 use super::sync::{discover_source, refresh_entity_gauge, sync_source};
 use crate::config::{SourceConfig, SourceKind};
 use crate::serve::{self, GithubWebhook, Readiness};
+use crate::source::github::discovery::repository_of;
 use crate::source::watch;
 
 /// Long enough to coalesce a save or a checkout, short enough to feel immediate.
@@ -391,10 +392,7 @@ async fn recorded_requests(ctx: Context, queue: WorkQueue, cancel: CancellationT
 /// A repository name a configured GitHub source could discover (`<source>/<repository>`): kept
 /// for when discovery answers again.
 fn is_discoverable(ctx: &Context, name: &str) -> bool {
-    ctx.config.sources.iter().any(|s| {
-        matches!(s.kind, SourceKind::Github(_))
-            && name.strip_prefix(s.name.as_str()).is_some_and(|r| r.starts_with('/'))
-    })
+    ctx.config.sources.iter().any(|s| matches!(s.kind, SourceKind::Github(_)) && repository_of(&s.name, name).is_some())
 }
 
 /// The webhook endpoint's half of the wiring, when `webhooks.github` is configured: the secret,

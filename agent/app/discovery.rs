@@ -10,8 +10,10 @@ use tracing::{info, warn};
 use super::context::Context;
 use super::discovered::Discovery;
 use super::pass::SyncError;
-use crate::config::{GithubSourceConfig, SecretRef, SourceConfig};
-use crate::source::github::discovery::{auth, departure, granted, keeps, repository_source};
+use crate::config::{GithubSourceConfig, SourceConfig};
+use crate::source::github::discovery::{
+    auth, clone_token, departure, granted, keeps, repository_of, repository_source,
+};
 use crate::source::github::{GithubClient, Repo};
 use crate::store::Changes;
 
@@ -60,17 +62,15 @@ pub async fn discover(
         ctx.metrics.github_rate_remaining.with_label_values(&[source.name.as_str()]).set(remaining);
     }
     let listed = listed?;
-    // A configured token is passed on as configured; an App's installation token is issued
-    // now, valid well past this pass, and renewed by the next discovery.
-    let token = match (&gh.token, &gh.app) {
-        (Some(token), _) => Some(token.clone()),
-        (None, Some(_)) => client.clone_token().await?.map(SecretRef::Issued),
-        (None, None) => None,
-    };
+    let token = clone_token(&client, gh).await?;
     let mut kept = Vec::new();
     let mut pins = ctx.store.repository_pins(&source.name).await?;
     for repo in listed.iter().filter(|r| keeps(&gh.filters, r)) {
         let first = first_name(ctx, source, repo, &mut pins).await?;
+        if first.is_none() {
+            warn!(repository = %format!("{}/{}", gh.org, repo.name), id = repo.id.unwrap_or_default(),
+                "a repository took a name first granted to another; it is granted nothing");
+        }
         let tenancy = granted(source, gh, repo, first.as_deref());
         kept.push(repository_source(source, gh, repo, token.as_ref(), tenancy));
     }
@@ -81,7 +81,8 @@ pub async fn discover(
         if kept_names.contains(known.as_str()) {
             continue;
         }
-        let evidence = match departure(&client, gh, &listed, &known[prefix.len()..]).await {
+        let Some(name) = repository_of(&source.name, &known) else { continue };
+        let evidence = match departure(&client, gh, &listed, name).await {
             Ok(evidence) => evidence,
             Err(err) => {
                 warn!(repository = %known, error = %err, "repository left the listing but the API did not confirm it; keeping it");

@@ -2,17 +2,17 @@
 //! connects source → catalog → store. The only place that knows every stage.
 
 pub mod cli;
-pub mod context;
+mod context;
 mod daemon;
 mod discovered;
 mod discovery;
 mod exit;
 mod one_shot;
-pub mod pass;
+mod pass;
 mod plan;
 mod queue;
 mod statuses;
-pub mod sync;
+mod sync;
 mod systemd;
 mod template;
 mod template_sources;

@@ -24,8 +24,6 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("secret for source {source_name}: {error}")]
     Secret { source_name: String, error: SecretError },
-    #[error("{0}")]
-    Unsupported(String),
     #[error("a blocking task failed: {0}")]
     Join(String),
     #[error(transparent)]
@@ -42,7 +40,7 @@ impl Transient for SyncError {
             Self::Store(e) => e.is_transient(),
             Self::Github(e) => e.is_transient(),
             Self::Reconcile(e) => e.is_transient(),
-            Self::ReadDirectory(_) | Self::Secret { .. } | Self::Unsupported(_) | Self::Join(_) => false,
+            Self::ReadDirectory(_) | Self::Secret { .. } | Self::Join(_) => false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `rigger template render`: a Software Template's fetch steps rendered into a directory from a
 //! values file, so template authors see what the scaffolder would produce without a Backstage
 //! backend. From a file (no config needed), or by entity ref from the catalog, at the commit
-//! last synced (needs `--config`). The renderer itself is `template`.
+//! last synced (needs `--config`). The renderer itself is `crate::template`.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};

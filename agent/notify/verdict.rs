@@ -8,6 +8,7 @@ use crate::reconcile::health::Health;
 use crate::reconcile::plan::Action;
 use crate::reconcile::SourceReport;
 use crate::source::git::RemoteUrl;
+use crate::source::github::discovery::repository_of;
 
 /// Where `source`'s statuses go, with the credential still unresolved: `(api, owner/name, token)`.
 pub fn destination<'a>(config: &'a Config, source: &'a SourceConfig) -> Option<(String, String, &'a SecretRef)> {
@@ -15,9 +16,7 @@ pub fn destination<'a>(config: &'a Config, source: &'a SourceConfig) -> Option<(
     let token = git.token.as_ref()?;
     // A repository an organisation source discovered: `<source>/<repository>`.
     for parent in &config.sources {
-        if let (SourceKind::Github(gh), Some(repo)) =
-            (&parent.kind, source.name.strip_prefix(&format!("{}/", parent.name)))
-        {
+        if let (SourceKind::Github(gh), Some(repo)) = (&parent.kind, repository_of(&parent.name, &source.name)) {
             return Some((gh.api_url.clone(), format!("{}/{repo}", gh.org), token));
         }
     }

@@ -3,7 +3,8 @@
 //! refuse objects outside an entity's tenancy or a plan that would delete too much (`guard`),
 //! how healthy an applied object is (`health`), and the `Resource` entity a live object makes
 //! (`ingest`). Then the effects: `cluster`, the one client of the API server; `reconciler`, the
-//! state a run holds on to (connections, reachability, owners); `run`, which plans, guards,
+//! state a run holds on to (connections, reachability, owners) with the store, metrics and log
+//! memory it writes to; `run`, which plans, guards,
 //! applies and prunes one source's objects and writes their state back to the store; `drift`,
 //! which watches what was applied; and `ingest::ingest`, which reads cluster objects back into
 //! the catalog.

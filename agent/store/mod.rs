@@ -136,7 +136,7 @@ fn options(url: &str) -> Result<(Backend, AnyConnectOptions), StoreError> {
 /// Connections a PostgreSQL pool keeps for the catalog API, on top of what syncing holds.
 pub const API_CONNECTIONS: u32 = 8;
 
-/// Location writers one PostgreSQL pass runs at once (see `app::sync::concurrent_writers`).
+/// Location writers one PostgreSQL pass runs at once (see `stream::concurrent_writers`).
 pub const MAX_LOCATION_WRITERS: usize = 4;
 
 fn pool_options(backend: Backend) -> AnyPoolOptions {

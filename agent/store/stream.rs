@@ -12,12 +12,9 @@ use tracing::warn;
 
 use super::diff::{Declared, Walk};
 use super::{Backend, Changes, Deferred, Store, StoreError};
-use crate::catalog::placeholders::Remote;
-use crate::catalog::{self, DocumentError, Limits, LocationOutcome, OrphanStrategy};
+use crate::catalog::{DocumentError, LocationOutcome, OrphanStrategy};
 use crate::config::RetryConfig;
 use crate::retry::retry;
-use crate::source::remote::HttpReader;
-use crate::source::Snapshot;
 use crate::telemetry::{Metrics, Problem, Progress};
 
 /// What the writer needs besides the walk: the store, how to retry, what to count and report.
@@ -28,8 +25,6 @@ pub struct Writer {
     pub metrics: Metrics,
     pub progress: Progress,
     pub orphans: OrphanStrategy,
-    /// Hosts whose placeholders the walk may read (`catalog.placeholder_hosts`).
-    pub placeholder_hosts: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,17 +49,17 @@ const ENTITIES_IN_FLIGHT_PER_WRITER: usize = 5_000;
 /// A parsed file and its share of the in-flight budget, released once it is written.
 type Parsed = (LocationOutcome, Option<tokio::sync::OwnedSemaphorePermit>);
 
-/// Walks the snapshot on a blocking thread and writes files as they arrive (small ones
-/// several to a transaction), so memory is bounded by the in-flight budget. What needs the whole walk — handing
-/// entities over between files, removing ones that left — is settled at the end, then
-/// locations the walk no longer reaches are pruned, only when the walk was complete.
+/// Runs `walk` (the catalog's, which hands each file's outcome to the sink it is given and
+/// stops when the sink says so) on a blocking thread and writes files as they arrive (small
+/// ones several to a transaction), so the entities in flight stay within the budget. What
+/// needs the whole walk — handing entities over between files, removing ones that left — is
+/// settled at the end, then locations the walk no longer reaches are pruned, only when the
+/// walk was complete. The walk returns the parent links it found beyond the files it sent.
 pub async fn write_walk(
     writer: &Writer,
     source: &str,
-    snapshot: Snapshot,
-    limits: Limits,
+    walk: impl FnOnce(&mut dyn FnMut(LocationOutcome) -> bool) -> Vec<(String, String)> + Send + 'static,
 ) -> Result<(Changes, Vec<Problem>), StreamError> {
-    let hosts = writer.placeholder_hosts.clone();
     writer.progress.enter(source, "writing");
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Parsed>(LOCATIONS_IN_FLIGHT);
     let writers = concurrent_writers(writer.store.backend());
@@ -72,10 +67,8 @@ pub async fn write_walk(
     let budget = Arc::new(tokio::sync::Semaphore::new(entities_in_flight));
     let runtime = tokio::runtime::Handle::current();
     let walker = tokio::task::spawn_blocking(move || {
-        let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
-        let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
-        // A closed channel means the writer failed: stop walking.
-        catalog::ingest_each(&snapshot, limits, remote, |outcome| {
+        // A closed channel means the writer failed: the walk is told to stop.
+        walk(&mut |outcome| {
             let weight = u32::try_from(outcome.entities.len().clamp(1, entities_in_flight)).unwrap_or(1);
             let permit = runtime.block_on(budget.clone().acquire_many_owned(weight)).ok();
             sender.blocking_send((outcome, permit)).is_ok()

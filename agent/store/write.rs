@@ -25,6 +25,12 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Nothing of it waits on anything but a new commit: no entity contested (another source
+    /// may let go of it), no write refused (the next pass tries the file again).
+    pub fn is_final(&self) -> bool {
+        self.conflicts == 0 && self.refused == 0
+    }
+
     pub fn entity_writes(&self) -> u64 {
         self.added + self.updated + self.deleted
     }

@@ -10,8 +10,12 @@ use tracing::{debug, info, warn};
 
 use super::context::Context;
 use super::pass::{limits, local_dir, Pass, SyncError};
+use crate::catalog::placeholders::Remote;
+use crate::catalog::{self, Limits, LocationOutcome};
 use crate::config::{SourceConfig, SourceKind};
 use crate::retry::retry;
+use crate::source::remote::HttpReader;
+use crate::source::Snapshot;
 use crate::store::stream::{self, Writer};
 use crate::store::{Changes, SourceLease, SyncRun};
 use crate::telemetry::Scope;
@@ -164,8 +168,8 @@ async fn run_pass(ctx: &Context, source: &SourceConfig, started: i64) -> Result<
         SourceKind::Github(gh) => return github_pass(ctx, source, gh).await,
     };
     let revision = snapshot.revision.clone();
-    let limits = limits(&ctx.config);
-    let (changes, problems) = stream::write_walk(&writer(ctx), &source.name, snapshot, limits).await?;
+    let walk = walk(snapshot, limits(&ctx.config), ctx.config.catalog.placeholder_hosts.clone());
+    let (changes, problems) = stream::write_walk(&writer(ctx), &source.name, walk).await?;
     let problems_changed = ctx.state.log_memory.catalog_problems(&source.name, &Scope::Whole, &problems);
     let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
     remember_settled(ctx, &source.name, revision.as_deref(), changes);
@@ -211,7 +215,8 @@ fn remember_settled(ctx: &Context, source: &str, revision: Option<&str>, changes
     let mut settled = ctx.state.settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match revision {
         Some(commit)
-            if changes.conflicts == 0 && changes.refused == 0 && ctx.config.catalog.placeholder_hosts.is_empty() =>
+            // Remote placeholders may answer differently without a new commit.
+            if changes.is_final() && ctx.config.catalog.placeholder_hosts.is_empty() =>
         {
             settled.insert(source.to_owned(), commit.to_owned());
         }
@@ -234,7 +239,21 @@ fn writer(ctx: &Context) -> Writer {
         metrics: ctx.metrics.clone(),
         progress: ctx.state.progress.clone(),
         orphans: ctx.config.catalog.orphan_strategy,
-        placeholder_hosts: ctx.config.catalog.placeholder_hosts.clone(),
+    }
+}
+
+/// The catalog's walk of a snapshot, for the store's writer to run on a blocking thread: each
+/// file's outcome goes to `emit` as it is read, and the walk stops when `emit` says so.
+/// Placeholders may read `hosts` over HTTP.
+fn walk(
+    snapshot: Snapshot,
+    limits: Limits,
+    hosts: Vec<String>,
+) -> impl FnOnce(&mut dyn FnMut(LocationOutcome) -> bool) -> Vec<(String, String)> + Send + 'static {
+    move |emit| {
+        let reader = if hosts.is_empty() { None } else { HttpReader::new().ok() };
+        let remote = reader.as_ref().map(|reader| Remote::Read { allowed_hosts: &hosts, reader });
+        catalog::ingest_each(&snapshot, limits, remote, emit)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The cluster half of a pass, with its effects: for one source, every entity that declares objects with
-//! `rigger.dev/manifests` is planned against the live cluster (desired vs. live vs. inventory),
+//! The cluster half of a pass, with its effects: for one source, every entity that declares
+//! objects with `rigger.dev/manifests` is planned against the live cluster (desired vs. live vs. inventory),
 //! guarded (tenancy, mass deletion), dry-run, applied in stages, pruned, judged for health, and
 //! its state written back to the catalog. Entities that left git have their objects pruned.
 
@@ -356,6 +356,6 @@ async fn failed(
 }
 
 /// The log memory's subject for an entity's cluster reconcile.
-pub(crate) fn reconcile_subject(entity_ref: &str) -> String {
+fn reconcile_subject(entity_ref: &str) -> String {
     format!("cluster reconcile of {entity_ref}")
 }

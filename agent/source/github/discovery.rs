@@ -3,8 +3,6 @@
 //! evidence (the API lists it as archived or filtered out, answers 404, or says it moved) —
 //! never because of a timeout or a 5xx. The pass that applies it to the store is the app's.
 
-use tracing::warn;
-
 use super::{Auth, GithubClient, GithubError, Repo, RepoCheck};
 use crate::config::{
     GitSourceConfig, GithubSourceConfig, RepoFilters, SecretError, SecretRef, SourceConfig, SourceKind, TenancyConfig,
@@ -20,6 +18,27 @@ pub fn auth(gh: &GithubSourceConfig) -> Result<Auth, SecretError> {
             private_key: app.private_key.resolve()?,
         },
         (None, None) => Auth::Anonymous,
+    })
+}
+
+/// The name of a discovered repository's git source: `<source>/<repository>`, lower case.
+pub fn repository_name(source: &str, repository: &str) -> String {
+    format!("{source}/{}", repository.to_lowercase())
+}
+
+/// The repository a source name stands for, when it is one `source` discovered.
+pub fn repository_of<'a>(source: &str, name: &'a str) -> Option<&'a str> {
+    name.strip_prefix(source)?.strip_prefix('/')
+}
+
+/// The credential discovered repositories are cloned with: a configured token as configured;
+/// an App's installation token issued now, valid well past this pass and renewed by the next
+/// discovery; none for an anonymous source.
+pub async fn clone_token(client: &GithubClient, gh: &GithubSourceConfig) -> Result<Option<SecretRef>, GithubError> {
+    Ok(match (&gh.token, &gh.app) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(_)) => client.clone_token().await?.map(SecretRef::Issued),
+        (None, None) => None,
     })
 }
 
@@ -45,7 +64,7 @@ pub fn repository_source(
     tenancy: TenancyConfig,
 ) -> SourceConfig {
     SourceConfig {
-        name: format!("{}/{}", source.name, repo.name.to_lowercase()),
+        name: repository_name(&source.name, &repo.name),
         interval: source.interval,
         tenancy,
         kind: SourceKind::Git(GitSourceConfig {
@@ -66,7 +85,6 @@ pub fn granted(source: &SourceConfig, gh: &GithubSourceConfig, repo: &Repo, firs
     let full = format!("{}/{}", gh.org, repo.name);
     let Some(pinned) = first_name else {
         let id = repo.id.unwrap_or_default();
-        warn!(repository = %full, id, "a repository took a name first granted to another; it is granted nothing");
         return TenancyConfig {
             rule: format!(
                 "{}: repository {full} (id {id}) is not the repository first seen under that name; a name does not carry grants to a new repository",
@@ -123,6 +141,49 @@ mod tests {
             topics: vec!["backstage".into()],
             visibility: "public".into(),
         }
+    }
+
+    fn organisation() -> (SourceConfig, GithubSourceConfig) {
+        let text = r#"
+sources:
+  - name: acme
+    github: { org: acme }
+    tenancy: { namespaces: [shared] }
+    grants:
+      - { repositories: ["payments-*"], namespaces: [payments] }
+"#;
+        let config = crate::config::Config::parse(text, std::path::Path::new("/")).expect("the config is valid");
+        let source = config.sources.into_iter().next().unwrap();
+        let SourceKind::Github(gh) = source.kind.clone() else { panic!("a github source") };
+        (source, gh)
+    }
+
+    #[test]
+    fn a_repository_is_granted_by_its_first_name_and_a_newcomer_under_a_taken_name_gets_nothing() {
+        let (source, gh) = organisation();
+        let payments =
+            |tenancy: &TenancyConfig| tenancy.namespaces == crate::config::Namespaces::All(vec!["payments".into()]);
+        let api = Repo { id: Some(7), ..repo("payments-api") };
+        assert!(payments(&granted(&source, &gh, &api, Some("payments-api"))));
+        let renamed = Repo { id: Some(7), ..repo("billing") };
+        let kept = granted(&source, &gh, &renamed, Some("payments-api"));
+        assert!(payments(&kept), "a rename keeps the grant of the first name");
+        assert!(kept.rule.contains("acme/payments-api, its name when first seen"), "{}", kept.rule);
+        let other = granted(&source, &gh, &repo("docs"), Some("docs"));
+        assert_eq!(other.namespaces, source.tenancy.namespaces, "no grant matches: the source's own tenancy");
+        assert!(other.rule.ends_with("(no grant matches acme/docs)"), "{}", other.rule);
+        let newcomer = Repo { id: Some(8), ..repo("payments-api") };
+        let nothing = granted(&source, &gh, &newcomer, None);
+        assert_eq!(nothing.namespaces, TenancyConfig::default().namespaces, "a taken name grants nothing");
+        assert!(nothing.rule.contains("(id 8) is not the repository first seen under that name"), "{}", nothing.rule);
+    }
+
+    #[test]
+    fn discovered_sources_are_named_after_their_organisation_source() {
+        assert_eq!(repository_name("acme", "Payments-API"), "acme/payments-api");
+        assert_eq!(repository_of("acme", "acme/payments-api"), Some("payments-api"));
+        assert_eq!(repository_of("acme", "acme-two/payments-api"), None);
+        assert_eq!(repository_of("acme", "acme"), None);
     }
 
     #[test]
