@@ -49,6 +49,10 @@ fn crate_references(code: &str) -> Vec<(String, usize)> {
             let module: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if !module.is_empty() {
                 found.push((module, number + 1));
+            } else if rest.starts_with('{') {
+                // `crate::{store, serve::x}`
+                let items = group_items(rest).into_iter().filter_map(|path| path.into_iter().next());
+                found.extend(items.map(|module| (module, number + 1)));
             }
         }
     }
@@ -90,6 +94,11 @@ fn the_check_sees_what_it_looks_for() {
         crate_references(production_code(code)),
         [("store".to_owned(), 1), ("serve".to_owned(), 2)],
         "references found, tests left out"
+    );
+    assert_eq!(
+        crate_references("use crate::{store::Store, serve};\n"),
+        [("store".to_owned(), 1), ("serve".to_owned(), 1)],
+        "each item of a group"
     );
 }
 
@@ -142,12 +151,46 @@ fn module_references(
                 rest = &rest[1..];
             }
         }
-        let full: Vec<String> = base.into_iter().chain(rest.iter().map(|s| (*s).to_owned())).collect();
-        if let Some(n) = (1..=full.len()).rev().find(|n| modules.contains(&full[..*n])) {
-            found.push(full[..n].to_vec());
+        let head_path: Vec<String> = base.into_iter().chain(rest.iter().map(|s| (*s).to_owned())).collect();
+        // `super::{a, b::c}` names `super::a` and `super::b::c`.
+        let path_text = code[start..].split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).next();
+        let after = &code[start + path_text.unwrap_or_default().len()..];
+        let tails = if after.starts_with('{') { group_items(after) } else { vec![Vec::new()] };
+        for tail in tails {
+            let full: Vec<String> = head_path.iter().cloned().chain(tail).collect();
+            let module = (1..=full.len()).rev().find(|n| modules.contains(&full[..*n])).map(|n| full[..n].to_vec());
+            if let Some(module) = module.filter(|m| found.last() != Some(m)) {
+                found.push(module);
+            }
         }
     }
     found
+}
+
+/// The leading path of each item of a `{…}` group at the start of `text`: `{a, b::c, d::{e}}`
+/// → `a`, `b::c`, `d`.
+fn group_items(text: &str) -> Vec<Vec<String>> {
+    let mut items = vec![String::new()];
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            ',' if depth == 1 => items.push(String::new()),
+            _ => {}
+        }
+        if depth == 1 && c != '{' && c != ',' {
+            items.last_mut().unwrap().push(c);
+        }
+    }
+    items
+        .iter()
+        .map(|item| {
+            let path = item.trim().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).next();
+            path.unwrap_or_default().split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        })
+        .collect()
 }
 
 #[test]
@@ -219,5 +262,12 @@ fn the_circle_check_resolves_paths_to_files() {
     assert_eq!(
         module_references(code, &own, &modules),
         [vec!["app".to_owned(), "pass".to_owned()], vec!["store".to_owned()]]
+    );
+    let grouped = "use super::{pass::{Context, Pass}, Thing};\nuse crate::{store, app::sync::x};\n";
+    let app = |name: &str| vec!["app".to_owned(), name.to_owned()];
+    assert_eq!(
+        module_references(grouped, &own, &modules),
+        [app("pass"), vec!["store".to_owned()], app("sync")],
+        "items of a group are followed one by one"
     );
 }

@@ -4,12 +4,13 @@
 //! advance. In the real apply a failing object does not stop its siblings. Prunes run only when
 //! every apply succeeded.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::desired::EntityPlan;
+use super::outcome::Outcome;
 use super::{status, EntityReport, ReconcileError};
 use crate::reconcile::cluster::{Cluster, ClusterError};
 use crate::reconcile::plan::{owned_by, Action, ObjectKey, Step};
@@ -24,29 +25,6 @@ const HAND_EDIT_PREFIX: &str = "kubectl";
 /// Kinds others depend on: applied (and dry-run) before everything else.
 fn first_stage(kind: &str) -> bool {
     matches!(kind, "Namespace" | "CustomResourceDefinition")
-}
-
-/// What executing a plan did.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// The object as the server returned it, for each applied step.
-    pub applied: BTreeMap<ObjectKey, Value>,
-    pub errors: Vec<String>,
-    pub drift_corrected: u64,
-    /// Drifted objects left alone because the entity turned self-heal off.
-    pub drift_ignored: Vec<ObjectKey>,
-    /// Objects that looked changed but that an apply would leave as they are (the server had
-    /// only normalised them: defaults, dropped nulls, quantities): nothing to write.
-    pub settled: HashSet<ObjectKey>,
-    /// An error may pass by itself (API server unavailable, kind not served yet): retry soon.
-    pub unavailable: bool,
-}
-
-impl Outcome {
-    fn fail(&mut self, what: impl std::fmt::Display, error: &ClusterError) {
-        self.unavailable |= error.is_transient() || matches!(error, ClusterError::UnknownKind { .. });
-        self.errors.push(format!("{what}: {error}"));
-    }
 }
 
 /// `rigger plan`: the steps, with every create and update dry-run on the server.

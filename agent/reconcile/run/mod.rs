@@ -5,6 +5,7 @@
 
 mod apply;
 mod desired;
+mod outcome;
 mod ownership;
 mod status;
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::apply::Outcome;
 use super::desired::{EntityPlan, Failure};
+use super::outcome::Outcome;
 use super::SourceReport;
 use crate::reconcile::cluster::Cluster;
 use crate::reconcile::health::{assess as judge, Health};
