@@ -1,6 +1,6 @@
 //! File-change triggers for local directories. Only events that change content count (create,
 //! modify, remove): reading the files during a sync must not trigger the next sync. Bursts are
-//! coalesced by the caller's debounce (see `app::daemon`).
+//! coalesced by the caller's debounce (see `app::daemon::triggers`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
